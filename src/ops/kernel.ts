@@ -1,0 +1,116 @@
+import type { GpuContext } from '../gpu/context.js';
+import { GpuLimitError } from '../gpu/errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/**
+ * Builds a uniform block of 4-byte scalars in declaration order. Kernels declare the matching
+ * WGSL struct with scalar (u32 / i32 / f32) members only, so no padding rules apply.
+ */
+export class Params {
+  private readonly words: number[] = [];
+  private readonly kinds: ('u32' | 'i32' | 'f32')[] = [];
+
+  u32(...values: number[]): this {
+    for (const v of values) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`Params.u32: ${v} is not a u32`);
+      this.words.push(v);
+      this.kinds.push('u32');
+    }
+    return this;
+  }
+
+  i32(...values: number[]): this {
+    for (const v of values) {
+      this.words.push(v | 0);
+      this.kinds.push('i32');
+    }
+    return this;
+  }
+
+  f32(...values: number[]): this {
+    for (const v of values) {
+      this.words.push(v);
+      this.kinds.push('f32');
+    }
+    return this;
+  }
+
+  build(): ArrayBuffer {
+    const buffer = new ArrayBuffer(Math.max(16, Math.ceil((this.words.length * 4) / 16) * 16));
+    const view = new DataView(buffer);
+    this.words.forEach((v, i) => {
+      const kind = this.kinds[i];
+      if (kind === 'f32') view.setFloat32(i * 4, v, true);
+      else if (kind === 'i32') view.setInt32(i * 4, v, true);
+      else view.setUint32(i * 4, v, true);
+    });
+    return buffer;
+  }
+}
+
+/**
+ * Workgroup counts for `invocations` threads in groups of `workgroupSize`, folded into two
+ * dimensions when one would exceed the per-dimension limit. Kernels recover the flat index with
+ * `flat_index(gid, nwg)` from shaders/common.ts.
+ */
+export function flatWorkgroups(ctx: GpuContext, invocations: number, workgroupSize: number): [number, number, number] {
+  const groups = Math.ceil(invocations / workgroupSize);
+  const maxX = ctx.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= maxX) return [groups, 1, 1];
+  const y = Math.ceil(groups / maxX);
+  if (y > maxX) throw new GpuLimitError(`${invocations} invocations need more than ${maxX}² workgroups`);
+  return [Math.ceil(groups / y), y, 1];
+}
+
+export interface ElementRange {
+  start: number;
+  count: number;
+}
+
+/**
+ * Splits `total` items of `itemElements` elements each into runs whose bindings fit in the
+ * device's storage binding limit, each run starting at an offset the device can bind.
+ */
+export function chunkItems(ctx: GpuContext, total: number, itemElements: number, bytesPerElement = 4): ElementRange[] {
+  const maxBytes = ctx.limits.maxStorageBufferBindingSize;
+  const align = ctx.limits.minStorageBufferOffsetAlignment;
+  const itemBytes = itemElements * bytesPerElement;
+  if (total * itemBytes <= maxBytes) return [{ start: 0, count: total }];
+  let perChunk = Math.floor(maxBytes / itemBytes);
+  if (perChunk < 1) {
+    throw new GpuLimitError(
+      `one item of ${itemBytes} bytes exceeds maxStorageBufferBindingSize (${maxBytes}) and cannot be split further`,
+    );
+  }
+  // Every chunk must start on an aligned byte offset: round the run length to a multiple of
+  // the smallest item count whose byte size is a multiple of the alignment.
+  const step = align / gcd(itemBytes, align);
+  if (perChunk >= step) perChunk -= perChunk % step;
+  else if (total > perChunk) throw new GpuLimitError(`cannot align chunks of ${itemBytes}-byte items to ${align} bytes`);
+  const ranges: ElementRange[] = [];
+  for (let start = 0; start < total; start += perChunk) ranges.push({ start, count: Math.min(perChunk, total - start) });
+  return ranges;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+export function assertShape(op: string, t: Tensor, rank: number, what = 'input'): void {
+  if (t.shape.length !== rank) {
+    throw new Error(`${op}: ${what} must have rank ${rank}, got shape [${t.shape.join(', ')}]`);
+  }
+}
+
+export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new Error(`${op}: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  }
+}
+
+export function assertFloat(op: string, ...tensors: Tensor[]): void {
+  for (const t of tensors) {
+    if (t.dtype !== 'f32') throw new Error(`${op}: expects f32 tensors, got ${t.dtype}`);
+  }
+}

@@ -1,0 +1,55 @@
+import * as assert from 'uvu/assert';
+import type { GpuContext, GpuContextOptions } from '../../src/gpu/context.js';
+import { createNodeGpuContext } from '../../src/gpu/node.js';
+
+let shared: Promise<GpuContext> | undefined;
+
+/** One Dawn context per test process (creating devices is slow on software adapters). */
+export function gpu(): Promise<GpuContext> {
+  shared ??= createNodeGpuContext();
+  return shared;
+}
+
+/** A separate context, e.g. with an artificially lowered binding limit. Dispose it after use. */
+export function gpuWith(options: GpuContextOptions): Promise<GpuContext> {
+  return createNodeGpuContext(options);
+}
+
+/** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n values uniform in [lo, hi). */
+export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
+  return out;
+}
+
+/** Largest |expected − actual| relative to the largest |expected| (1 when expected is all zero). */
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let maxAbs = 0;
+  let maxDiff = 0;
+  for (let i = 0; i < expected.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
+    const d = Math.abs(actual[i] - expected[i]);
+    maxDiff = Number.isNaN(d) ? Infinity : Math.max(maxDiff, d);
+  }
+  return maxDiff / (maxAbs || 1);
+}
+
+/** Asserts equal length and max |a − e| ≤ tol · max |e|. */
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  const err = relativeError(actual, expected);
+  assert.ok(err <= tol, `${what}: relative error ${err.toExponential(3)} > ${tol}`);
+}
