@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import { type FileHandle, open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
+import { type ByteSource, checkReadRange } from './byte-source.js';
+import { IoError, ImageError } from './errors.js';
+import { type ImageDecodeLimits, type RasterImage, decodeImage, encodeJpeg, encodePng } from './image.js';
+
+/** The Node edge of the I/O layer: file handles as ByteSources, atomic writes, image files. */
+
+export interface FileByteSource extends ByteSource {
+  close(): Promise<void>;
+}
+
+/** A ByteSource over an open file; reads go to the file, nothing is read ahead. Close it when done. */
+export async function openFileSource(path: string): Promise<FileByteSource> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const source: FileByteSource = {
+      size,
+      name: basename(path),
+      async read(offset, length) {
+        checkReadRange(source, offset, length);
+        const bytes = new Uint8Array(length);
+        for (let filled = 0; filled < length; ) {
+          const { bytesRead } = await handle.read(bytes, filled, length - filled, offset + filled);
+          if (bytesRead === 0) {
+            throw new IoError(source.name, `file ended at ${offset + filled} bytes, it was ${size} when opened`);
+          }
+          filled += bytesRead;
+        }
+        return bytes;
+      },
+      close: () => handle.close(),
+    };
+    return source;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** Opens a file source, runs `use` on it and closes it however `use` ends. */
+export async function withFileSource<T>(path: string, use: (source: FileByteSource) => Promise<T>): Promise<T> {
+  const source = await openFileSource(path);
+  try {
+    return await use(source);
+  } finally {
+    await source.close();
+  }
+}
+
+export type FileContent = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+
+/**
+ * Writes a file so that it is either complete or absent: the content goes to a temporary file in
+ * the same directory, is flushed to disk, then renamed over `path`. On any failure (including an
+ * exception from the content iterator) the temporary file is removed and `path` is untouched.
+ */
+export async function writeFileAtomic(path: string, content: FileContent): Promise<void> {
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined = await open(temporary, 'wx');
+  try {
+    const chunks = content instanceof Uint8Array ? [content] : content;
+    for await (const chunk of chunks) {
+      for (let written = 0; written < chunk.byteLength; ) {
+        written += (await handle.write(chunk, written, chunk.byteLength - written)).bytesWritten;
+      }
+    }
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(temporary, path);
+  } catch (error) {
+    await handle?.close();
+    await unlink(temporary).catch(() => {});
+    throw error;
+  }
+}
+
+export async function readImageFile(path: string, limits?: ImageDecodeLimits): Promise<RasterImage> {
+  return decodeImage(await readFile(path), basename(path), limits);
+}
+
+export interface WriteImageOptions {
+  /** JPEG quality 1…100 (default 92). */
+  jpegQuality?: number;
+}
+
+/** Writes a PNG or JPEG, chosen by the extension (.png, .jpg, .jpeg), atomically. */
+export async function writeImageFile(path: string, image: RasterImage, options: WriteImageOptions = {}): Promise<void> {
+  const extension = extname(path).toLowerCase();
+  if (extension === '.png') return writeFileAtomic(path, encodePng(image));
+  if (extension === '.jpg' || extension === '.jpeg') return writeFileAtomic(path, encodeJpeg(image, options.jpegQuality));
+  throw new ImageError(basename(path), `cannot tell the image format from '${extension}': use .png, .jpg or .jpeg`);
+}
