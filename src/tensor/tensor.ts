@@ -134,6 +134,13 @@ export class Tensor {
     return new Tensor(this.ctx, [...shape], this.dtype, this.storage);
   }
 
+  /** A new tensor with a copy of this one's contents (recorded in order with other work). */
+  clone(label = 'clone'): Tensor {
+    const copy = Tensor.empty(this.ctx, this.shape, this.dtype, label);
+    this.ctx.copyBuffer(this.buffer, 0, copy.buffer, 0, Math.ceil(this.byteLength / 4) * 4);
+    return copy;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

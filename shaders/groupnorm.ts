@@ -1,0 +1,163 @@
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { flatIndexFn } from './common.js';
+import { siluWgsl } from './matmul.js';
+
+export const GROUPNORM_STATS_WORKGROUP = 256;
+/** Elements one statistics workgroup reduces: a group's slices are reduced in parallel. */
+export const GROUPNORM_SLICE = 16384;
+export const GROUPNORM_FINALIZE_WORKGROUP = 64;
+export const GROUPNORM_APPLY_WORKGROUP = 256;
+
+/**
+ * Element type of the kernels: vec4 when a channel's positions come in fours, so four
+ * neighbours share one channel and one group.
+ */
+const elementType = (vec4: boolean): string => (vec4 ? 'vec4<f32>' : 'f32');
+
+/**
+ * Welford state (count, mean, M2) and Chan's rule for merging two of them: exact to rounding
+ * for any offset of the data, unlike sums of squares.
+ */
+const WELFORD_WGSL = /* wgsl */ `
+struct Moments { n: f32, mean: f32, m2: f32 }
+fn merge(a: Moments, b: Moments) -> Moments {
+  let n = a.n + b.n;
+  if (n == 0.0) { return a; }
+  let delta = b.mean - a.mean;
+  let wb = b.n / n;
+  return Moments(n, a.mean + delta * wb, a.m2 + b.m2 + delta * delta * a.n * wb);
+}`;
+
+/**
+ * Pass 1: workgroup (slice, row) reduces one slice of one row (a sample's group, contiguous
+ * in NCHW). Each invocation runs Welford over its strided elements (per vec4 lane), then the
+ * workgroup merges the invocations' moments in a tree. With one slice per row the kernel
+ * writes (mean, rstd) directly; otherwise it writes the slice's moments for pass 2.
+ */
+export function groupNormStatsShader(vec4: boolean, final: boolean): string {
+  const V = elementType(vec4);
+  return wgsl`
+struct P { row_len: u32, slices: u32, slice_len: u32, workgroups: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<${V}>;
+#if ${final}
+@group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
+#else
+@group(0) @binding(2) var<storage, read_write> partial: array<vec4<f32>>;
+#endif
+${WELFORD_WGSL}
+var<workgroup> shared_moments: array<Moments, ${GROUPNORM_STATS_WORKGROUP}>;
+
+@compute @workgroup_size(${GROUPNORM_STATS_WORKGROUP})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let w = wid.x + wid.y * nwg.x;
+  if (w >= p.workgroups) { return; }
+  let row = w / p.slices;
+  let slice = w % p.slices;
+  let begin = slice * p.slice_len;
+  let end = min(begin + p.slice_len, p.row_len);
+  var count = 0.0;
+  var mean = ${V}(0.0);
+  var m2 = ${V}(0.0);
+  for (var i = begin + lid; i < end; i += ${GROUPNORM_STATS_WORKGROUP}u) {
+    let v = x[row * p.row_len + i];
+    count += 1.0;
+    let delta = v - mean;
+    mean += delta / count;
+    m2 += delta * (v - mean);
+  }
+#if ${vec4}
+  var m = merge(merge(Moments(count, mean.x, m2.x), Moments(count, mean.y, m2.y)),
+                merge(Moments(count, mean.z, m2.z), Moments(count, mean.w, m2.w)));
+#else
+  var m = Moments(count, mean, m2);
+#endif
+  shared_moments[lid] = m;
+  for (var stride = ${GROUPNORM_STATS_WORKGROUP / 2}u; stride > 0u; stride /= 2u) {
+    workgroupBarrier();
+    if (lid < stride) {
+      m = merge(m, shared_moments[lid + stride]);
+      shared_moments[lid] = m;
+    }
+  }
+  if (lid == 0u) {
+#if ${final}
+    stats[row] = vec2<f32>(m.mean, inverseSqrt(max(m.m2 / m.n, 0.0) + p.eps));
+#else
+    partial[w] = vec4<f32>(m.n, m.mean, m.m2, 0.0);
+#endif
+  }
+}`;
+}
+
+/** Pass 2 (only when rows have several slices): merges each row's slice moments into (mean, rstd). */
+export function groupNormFinalizeShader(): string {
+  return /* wgsl */ `
+struct P { rows: u32, slices: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> partial: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
+${WELFORD_WGSL}
+@compute @workgroup_size(${GROUPNORM_FINALIZE_WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x;
+  if (row >= p.rows) { return; }
+  var m = Moments(0.0, 0.0, 0.0);
+  for (var s = 0u; s < p.slices; s++) {
+    let q = partial[row * p.slices + s];
+    m = merge(m, Moments(q.x, q.y, q.z));
+  }
+  stats[row] = vec2<f32>(m.mean, inverseSqrt(max(m.m2 / m.n, 0.0) + p.eps));
+}`;
+}
+
+/**
+ * Pass 3: y = (x − mean)·rstd·gamma·(1 + scale) + beta·(1 + scale) + shift, then SiLU.
+ * Rows are local to the chunk; row_offset makes them global for the channel and sample.
+ */
+export function groupNormApplyShader(vec4: boolean, film: boolean, silu: boolean): string {
+  const V = elementType(vec4);
+  return wgsl`
+struct P { n: u32, row_len: u32, spatial: u32, channels_per_group: u32, groups: u32, channels: u32, row_offset: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<${V}>;
+@group(0) @binding(2) var<storage, read> stats: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> gamma: array<f32>;
+@group(0) @binding(4) var<storage, read> beta: array<f32>;
+#if ${film}
+@group(0) @binding(5) var<storage, read> scale: array<f32>;
+@group(0) @binding(6) var<storage, read> shift: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y: array<${V}>;
+#else
+@group(0) @binding(5) var<storage, read_write> y: array<${V}>;
+#endif
+${flatIndexFn(GROUPNORM_APPLY_WORKGROUP)}
+#if ${silu}
+${siluWgsl(V)}
+#endif
+
+@compute @workgroup_size(${GROUPNORM_APPLY_WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg);
+  if (i >= p.n) { return; }
+  let row = i / p.row_len;
+  let global_row = row + p.row_offset;
+  let channel = (global_row % p.groups) * p.channels_per_group + (i % p.row_len) / p.spatial;
+  let s = stats[row];
+  var a = s.y * gamma[channel];
+  var b = beta[channel];
+#if ${film}
+  let sample_channel = (global_row / p.groups) * p.channels + channel;
+  let film_scale = 1.0 + scale[sample_channel];
+  a *= film_scale;
+  b = b * film_scale + shift[sample_channel];
+#endif
+  let v = (x[i] - s.x) * a + b;
+#if ${silu}
+  y[i] = silu(v);
+#else
+  y[i] = v;
+#endif
+}`;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/** The `deltadiff` command line: a thin edge over the library. */
+import { UsageError } from './args.js';
+import { convertCommand } from './convert.js';
+import { infoCommand } from './info.js';
+import { upscaleCommand } from './upscale.js';
+
+const USAGE = `deltadiff — DeltaDiff / ResShift ×4 super-resolution on WebGPU
+
+usage:
+  deltadiff info [--json] [--model <preset|config.json>]
+  deltadiff upscale <input...> -o <file|dir> [--model <preset|config.json>] --unet <ckpt> --autoencoder <ckpt>
+                    [--steps N] [--kappa K] [--eta-end E] [--min-noise-level M] [--power P] [--seed S]
+                    [--tile N] [--overlap N] [--batch N] [--quiet] [--json] [--force]
+  deltadiff convert <in.pth|in.safetensors> <out.safetensors> [--fp16] [--config <model.json>]
+
+Set DELTADIFF_DAWN_TOGGLES (comma separated) to pass options to Dawn.`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  info: infoCommand,
+  convert: convertCommand,
+  upscale: upscaleCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(`deltadiff: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (e) {
+    const err = e as Error;
+    console.error(`deltadiff ${command}: ${err.message}`);
+    if (err instanceof UsageError) console.error(`\n${USAGE}`);
+    if (process.env.DELTADIFF_DEBUG && err.stack) console.error(err.stack);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,161 @@
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { basename, extname, join, resolve } from 'node:path';
+import { createNodeGpuContext } from '../gpu/node.js';
+import { openStateDict } from '../io/checkpoint.js';
+import { openFileSource, readImageFile, writeImageFile } from '../io/node-files.js';
+import { PRESETS, type DiffusionConfig, type ModelConfig } from '../nn/config.js';
+import { createUpscaler, type Upscaler } from '../pipeline/upscaler.js';
+import { parseArgs, UsageError } from './args.js';
+import { resolveModelConfig } from './info.js';
+import { Progress } from './progress.js';
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
+
+const FLAGS = {
+  out: 'string',
+  model: 'string',
+  unet: 'string',
+  autoencoder: 'string',
+  steps: 'number',
+  kappa: 'number',
+  'eta-end': 'number',
+  'min-noise-level': 'number',
+  power: 'number',
+  seed: 'number',
+  tile: 'number',
+  overlap: 'number',
+  batch: 'number',
+  quiet: 'boolean',
+  json: 'boolean',
+  force: 'boolean',
+} as const;
+
+interface Job {
+  input: string;
+  output: string;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Expands directories into their image files (sorted) and decides each output path. */
+async function planJobs(inputs: string[], out: string): Promise<Job[]> {
+  const files: string[] = [];
+  let sawDirectory = false;
+  for (const input of inputs) {
+    if (await isDirectory(input)) {
+      sawDirectory = true;
+      const names = (await readdir(input)).filter((n) => IMAGE_EXTENSIONS.has(extname(n).toLowerCase())).sort();
+      files.push(...names.map((n) => join(input, n)));
+    } else files.push(input);
+  }
+  if (files.length === 0) throw new UsageError('no input images found');
+  const outIsFile = !sawDirectory && files.length === 1 && IMAGE_EXTENSIONS.has(extname(out).toLowerCase()) && !(await isDirectory(out));
+  if (!outIsFile) await mkdir(out, { recursive: true });
+  const jobs = files.map((input) => ({
+    input,
+    output: outIsFile ? out : join(out, `${basename(input, extname(input))}.png`),
+  }));
+  const seen = new Set<string>();
+  for (const job of jobs) {
+    const o = resolve(job.output);
+    if (o === resolve(job.input)) throw new UsageError(`output ${job.output} would overwrite its input`);
+    if (seen.has(o)) throw new UsageError(`two inputs map to the same output ${job.output}; rename one`);
+    seen.add(o);
+  }
+  return jobs;
+}
+
+function missingWeightsMessage(config: ModelConfig, preset: string | undefined): string {
+  const files = preset ? PRESETS[preset] : undefined;
+  return [
+    `model "${config.name}" needs two checkpoints (.pth or .safetensors):`,
+    `  --unet <file>         the denoiser${files ? `, officially ${files.unetFile}` : ''}`,
+    `  --autoencoder <file>  the VQ-f4 autoencoder${files ? `, officially ${files.autoencoderFile}` : ''}`,
+    'deltadiff does not ship trained weights yet.',
+  ].join('\n');
+}
+
+export async function upscaleCommand(argv: string[]): Promise<number> {
+  const { positionals, flags } = parseArgs(argv, FLAGS);
+  if (positionals.length === 0) throw new UsageError('upscale needs at least one input image or directory');
+  if (typeof flags.out !== 'string') throw new UsageError('upscale needs -o <file|dir>');
+  const modelName = typeof flags.model === 'string' ? flags.model : 'deltadiff-x4';
+  const config = await resolveModelConfig(modelName);
+  if (typeof flags.unet !== 'string' || typeof flags.autoencoder !== 'string') {
+    console.error(missingWeightsMessage(config, PRESETS[modelName] ? modelName : undefined));
+    return 2;
+  }
+  const overrides: Partial<DiffusionConfig> = {};
+  const num = (name: keyof typeof FLAGS) => (typeof flags[name] === 'number' ? (flags[name] as number) : undefined);
+  if (num('steps') !== undefined) overrides.steps = num('steps');
+  if (num('kappa') !== undefined) overrides.kappa = num('kappa');
+  if (num('eta-end') !== undefined) overrides.etas_end = num('eta-end');
+  if (num('min-noise-level') !== undefined) overrides.min_noise_level = num('min-noise-level');
+  if (num('power') !== undefined) overrides.power = num('power');
+
+  const jobs = await planJobs(positionals, flags.out);
+  const quiet = flags.quiet === true;
+  const progress = new Progress(process.stderr, quiet);
+  const started = Date.now();
+  const ctx = await createNodeGpuContext();
+  let upscaler: Upscaler | undefined;
+  const results: { input: string; output?: string; width?: number; height?: number; seconds?: number; error?: string }[] = [];
+  try {
+    const [unetSource, vqSource] = await Promise.all([openFileSource(flags.unet), openFileSource(flags.autoencoder)]);
+    try {
+      upscaler = await createUpscaler({
+        model: config,
+        unet: await openStateDict(unetSource),
+        autoencoder: await openStateDict(vqSource),
+        device: ctx,
+        diffusion: overrides,
+        onLoadProgress: (done, total) => progress.update(`loading weights`, done, total),
+      });
+    } finally {
+      await Promise.all([unetSource.close(), vqSource.close()]);
+    }
+    progress.done();
+    for (const w of upscaler.warnings) if (!quiet) console.error(`warning: ${w}`);
+    for (const [i, job] of jobs.entries()) {
+      const label = `[${i + 1}/${jobs.length}] ${basename(job.input)}`;
+      try {
+        if (!flags.force && (await stat(job.output).then(() => true, () => false))) {
+          throw new Error(`${job.output} exists (use --force to overwrite)`);
+        }
+        const image = await readImageFile(job.input);
+        const t0 = Date.now();
+        const result = await upscaler.upscale(image, {
+          seed: num('seed'),
+          tile: num('tile'),
+          overlap: num('overlap'),
+          batch: num('batch'),
+          onProgress: (p) => progress.update(`${label} tile ${Math.min(p.tile + 1, p.tiles)}/${p.tiles} step ${p.step}/${p.steps}`, p.tile * p.steps + p.step, p.tiles * p.steps),
+        });
+        await writeImageFile(job.output, result);
+        const seconds = (Date.now() - t0) / 1000;
+        progress.done();
+        if (!quiet && !flags.json) console.error(`${label}: ${image.width}×${image.height} → ${result.width}×${result.height} in ${seconds.toFixed(1)} s → ${job.output}`);
+        results.push({ input: job.input, output: job.output, width: result.width, height: result.height, seconds });
+      } catch (e) {
+        progress.done();
+        const message = (e as Error).message;
+        console.error(`${label}: error: ${message}`);
+        results.push({ input: job.input, error: message });
+      }
+    }
+  } finally {
+    upscaler?.dispose();
+    ctx.dispose();
+  }
+  const failed = results.filter((r) => r.error).length;
+  if (flags.json) {
+    console.log(JSON.stringify({ model: config.name, adapter: ctx.adapter, seconds: (Date.now() - started) / 1000, files: results, failed }, null, 2));
+  }
+  return failed > 0 ? 1 : 0;
+}

@@ -1,0 +1,79 @@
+import type { GpuContext } from '../gpu/context.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/** Whether a state-dict entry is a trained parameter or a derived buffer the model recomputes. */
+export type EntryKind = 'parameter' | 'buffer';
+
+export interface ParamEntry {
+  shape: number[];
+  kind: EntryKind;
+  /** Buffers in the official checkpoints are int64 (indices) or float32 (masks). */
+  dtype: 'float32' | 'int64';
+}
+
+/**
+ * The state-dict layout a model expects, in the official key names and order. Models register
+ * their entries while they are built, so the layout cannot drift from the code that uses it.
+ */
+export class ParamLayout {
+  readonly entries = new Map<string, ParamEntry>();
+
+  add(name: string, shape: number[], kind: EntryKind = 'parameter', dtype: ParamEntry['dtype'] = 'float32'): string {
+    if (this.entries.has(name)) throw new Error(`ParamLayout: duplicate key ${name}`);
+    this.entries.set(name, { shape, kind, dtype });
+    return name;
+  }
+
+  /** Number of trained parameters (buffers excluded), as PyTorch's `sum(p.numel() for p in parameters())`. */
+  parameterCount(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.kind === 'parameter') n += e.shape.reduce((a, b) => a * b, 1);
+    return n;
+  }
+
+  /** Expected shapes of the trained parameters (what a checkpoint must provide). */
+  parameterShapes(): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const [k, e] of this.entries) if (e.kind === 'parameter') out.set(k, e.shape);
+    return out;
+  }
+}
+
+/** Host-side weights by official key: f32 values in the layout's shape, fetched one at a time. */
+export type WeightLookup = (name: string) => Float32Array | Promise<Float32Array>;
+
+/**
+ * The model's parameters on the GPU, uploaded once and reused by every forward pass. Some are
+ * stored split or reshaped for the kernels (see `uploadRows`), under derived names.
+ */
+export class GpuWeights {
+  private readonly tensors = new Map<string, Tensor>();
+
+  constructor(readonly ctx: GpuContext) {}
+
+  upload(name: string, data: Float32Array, shape: readonly number[]): void {
+    this.tensors.get(name)?.dispose();
+    this.tensors.set(name, Tensor.from(this.ctx, data, shape, 'f32', name));
+  }
+
+  get(name: string): Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`weight ${name} was not loaded`);
+    return t;
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  get byteLength(): number {
+    let n = 0;
+    for (const t of this.tensors.values()) n += t.byteLength;
+    return n;
+  }
+
+  dispose(): void {
+    for (const t of this.tensors.values()) t.dispose();
+    this.tensors.clear();
+  }
+}

@@ -1,0 +1,4 @@
+/** The Node entry point: everything in the browser-safe API plus Dawn and file-system helpers. */
+export * from './index.js';
+export { createDawnGpu, createNodeGpuContext, type NodeGpuOptions } from './gpu/node.js';
+export * from './io/node-files.js';

@@ -1,0 +1,122 @@
+/** Plain CPU reference for conv2d, and the shape rules the GPU kernels share with it. */
+
+export type Conv2dPadding = number | readonly [top: number, right: number, bottom: number, left: number];
+
+export interface Conv2dGeometryOptions {
+  stride?: 1 | 2;
+  /** Zero padding; default (k − 1)/2 on every side. */
+  padding?: Conv2dPadding;
+}
+
+/** Everything a conv2d kernel needs to know about its problem, validated. */
+export interface Conv2dGeometry {
+  batch: number;
+  inChannels: number;
+  inHeight: number;
+  inWidth: number;
+  outChannels: number;
+  kernelSize: 1 | 3;
+  stride: 1 | 2;
+  padTop: number;
+  padRight: number;
+  padBottom: number;
+  padLeft: number;
+  outHeight: number;
+  outWidth: number;
+}
+
+const fmt = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+/**
+ * Validates a conv2d problem (NCHW input, OIHW weight as in PyTorch checkpoints) and computes
+ * its output size: Ho = floor((H + padTop + padBottom − k)/stride) + 1, likewise Wo.
+ */
+export function conv2dGeometry(
+  op: string,
+  xShape: readonly number[],
+  wShape: readonly number[],
+  options: Conv2dGeometryOptions = {},
+): Conv2dGeometry {
+  if (xShape.length !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${fmt(xShape)}`);
+  if (wShape.length !== 4) throw new Error(`${op}: weight must be [Cout, Cin, k, k], got ${fmt(wShape)}`);
+  const [batch, inChannels, inHeight, inWidth] = xShape;
+  const [outChannels, weightInChannels, kh, kw] = wShape;
+  if (kh !== kw) throw new Error(`${op}: weight ${fmt(wShape)} is not square (${kh}×${kw})`);
+  if (kh !== 1 && kh !== 3) throw new Error(`${op}: weight ${fmt(wShape)} has kernel size ${kh}; only 1 and 3 are supported`);
+  if (weightInChannels !== inChannels) {
+    throw new Error(`${op}: weight ${fmt(wShape)} expects ${weightInChannels} input channels but input ${fmt(xShape)} has ${inChannels}`);
+  }
+  if ([batch, inChannels, inHeight, inWidth, outChannels].some((d) => d < 1)) {
+    throw new Error(`${op}: empty input ${fmt(xShape)} or weight ${fmt(wShape)}`);
+  }
+  const stride = options.stride ?? 1;
+  if (stride !== 1 && stride !== 2) throw new Error(`${op}: stride must be 1 or 2, got ${stride}`);
+  const kernelSize = kh as 1 | 3;
+  const padding = options.padding ?? (kernelSize - 1) / 2;
+  const [padTop, padRight, padBottom, padLeft] = typeof padding === 'number' ? [padding, padding, padding, padding] : padding;
+  if (typeof padding !== 'number' && padding.length !== 4) {
+    throw new Error(`${op}: padding must be a number or [top, right, bottom, left], got [${padding.join(', ')}]`);
+  }
+  for (const p of [padTop, padRight, padBottom, padLeft]) {
+    if (!Number.isInteger(p) || p < 0) throw new Error(`${op}: padding must be non-negative integers, got ${String(padding)}`);
+  }
+  const outHeight = Math.floor((inHeight + padTop + padBottom - kernelSize) / stride) + 1;
+  const outWidth = Math.floor((inWidth + padLeft + padRight - kernelSize) / stride) + 1;
+  if (outHeight < 1 || outWidth < 1) {
+    throw new Error(`${op}: input ${fmt(xShape)} with padding ${String(padding)} is smaller than the ${kernelSize}×${kernelSize} kernel`);
+  }
+  return {
+    batch, inChannels, inHeight, inWidth, outChannels, kernelSize, stride,
+    padTop, padRight, padBottom, padLeft, outHeight, outWidth,
+  };
+}
+
+export interface Conv2dRefOptions extends Conv2dGeometryOptions {
+  activation?: 'silu' | null;
+  /** Added last, with the output's shape. */
+  residual?: Float32Array;
+}
+
+/**
+ * out = act(conv(x) + bias) + residual, accumulated in f64 so that it is a reference for any
+ * f32 summation order. Returns the output data and its [N, Cout, Ho, Wo] shape.
+ */
+export function conv2dRef(
+  x: Float32Array,
+  xShape: readonly number[],
+  weight: Float32Array,
+  wShape: readonly number[],
+  bias: Float32Array | null,
+  options: Conv2dRefOptions = {},
+): { data: Float32Array; shape: number[] } {
+  const g = conv2dGeometry('conv2dRef', xShape, wShape, options);
+  const { batch, inChannels, inHeight: h, inWidth: w, outChannels, kernelSize: k, stride, outHeight, outWidth } = g;
+  const out = new Float32Array(batch * outChannels * outHeight * outWidth);
+  let o = 0;
+  for (let n = 0; n < batch; n++) {
+    for (let co = 0; co < outChannels; co++) {
+      for (let oy = 0; oy < outHeight; oy++) {
+        for (let ox = 0; ox < outWidth; ox++) {
+          let sum = bias ? bias[co] : 0;
+          for (let ci = 0; ci < inChannels; ci++) {
+            const xBase = (n * inChannels + ci) * h * w;
+            const wBase = (co * inChannels + ci) * k * k;
+            for (let ky = 0; ky < k; ky++) {
+              const iy = oy * stride + ky - g.padTop;
+              if (iy < 0 || iy >= h) continue;
+              for (let kx = 0; kx < k; kx++) {
+                const ix = ox * stride + kx - g.padLeft;
+                if (ix < 0 || ix >= w) continue;
+                sum += x[xBase + iy * w + ix] * weight[wBase + ky * k + kx];
+              }
+            }
+          }
+          if (options.activation === 'silu') sum = sum / (1 + Math.exp(-sum));
+          if (options.residual) sum += options.residual[o];
+          out[o++] = sum;
+        }
+      }
+    }
+  }
+  return { data: out, shape: [batch, outChannels, outHeight, outWidth] };
+}

@@ -1,0 +1,112 @@
+import {
+  GROUPNORM_APPLY_WORKGROUP,
+  GROUPNORM_FINALIZE_WORKGROUP,
+  GROUPNORM_SLICE,
+  GROUPNORM_STATS_WORKGROUP,
+  groupNormApplyShader,
+  groupNormFinalizeShader,
+  groupNormStatsShader,
+} from '../../shaders/groupnorm.js';
+import { shapeSize, Tensor } from '../tensor/tensor.js';
+import { assertFloat, chunkItems, flatWorkgroups, Params } from './kernel.js';
+
+export interface GroupNormOptions {
+  /** Number of groups (default 32); must divide the channel count. */
+  groups?: number;
+  /** 1e-5 in the UNet, 1e-6 in the autoencoder. */
+  eps: number;
+  /** Apply SiLU at the very end. */
+  silu?: boolean;
+  /** [N, C] per-sample FiLM: y = GN(x)·(1 + scale) + shift (before SiLU). */
+  scale?: Tensor;
+  shift?: Tensor;
+}
+
+const describe = (t: Tensor): string => `[${t.shape.join(', ')}]`;
+
+/**
+ * PyTorch's nn.GroupNorm(groups, C, eps, affine=True) on x [N, C, H, W] or [N, C, L], with
+ * optional FiLM and SiLU fused. A sample's group is one contiguous row of (C/groups)·H·W
+ * values, so large tensors are processed in runs of whole rows. Statistics are Welford moments
+ * merged pairwise (accurate for any offset); long rows are reduced in parallel slices.
+ */
+export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: GroupNormOptions): Tensor {
+  const op = 'groupNorm';
+  const { scale, shift } = options;
+  const groups = options.groups ?? 32;
+  assertFloat(op, x, gamma, beta, ...(scale ? [scale] : []), ...(shift ? [shift] : []));
+  if (x.shape.length < 3) throw new Error(`${op}: input must be [N, C, H, W] or [N, C, L], got ${describe(x)}`);
+  const [n, channels] = x.shape;
+  if (!Number.isInteger(groups) || groups < 1 || channels % groups !== 0) {
+    throw new Error(`${op}: ${groups} groups do not divide the ${channels} channels of ${describe(x)}`);
+  }
+  for (const [name, t] of [
+    ['gamma', gamma],
+    ['beta', beta],
+  ] as const) {
+    if (t.shape.length !== 1 || t.shape[0] !== channels) {
+      throw new Error(`${op}: ${name} ${describe(t)} does not match the ${channels} channels of ${describe(x)}`);
+    }
+  }
+  if (!scale !== !shift) throw new Error(`${op}: FiLM needs both scale and shift`);
+  for (const [name, t] of [
+    ['scale', scale],
+    ['shift', shift],
+  ] as const) {
+    if (t && (t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== channels)) {
+      throw new Error(`${op}: ${name} ${describe(t)} must be [${n}, ${channels}] for input ${describe(x)}`);
+    }
+  }
+
+  const ctx = x.ctx;
+  const spatial = shapeSize(x.shape.slice(2));
+  const channelsPerGroup = channels / groups;
+  const rowLength = channelsPerGroup * spatial;
+  const y = Tensor.empty(ctx, x.shape, 'f32', op);
+  if (y.size === 0) return y;
+  const vec4 = spatial % 4 === 0;
+  const lanes = vec4 ? 4 : 1;
+  const rowVectors = rowLength / lanes;
+  const sliceVectors = GROUPNORM_SLICE / lanes;
+  const slices = Math.ceil(rowVectors / sliceVectors);
+  const chunks = chunkItems(ctx, n * groups, rowLength);
+  const chunkRows = Math.max(...chunks.map((c) => c.count));
+  const stats = Tensor.empty(ctx, [chunkRows, 2], 'f32', `${op} stats`);
+  const moments = slices > 1 ? Tensor.empty(ctx, [chunkRows, slices, 4], 'f32', `${op} moments`) : null;
+  const statsCode = groupNormStatsShader(vec4, moments === null);
+  const finalizeCode = groupNormFinalizeShader();
+  const applyCode = groupNormApplyShader(vec4, scale !== undefined, options.silu ?? false);
+  for (const { start, count } of chunks) {
+    const xChunk = x.binding(start * rowLength, count * rowLength);
+    const statsWorkgroups = count * slices;
+    ctx.dispatch({
+      op,
+      code: statsCode,
+      params: new Params().u32(rowVectors, slices, sliceVectors, statsWorkgroups).f32(options.eps).build(),
+      bindings: [xChunk, (moments ?? stats).binding()],
+      workgroups: flatWorkgroups(ctx, statsWorkgroups * GROUPNORM_STATS_WORKGROUP, GROUPNORM_STATS_WORKGROUP),
+    });
+    if (moments) {
+      ctx.dispatch({
+        op,
+        code: finalizeCode,
+        params: new Params().u32(count, slices).f32(options.eps).build(),
+        bindings: [moments.binding(), stats.binding()],
+        workgroups: [Math.ceil(count / GROUPNORM_FINALIZE_WORKGROUP)],
+      });
+    }
+    const film = scale && shift ? [scale.binding(), shift.binding()] : [];
+    ctx.dispatch({
+      op,
+      code: applyCode,
+      params: new Params()
+        .u32(count * rowVectors, rowVectors, spatial / lanes, channelsPerGroup, groups, channels, start)
+        .build(),
+      bindings: [xChunk, stats.binding(), gamma.binding(), beta.binding(), ...film, y.binding(start * rowLength, count * rowLength)],
+      workgroups: flatWorkgroups(ctx, count * rowVectors, GROUPNORM_APPLY_WORKGROUP),
+    });
+  }
+  stats.dispose();
+  moments?.dispose();
+  return y;
+}

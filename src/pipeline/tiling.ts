@@ -1,0 +1,78 @@
+/** Tile plans in LR pixels, reflect-padding, and smooth blend weights for the overlaps. */
+
+export interface AxisPlan {
+  /** Start of each tile along the axis, ascending (LR pixels). */
+  starts: number[];
+  /** Tile extent the network sees (a multiple of the size the model needs). */
+  extent: number;
+  /** Pixels of the image actually covered by each tile (≤ extent when the image is padded). */
+  covered: number;
+}
+
+/**
+ * Splits one axis of `size` pixels into tiles of `tile` pixels overlapping by at least
+ * `overlap`; the last tile is aligned to the end. An axis no longer than a tile becomes one
+ * tile, padded up to a multiple of `multiple`.
+ */
+export function planAxis(size: number, tile: number, overlap: number, multiple: number): AxisPlan {
+  if (size <= tile) {
+    return { starts: [0], extent: Math.ceil(size / multiple) * multiple, covered: size };
+  }
+  if (tile % multiple !== 0) throw new Error(`tile size ${tile} must be a multiple of ${multiple} for this model`);
+  if (overlap < 0 || overlap >= tile) throw new Error(`overlap ${overlap} must be in [0, tile size ${tile})`);
+  const stride = tile - overlap;
+  const starts: number[] = [];
+  for (let s = 0; s + tile < size; s += stride) starts.push(s);
+  starts.push(size - tile);
+  return { starts, extent: tile, covered: tile };
+}
+
+/** Index into [0, n) of position i under mirror reflection without edge repeat (torch 'reflect'), repeated as needed. */
+export function reflectIndex(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * (n - 1);
+  const m = ((i % period) + period) % period;
+  return m < n ? m : period - m;
+}
+
+/**
+ * Copies a tile of a planar C×H×W image into `out` (C×th×tw), reflecting at the image border
+ * so padded tiles see mirrored content like the reference's reflect padding.
+ */
+export function extractTile(
+  image: Float32Array,
+  channels: number,
+  height: number,
+  width: number,
+  top: number,
+  left: number,
+  th: number,
+  tw: number,
+  out: Float32Array,
+  outOffset = 0,
+): void {
+  for (let c = 0; c < channels; c++) {
+    for (let y = 0; y < th; y++) {
+      const sy = reflectIndex(top + y, height);
+      const src = c * height * width + sy * width;
+      const dst = outOffset + (c * th + y) * tw;
+      for (let x = 0; x < tw; x++) out[dst + x] = image[src + reflectIndex(left + x, width)];
+    }
+  }
+}
+
+/**
+ * Blend weight profile along one axis of a tile of `length` output pixels: 1 in the middle,
+ * a raised-cosine ramp of `ramp` pixels on each side that has a neighbour. Never zero, so every
+ * pixel has weight; overlapping profiles are normalised by their sum, so weights sum to one.
+ */
+export function blendProfile(length: number, ramp: number, rampStart: boolean, rampEnd: boolean): Float32Array {
+  const w = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    let v = 1;
+    if (rampStart && i < ramp) v = Math.min(v, Math.sin((Math.PI / 2) * ((i + 0.5) / ramp)) ** 2);
+    if (rampEnd && length - 1 - i < ramp) v = Math.min(v, Math.sin((Math.PI / 2) * ((length - 1 - i + 0.5) / ramp)) ** 2);
+    w[i] = v;
+  }
+  return w;
+}

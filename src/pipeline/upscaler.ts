@@ -1,0 +1,301 @@
+import { createGpuContext, type GpuContext } from '../gpu/context.js';
+import type { ProgressCallback, StateDict } from '../io/checkpoint.js';
+import { imageToPlanarFloat, planarFloatToImage, type RasterImage } from '../io/image.js';
+import { VQModel } from '../nn/autoencoder.js';
+import type { DiffusionConfig, ModelConfig } from '../nn/config.js';
+import { loadStateDict } from '../nn/load.js';
+import { UNetModelSwin } from '../nn/unet.js';
+import { scale } from '../ops/elementwise.js';
+import { bicubicUpsample } from '../ops/resample.js';
+import { bicubicUpsampleRef } from '../ops/cpu/resample.js';
+import { gaussianNoise, ResidualShiftSampler, type NoiseSource, type StepInfo } from '../diffusion/sampler.js';
+import { Tensor } from '../tensor/tensor.js';
+import { blendProfile, extractTile, planAxis } from './tiling.js';
+
+export interface UpscalerOptions {
+  model: ModelConfig;
+  /** The denoiser's state dict (official key layout), e.g. from openStateDict(). */
+  unet: StateDict;
+  /** The VQ-f4 autoencoder's state dict. */
+  autoencoder: StateDict;
+  /** A GPU context; by default one is created from navigator.gpu. */
+  device?: GpuContext;
+  /** Sampler settings that override the model config's (steps, kappa, etas_end, …). */
+  diffusion?: Partial<DiffusionConfig>;
+  onLoadProgress?: ProgressCallback;
+}
+
+export interface TileProgress {
+  /** Tiles finished so far and in all. */
+  tile: number;
+  tiles: number;
+  /** Sampler steps finished for the current batch of tiles. */
+  step: number;
+  steps: number;
+}
+
+export interface UpscaleOptions {
+  /** Seed of the Gaussian noise (κ > 0 only). Default 0. */
+  seed?: number;
+  /** Tile size in LR pixels (default: the model's build size). */
+  tile?: number;
+  /** Minimum overlap of neighbouring tiles in LR pixels (default 16). */
+  overlap?: number;
+  /** Tiles per forward pass (default 1). */
+  batch?: number;
+  onProgress?: (progress: TileProgress) => void;
+  /** Called after every sampler step of every batch, with the tiles' positions. */
+  onStep?: (info: StepInfo & { tiles: TilePosition[] }) => void;
+  /** Replaces the seeded noise (tests feed the reference's draws). */
+  noise?: NoiseSource;
+}
+
+export interface TilePosition {
+  index: number;
+  top: number;
+  left: number;
+}
+
+/** How long each part took, for reports. */
+export interface UpscaleTimings {
+  seconds: number;
+  tiles: number;
+}
+
+/**
+ * The whole ×s job: image → RGB in [−1, 1] → LR tiles → (bicubic ×s, encode) → sampler →
+ * decode → blend → image. Weights are uploaded once; `upscale` can be called many times.
+ */
+export class Upscaler {
+  readonly scale: number;
+  private disposed = false;
+  lastTimings: UpscaleTimings | null = null;
+
+  private constructor(
+    readonly ctx: GpuContext,
+    private readonly ownsContext: boolean,
+    readonly config: ModelConfig,
+    readonly unet: UNetModelSwin,
+    readonly autoencoder: VQModel,
+    readonly sampler: ResidualShiftSampler,
+    readonly warnings: string[],
+  ) {
+    this.scale = config.scale;
+  }
+
+  static async create(options: UpscalerOptions): Promise<Upscaler> {
+    const config: ModelConfig = { ...options.model, diffusion: { ...options.model.diffusion, ...options.diffusion } };
+    const unet = new UNetModelSwin(config.unet);
+    const vq = new VQModel(config.autoencoder);
+    if (vq.factor !== config.scale) {
+      throw new Error(`model ${config.name}: the autoencoder downsamples by ${vq.factor} but the model's scale is ${config.scale}`);
+    }
+    const sampler = new ResidualShiftSampler(config.diffusion);
+    const ctx = options.device ?? (await createGpuContext());
+    try {
+      const unetReport = await loadStateDict(ctx, unet, options.unet, options.onLoadProgress);
+      const vqReport = await loadStateDict(ctx, vq, options.autoencoder, options.onLoadProgress);
+      return new Upscaler(ctx, !options.device, config, unet, vq, sampler, [...unetReport.warnings, ...vqReport.warnings]);
+    } catch (e) {
+      unet.dispose();
+      vq.dispose();
+      if (!options.device) ctx.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Runs the sampler on one batch of LR tiles [B, 3, h, w] and returns the decoded HR tiles
+   * [B, 3, h·s, w·s], clamped to [−1, 1]. Everything between upload and readback stays on the GPU.
+   */
+  async upscaleTiles(lr: Tensor, options: Pick<UpscaleOptions, 'noise' | 'seed'> & { onStep?: (info: StepInfo) => void } = {}): Promise<Float32Array> {
+    this.assertAlive();
+    const lrUp = bicubicUpsample(lr, this.scale);
+    const y = this.autoencoder.encode(lrUp);
+    lrUp.dispose();
+    // The latent scale_factor is 1.0 for every known model; honour others all the same.
+    const scaleFactor = this.config.diffusion.scale_factor;
+    const yScaled = scaleFactor === 1 ? y : scale(y, scaleFactor);
+    const x = this.sampler.sample(this.ctx, this.unet, yScaled, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
+    if (yScaled !== y) yScaled.dispose();
+    y.dispose();
+    const latent = scaleFactor === 1 ? x : scale(x, 1 / scaleFactor);
+    if (latent !== x) x.dispose();
+    const decoded = this.autoencoder.decode(latent);
+    latent.dispose();
+    const pixels = await decoded.readFloat();
+    decoded.dispose();
+    for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(-1, pixels[i]));
+    return pixels;
+  }
+
+  /** Upscales an image ({ width, height, channels, data }); grayscale stays gray, alpha is kept. */
+  async upscale(image: RasterImage, options: UpscaleOptions = {}): Promise<RasterImage> {
+    this.assertAlive();
+    const started = Date.now();
+    const s = this.scale;
+    const planar = imageToPlanarFloat(image);
+    const { width, height } = planar;
+    const multiple = this.unet.sizeMultiple;
+    const tile = options.tile ?? this.config.unet.image_size;
+    const overlap = options.overlap ?? Math.min(16, tile / 2);
+    const batch = Math.max(1, Math.floor(options.batch ?? 1));
+    const rows = planAxis(height, tile, overlap, multiple);
+    const cols = planAxis(width, tile, overlap, multiple);
+    const th = rows.extent;
+    const tw = cols.extent;
+    const positions: TilePosition[] = [];
+    for (const top of rows.starts) for (const left of cols.starts) positions.push({ index: positions.length, top, left });
+    const tiles = positions.length;
+    const steps = this.config.diffusion.steps;
+
+    // Blend profiles (output pixels) per tile row and column: ramps only towards neighbours.
+    const ramp = overlap * s;
+    const rowProfiles = rows.starts.map((_, i) => blendProfile(th * s, ramp, i > 0, i < rows.starts.length - 1));
+    const colProfiles = cols.starts.map((_, i) => blendProfile(tw * s, ramp, i > 0, i < cols.starts.length - 1));
+
+    const outW = width * s;
+    const outH = height * s;
+    const output = new OutputBands(outW, outH, planar.gray, image.bitDepth);
+    const alphaUp = planar.alpha ? upscaleAlpha(planar.alpha, width, height, s) : undefined;
+    const tileSize = 3 * th * tw;
+    const seed = options.seed ?? 0;
+    let done = 0;
+    for (let b = 0; b < tiles; b += batch) {
+      const group = positions.slice(b, b + batch);
+      // Rows above the first tile in this batch will never be touched again.
+      output.finishRowsAbove(group[0].top * s, alphaUp);
+      const lrData = new Float32Array(group.length * tileSize);
+      group.forEach((p, i) => extractTile(planar.rgb, 3, height, width, p.top, p.left, th, tw, lrData, i * tileSize));
+      const lr = Tensor.from(this.ctx, lrData, [group.length, 3, th, tw], 'f32', 'lr tiles');
+      const noise = options.noise ?? perTileNoise(group.map((p) => gaussianNoise(seed * 1_000_003 + p.index)));
+      let result: Float32Array;
+      try {
+        result = await this.upscaleTiles(lr, {
+          noise,
+          onStep: (info) => {
+            options.onStep?.({ ...info, tiles: group });
+            options.onProgress?.({ tile: done, tiles, step: info.step + 1, steps });
+          },
+        });
+      } finally {
+        lr.dispose();
+      }
+      const hrTile = tileSize * s * s;
+      group.forEach((p, i) => {
+        const rowIdx = rows.starts.indexOf(p.top);
+        const colIdx = cols.starts.indexOf(p.left);
+        output.accumulate(result.subarray(i * hrTile, (i + 1) * hrTile), p.top * s, p.left * s, th * s, tw * s, rowProfiles[rowIdx], colProfiles[colIdx]);
+      });
+      done += group.length;
+      options.onProgress?.({ tile: done, tiles, step: steps, steps });
+    }
+    output.finishRowsAbove(outH, alphaUp);
+    this.lastTimings = { seconds: (Date.now() - started) / 1000, tiles };
+    return output.image;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.unet.dispose();
+    this.autoencoder.dispose();
+    if (this.ownsContext) this.ctx.dispose();
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new Error('this upscaler has been disposed');
+  }
+}
+
+export function createUpscaler(options: UpscalerOptions): Promise<Upscaler> {
+  return Upscaler.create(options);
+}
+
+/** Concatenates per-tile generators so each tile's noise is independent of how tiles are batched. */
+function perTileNoise(generators: NoiseSource[]): NoiseSource {
+  return (count) => {
+    const per = count / generators.length;
+    const out = new Float32Array(count);
+    generators.forEach((g, i) => out.set(g(per), i * per));
+    return out;
+  };
+}
+
+/** Alpha is upscaled with plain bicubic (the model only sees RGB), then clamped by quantisation. */
+function upscaleAlpha(alpha: Float32Array, width: number, height: number, s: number): Float32Array {
+  return bicubicUpsampleRef(alpha, [1, 1, height, width], s);
+}
+
+/**
+ * Blended output assembled a band of rows at a time: tiles are processed top to bottom, so rows
+ * above the current tile row are final and are quantised into the image, keeping host memory
+ * bounded by one band of float accumulators whatever the image size.
+ */
+class OutputBands {
+  readonly image: RasterImage;
+  private readonly rows = new Map<number, Float32Array>();
+  private finishedUpTo = 0;
+
+  constructor(
+    private readonly width: number,
+    private readonly height: number,
+    private readonly gray: boolean,
+    bitDepth: 8 | 16,
+  ) {
+    this.image = { width, height, channels: gray ? 1 : 3, bitDepth, data: bitDepth === 16 ? new Uint16Array(0) : new Uint8Array(0) };
+  }
+
+  /** Adds weight·tile into rows [top, top+h) × columns [left, left+w), clipped to the image. */
+  accumulate(tile: Float32Array, top: number, left: number, h: number, w: number, rowW: Float32Array, colW: Float32Array): void {
+    const plane = h * w;
+    const W = this.width;
+    for (let y = 0; y < h; y++) {
+      const oy = top + y;
+      if (oy >= this.height) break;
+      let acc = this.rows.get(oy);
+      if (!acc) this.rows.set(oy, (acc = new Float32Array(4 * W)));
+      for (let x = 0; x < w; x++) {
+        const ox = left + x;
+        if (ox >= W) break;
+        const weight = rowW[y] * colW[x];
+        const i = y * w + x;
+        acc[ox] += weight * tile[i];
+        acc[W + ox] += weight * tile[plane + i];
+        acc[2 * W + ox] += weight * tile[2 * plane + i];
+        acc[3 * W + ox] += weight;
+      }
+    }
+  }
+
+  /** Normalises and quantises every accumulated row above `limit`. */
+  finishRowsAbove(limit: number, alpha?: Float32Array): void {
+    const end = Math.min(limit, this.height);
+    if (end <= this.finishedUpTo) return;
+    const W = this.width;
+    const bandRows = end - this.finishedUpTo;
+    const rgb = new Float32Array(3 * bandRows * W);
+    const plane = bandRows * W;
+    for (let r = 0; r < bandRows; r++) {
+      const y = this.finishedUpTo + r;
+      const acc = this.rows.get(y);
+      if (!acc) throw new Error(`internal: output row ${y} was never covered by a tile`);
+      for (let x = 0; x < W; x++) {
+        const weight = acc[3 * W + x];
+        for (let c = 0; c < 3; c++) rgb[c * plane + r * W + x] = acc[c * W + x] / weight;
+      }
+      this.rows.delete(y);
+    }
+    const band = planarFloatToImage(rgb, W, bandRows, {
+      gray: this.gray,
+      alpha: alpha?.subarray(this.finishedUpTo * W, end * W),
+      bitDepth: this.image.bitDepth,
+    });
+    if (this.image.data.length === 0) {
+      this.image.channels = band.channels;
+      this.image.data = band.bitDepth === 16 ? new Uint16Array(W * this.height * band.channels) : new Uint8Array(W * this.height * band.channels);
+    }
+    this.image.data.set(band.data, this.finishedUpTo * W * band.channels);
+    this.finishedUpTo = end;
+  }
+}

@@ -1,0 +1,119 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createGpuContext } from '../../src/gpu/context.js';
+import { GpuLimitError, GpuValidationError, NoAdapterError } from '../../src/gpu/errors.js';
+import { sizeClass } from '../../src/gpu/buffer-pool.js';
+import { add, gelu, silu } from '../../src/ops/elementwise.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { gpu, gpuWith, randomArray } from '../helpers/gpu.js';
+
+test('no adapter gives an error that says what to install', async () => {
+  try {
+    await createGpuContext({ adapter: null });
+    assert.unreachable('should have thrown');
+  } catch (e) {
+    assert.instance(e, NoAdapterError);
+    assert.match((e as Error).message, /lavapipe >= 23/);
+    assert.match((e as Error).message, /mesa-vulkan-drivers/);
+  }
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+  Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true });
+  await createGpuContext().then(
+    () => assert.unreachable('should have thrown'),
+    (e) => assert.match((e as Error).message, /navigator\.gpu is missing/),
+  );
+  if (saved) Object.defineProperty(globalThis, 'navigator', saved);
+  else delete (globalThis as { navigator?: unknown }).navigator;
+});
+
+test('adapter limits and optional features are taken from the adapter', async () => {
+  const ctx = await gpu();
+  assert.ok(ctx.limits.maxStorageBufferBindingSize >= 128 << 20);
+  assert.ok(ctx.limits.maxComputeInvocationsPerWorkgroup >= 256);
+  assert.type(ctx.features.shaderF16, 'boolean');
+  assert.ok(ctx.adapter.description.length > 0 || ctx.adapter.vendor.length > 0);
+});
+
+test('size classes bound the waste of pooled buffers', () => {
+  assert.is(sizeClass(1), 256);
+  assert.is(sizeClass(1000), 1024);
+  assert.is(sizeClass(1 << 20), 1 << 20);
+  for (const n of [1_000_001, 3_333_333, 134_217_729]) {
+    const s = sizeClass(n);
+    assert.ok(s >= n && s <= n * 1.125, `class of ${n} is ${s}`);
+  }
+});
+
+test('repeating a graph 20 times does not grow the pool, and pipelines compile once', async () => {
+  const ctx = await gpu();
+  const input = Tensor.from(ctx, randomArray(10_000, 3), [100, 100]);
+  const runGraph = async () => {
+    const a = silu(input);
+    const b = gelu(a);
+    const c = add(a, b);
+    a.dispose();
+    b.dispose();
+    await c.read();
+    c.dispose();
+  };
+  await runGraph();
+  const after1 = ctx.poolStats();
+  const pipelines = ctx.pipelineCount;
+  for (let i = 0; i < 19; i++) await runGraph();
+  const after20 = ctx.poolStats();
+  assert.is(after20.allocatedBytes, after1.allocatedBytes);
+  assert.is(after20.buffers, after1.buffers);
+  assert.is(after20.inUseBytes, input.byteLength <= 256 ? 256 : after1.inUseBytes);
+  assert.is(ctx.pipelineCount, pipelines);
+  input.dispose();
+});
+
+test('a shader error surfaces at the next sync with the op name', async () => {
+  const ctx = await gpuWith({});
+  const t = Tensor.empty(ctx, [4]);
+  ctx.dispatch({ op: 'broken-kernel', code: '@compute @workgroup_size(1) fn main() { let x: f32 = 1u; }', bindings: [], workgroups: [1] });
+  try {
+    await ctx.sync();
+    assert.unreachable('should have thrown');
+  } catch (e) {
+    assert.instance(e, GpuValidationError);
+    assert.match((e as Error).message, /broken-kernel/);
+  }
+  t.dispose();
+  ctx.dispose();
+});
+
+test('a binding over the limit is refused with the op name', async () => {
+  const ctx = await gpuWith({ maxStorageBufferBindingSize: 1024 });
+  const t = Tensor.empty(ctx, [1000]);
+  assert.throws(
+    () => ctx.dispatch({ op: 'big-op', code: '', bindings: [t.binding()], workgroups: [1] }),
+    (e: Error) => e instanceof GpuLimitError && /big-op/.test(e.message) && /maxStorageBufferBindingSize/.test(e.message),
+  );
+  ctx.dispose();
+});
+
+test('tensors refuse use after dispose, and reshape shares memory', async () => {
+  const ctx = await gpu();
+  const t = Tensor.from(ctx, [1, 2, 3, 4, 5, 6], [2, 3]);
+  const v = t.reshape([3, 2]);
+  t.dispose();
+  assert.equal([...(await v.readFloat())], [1, 2, 3, 4, 5, 6]);
+  const c = v.clone();
+  v.dispose();
+  assert.throws(() => v.binding(), /disposed/);
+  assert.equal([...(await c.readFloat())], [1, 2, 3, 4, 5, 6]);
+  c.dispose();
+});
+
+test('f16 tensors round-trip through upload and readback', async () => {
+  const ctx = await gpu();
+  const values = [0, 1, -2.5, 65504, 2 ** -14, 1 / 3];
+  const t = Tensor.from(ctx, values, [6], 'f16');
+  const back = await t.readFloat();
+  assert.equal([...back].slice(0, 5), [0, 1, -2.5, 65504, 2 ** -14]);
+  assert.ok(Math.abs(back[5] - 1 / 3) < 2e-4);
+  t.dispose();
+});
+
+test.run();
