@@ -2,6 +2,9 @@
 /** The `deltadiff` command line: a thin edge over the library. */
 import { UsageError } from './args.js';
 import { convertCommand } from './convert.js';
+import { degradeCommand } from './degrade.js';
+import { entropyCommand } from './entropy.js';
+import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
 import { upscaleCommand } from './upscale.js';
 
@@ -12,6 +15,9 @@ usage:
   deltadiff upscale <input...> -o <file|dir> [--model <preset|config.json>] --unet <ckpt> --autoencoder <ckpt>
                     [--steps N] [--kappa K] [--eta-end E] [--min-noise-level M] [--power P] [--seed S]
                     [--tile N] [--overlap N] [--batch N] [--quiet] [--json] [--force]
+  deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [upscale options]) [--crop-border N] [--rgb] [--csv <file>] [--json]
+  deltadiff entropy <hr-dir|image>... [--lr-dir <dir>] [--json]
+  deltadiff degrade <input...> -o <dir> [--scale 4] [--round-once] [--force]
   deltadiff convert <in.pth|in.safetensors> <out.safetensors> [--fp16] [--config <model.json>]
 
 Set DELTADIFF_DAWN_TOGGLES (comma separated) to pass options to Dawn.`;
@@ -20,6 +26,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   info: infoCommand,
   convert: convertCommand,
   upscale: upscaleCommand,
+  eval: evalCommand,
+  entropy: entropyCommand,
+  degrade: degradeCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
