@@ -4,7 +4,7 @@ import { VQModel } from '../../src/nn/autoencoder.js';
 import { loadStateDict } from '../../src/nn/load.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { fixtureModelConfig, GoldenTensors, openFixtureStateDict } from '../helpers/fixtures.js';
-import { assertClose, gpu } from '../helpers/gpu.js';
+import { assertClose, gpu, gpuWith } from '../helpers/gpu.js';
 
 const TOLERANCE = 1e-4;
 const IMAGE_TOLERANCE = 2e-3; // decoded images: absolute, a quarter of an 8-bit level
@@ -64,6 +64,25 @@ test('post_quant_conv and the decoder match (quantised and not)', async () => {
 test('the wrapped, prefixed checkpoint loads without unexpected-key warnings', async () => {
   const { report } = await fixture;
   assert.equal(report.warnings, []);
+});
+
+test('encode and decode still work when the largest activations exceed the binding limit', async () => {
+  // The full decoder at 512² output has 134 MB activations against a 128 MiB binding limit
+  // (its mid attention, 16384 tokens × 512, is 32 MiB per tensor and fits). The small model at
+  // 128² with the limit lowered to 1 MiB splits its 2 MiB activations the same way.
+  const { golden } = await fixture;
+  const ctx = await gpuWith({ maxStorageBufferBindingSize: 1 << 20 });
+  const vq = new VQModel(fixtureModelConfig('model_small-deltadiff.json').autoencoder);
+  await loadStateDict(ctx, vq, await openFixtureStateDict('vq_small.pth'));
+  const x = Tensor.from(ctx, await golden.get('x'), golden.shape('x'));
+  assert.ok((x.byteLength * 32) / 3 > ctx.limits.maxStorageBufferBindingSize, 'the full-resolution activations exceed the limit');
+  const z = vq.encode(x);
+  assertClose(await z.readFloat(), await golden.get('z'), TOLERANCE, 'z under a low binding limit');
+  const decoded = vq.decode(z);
+  const d = maxAbsDiff(await decoded.readFloat(), await golden.get('decoded'));
+  assert.ok(d <= IMAGE_TOLERANCE, `decoded under a low binding limit: max abs error ${d}`);
+  vq.dispose();
+  ctx.dispose();
 });
 
 test.run();
