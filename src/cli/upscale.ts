@@ -4,7 +4,9 @@ import { createNodeGpuContext } from '../gpu/node.js';
 import { openStateDict } from '../io/checkpoint.js';
 import { openFileSource, readImageFile, writeImageFile } from '../io/node-files.js';
 import { PRESETS, type DiffusionConfig, type ModelConfig } from '../nn/config.js';
+import { horizontalStrip, tileToImage } from '../pipeline/strip.js';
 import { createUpscaler, type Upscaler } from '../pipeline/upscaler.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { parseArgs, UsageError } from './args.js';
 import { resolveModelConfig } from './info.js';
 import { Progress } from './progress.js';
@@ -25,6 +27,7 @@ const FLAGS = {
   tile: 'number',
   overlap: 'number',
   batch: 'number',
+  'save-steps': 'string',
   quiet: 'boolean',
   json: 'boolean',
   force: 'boolean',
@@ -100,6 +103,8 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   if (num('power') !== undefined) overrides.power = num('power');
 
   const jobs = await planJobs(positionals, flags.out);
+  const saveSteps = typeof flags['save-steps'] === 'string' ? flags['save-steps'] : undefined;
+  if (saveSteps && jobs.length > 1) throw new UsageError('--save-steps takes a single input image');
   const quiet = flags.quiet === true;
   const progress = new Progress(process.stderr, quiet);
   const started = Date.now();
@@ -129,8 +134,16 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
           throw new Error(`${job.output} exists (use --force to overwrite)`);
         }
         const image = await readImageFile(job.input);
+        const tile = num('tile') ?? config.unet.image_size;
+        if (saveSteps && (image.width > tile || image.height > tile)) {
+          throw new UsageError(`--save-steps needs an image that fits in one tile (${image.width}×${image.height} > ${tile}; raise --tile)`);
+        }
         const t0 = Date.now();
+        const stepTensors: Tensor[] = [];
+        const decoder = upscaler.autoencoder;
         const result = await upscaler.upscale(image, {
+          // Decodes are recorded during the run and read back after it.
+          onStep: saveSteps ? (info) => stepTensors.push(decoder.decode(info.predXstart)) : undefined,
           seed: num('seed'),
           tile: num('tile'),
           overlap: num('overlap'),
@@ -138,6 +151,15 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
           onProgress: (p) => progress.update(`${label} tile ${Math.min(p.tile + 1, p.tiles)}/${p.tiles} step ${p.step}/${p.steps}`, p.tile * p.steps + p.step, p.tiles * p.steps),
         });
         await writeImageFile(job.output, result);
+        if (saveSteps) {
+          const frames: ReturnType<typeof tileToImage>[] = [];
+          for (const t of stepTensors) {
+            const [, , th, tw] = t.shape;
+            frames.push(tileToImage(await t.readFloat(), th, tw, result.height, result.width));
+            t.dispose();
+          }
+          await writeImageFile(saveSteps, horizontalStrip(frames));
+        }
         const seconds = (Date.now() - t0) / 1000;
         progress.done();
         if (!quiet && !flags.json) console.error(`${label}: ${image.width}×${image.height} → ${result.width}×${result.height} in ${seconds.toFixed(1)} s → ${job.output}`);

@@ -1,0 +1,88 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { decodeImage } from '../../src/io/image.js';
+import { GoldenTensors } from '../helpers/fixtures.js';
+import { fixturePath, repoRoot } from '../helpers/paths.js';
+
+const CLI = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+const MODEL = ['--model', fixturePath('model_small-deltadiff.json'), '--unet', fixturePath('unet_small.pth'), '--autoencoder', fixturePath('vq_small.pth')];
+
+function run(args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: repoRoot });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const work = mkdtempSync(join(tmpdir(), 'deltadiff-cli-'));
+
+test('upscale writes the ×4 PNG within one 8-bit level of the reference, and the step strip', async () => {
+  const out = join(work, 'sr.png');
+  const strip = join(work, 'steps.png');
+  const r = run(['upscale', fixturePath('pipeline_lr.png'), '-o', out, ...MODEL, '--save-steps', strip, '--json', '--quiet']);
+  assert.is(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout) as { files: { output: string; width: number }[]; failed: number };
+  assert.is(summary.failed, 0);
+  assert.is(summary.files[0].width, 128);
+  const image = decodeImage(readFileSync(out), out);
+  const golden = await GoldenTensors.open('pipeline_small-deltadiff.safetensors');
+  const sr = await golden.get('sr');
+  const plane = 128 * 128;
+  let worst = 0;
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) {
+      const expected = Math.round(((Math.min(1, Math.max(-1, sr[c * plane + p])) + 1) / 2) * 255);
+      worst = Math.max(worst, Math.abs(image.data[p * 3 + c] - expected));
+    }
+  }
+  assert.ok(worst <= 1, `worst pixel differs by ${worst} levels`);
+  const steps = decodeImage(readFileSync(strip), strip);
+  assert.is(steps.width, 4 * 128);
+  assert.is(steps.height, 128);
+});
+
+test('existing outputs are kept without --force; inputs are never overwritten; bad inputs are reported', () => {
+  const out = join(work, 'sr.png');
+  const before = statSync(out).mtimeMs;
+  const r = run(['upscale', fixturePath('pipeline_lr.png'), '-o', out, ...MODEL, '--quiet']);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /exists \(use --force/);
+  assert.is(statSync(out).mtimeMs, before);
+
+  const self = run(['upscale', fixturePath('pipeline_lr.png'), '-o', fixturePath('pipeline_lr.png'), ...MODEL]);
+  assert.is(self.code, 2);
+  assert.match(self.stderr, /would overwrite its input/);
+
+  const bad = join(work, 'broken.png');
+  writeFileSync(bad, 'not a png');
+  const dir = join(work, 'outdir');
+  const many = run(['upscale', bad, fixturePath('pipeline_lr.png'), '-o', dir, ...MODEL, '--quiet']);
+  assert.is(many.code, 1, 'a bad input makes the exit code non-zero');
+  assert.match(many.stderr, /broken\.png/);
+  assert.ok(existsSync(join(dir, 'pipeline_lr.png')), 'the good input was still processed');
+});
+
+test('without checkpoints, upscale says which files it needs', () => {
+  const r = run(['upscale', fixturePath('pipeline_lr.png'), '-o', join(work, 'x.png'), '--model', 'resshift-bicsr-x4']);
+  assert.is(r.code, 2);
+  assert.match(r.stderr, /resshift_bicsrx4_s4\.pth/);
+  assert.match(r.stderr, /autoencoder_vq_f4\.pth/);
+});
+
+test('info prints the adapter, and the model sizes with --model', () => {
+  const r = run(['info', '--json', '--model', 'deltadiff-x4']);
+  assert.is(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout) as { adapter: { description: string }; limits: Record<string, number>; model: { unet: { parameters: number; stepGflop: number }; autoencoder: { parameters: number } } };
+  assert.ok(info.limits.maxStorageBufferBindingSize > 0);
+  assert.is(info.model.unet.parameters, 118_593_583);
+  assert.is(info.model.autoencoder.parameters, 55_322_782);
+  const text = run(['info', '--model', 'deltadiff-x4']);
+  assert.match(text.stdout, /adapter: /);
+  assert.match(text.stdout, /118,593,583 parameters/);
+});
+
+test.after(() => rmSync(work, { recursive: true, force: true }));
+
+test.run();
