@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeImage } from '../../src/io/image.js';
-import { GoldenTensors } from '../helpers/fixtures.js';
+import { GoldenTensors, worstLevelDifference } from '../helpers/fixtures.js';
 import { fixturePath, repoRoot } from '../helpers/paths.js';
 
 const CLI = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
@@ -29,14 +29,7 @@ test('upscale writes the ×4 PNG within one 8-bit level of the reference, and th
   const image = decodeImage(readFileSync(out), out);
   const golden = await GoldenTensors.open('pipeline_small-deltadiff.safetensors');
   const sr = await golden.get('sr');
-  const plane = 128 * 128;
-  let worst = 0;
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      const expected = Math.round(((Math.min(1, Math.max(-1, sr[c * plane + p])) + 1) / 2) * 255);
-      worst = Math.max(worst, Math.abs(image.data[p * 3 + c] - expected));
-    }
-  }
+  const worst = worstLevelDifference(image, sr, 128, 128);
   assert.ok(worst <= 1, `worst pixel differs by ${worst} levels`);
   const steps = decodeImage(readFileSync(strip), strip);
   assert.is(steps.width, 4 * 128);

@@ -34,3 +34,19 @@ export function openFixtureStateDict(name: string): Promise<StateDict> {
 export function fixtureModelConfig(name: string): ModelConfig {
   return parseModelConfig(JSON.parse(readFileSync(fixturePath(name), 'utf8')), name);
 }
+
+/**
+ * Largest difference, in 8-bit levels, between an interleaved RGB image and a planar [3, H, W]
+ * reference in [−1, 1] quantised as the pipeline does: round((clamp(x) + 1) / 2 · 255).
+ */
+export function worstLevelDifference(image: { data: ArrayLike<number> }, planar: Float32Array, height: number, width: number): number {
+  const plane = height * width;
+  let worst = 0;
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) {
+      const expected = Math.round(((Math.min(1, Math.max(-1, planar[c * plane + p])) + 1) / 2) * 255);
+      worst = Math.max(worst, Math.abs(image.data[p * 3 + c] - expected));
+    }
+  }
+  return worst;
+}

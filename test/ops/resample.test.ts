@@ -4,8 +4,7 @@ import { bicubicUpsampleRef, upsampleNearestRef } from '../../src/ops/cpu/resamp
 import { bicubicUpsample, upsampleNearest2x } from '../../src/ops/resample.js';
 import { shapeSize, Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, gpu, gpuWith, randomArray, relativeError } from '../helpers/gpu.js';
-import { fixturePath } from '../helpers/paths.js';
-import { readSafetensorsLite } from '../helpers/safetensors-lite.js';
+import { GoldenTensors } from '../helpers/fixtures.js';
 
 const AWKWARD_SHAPES = [
   [1, 1, 1, 1],
@@ -17,11 +16,11 @@ const AWKWARD_SHAPES = [
 
 test('bicubic matches torch interpolate (resample.safetensors) ×2 and ×4', async () => {
   const ctx = await gpu();
-  const { tensors } = readSafetensorsLite(fixturePath('resample.safetensors'));
-  const input = tensors.get('bicubic_in')!;
+  const golden = await GoldenTensors.open('resample.safetensors');
+  const input = { data: await golden.get('bicubic_in'), shape: golden.shape('bicubic_in') };
   const x = Tensor.from(ctx, input.data, input.shape);
   for (const factor of [2, 4]) {
-    const expected = tensors.get(`bicubic_x${factor}`)!;
+    const expected = { data: await golden.get(`bicubic_x${factor}`), shape: golden.shape(`bicubic_x${factor}`) };
     const y = bicubicUpsample(x, factor);
     assert.equal(y.shape, expected.shape);
     const gpuError = relativeError(await y.readFloat(), expected.data);

@@ -6,7 +6,7 @@ import { decodeImage } from '../../src/io/image.js';
 import { bicubicUpsample } from '../../src/ops/resample.js';
 import { createUpscaler } from '../../src/pipeline/upscaler.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { fixtureModelConfig, GoldenTensors, openFixtureStateDict } from '../helpers/fixtures.js';
+import { fixtureModelConfig, GoldenTensors, openFixtureStateDict, worstLevelDifference } from '../helpers/fixtures.js';
 import { assertClose, gpu } from '../helpers/gpu.js';
 import { fixturePath } from '../helpers/paths.js';
 
@@ -79,14 +79,7 @@ test('the PNG input through upscale() is the untiled reference within one 8-bit 
   assert.is(out.width, 128);
   assert.is(out.height, 128);
   const sr = await golden.get('sr');
-  const plane = 128 * 128;
-  let worst = 0;
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      const expected = Math.round(((Math.min(1, Math.max(-1, sr[c * plane + p])) + 1) / 2) * 255);
-      worst = Math.max(worst, Math.abs(out.data[p * 3 + c] - expected));
-    }
-  }
+  const worst = worstLevelDifference(out, sr, 128, 128);
   assert.ok(worst <= 1, `worst pixel differs by ${worst} levels`);
   upscaler.dispose();
 });
