@@ -12,6 +12,22 @@ import { ConfigError, resBlocksPerLevel, type UNetConfig } from './config.js';
 import { CostModel } from './cost.js';
 import { GpuWeights, ParamLayout, type WeightLookup } from './params.js';
 
+/**
+ * The differentiable ops the UNet is built from. Inference uses the kernels directly; training
+ * passes a tape (src/train/tape.ts) that records each call for the backward pass.
+ */
+export interface UNetOps {
+  conv2d: typeof conv2d;
+  groupNorm: typeof groupNorm;
+  linear: typeof linear;
+  gelu: typeof gelu;
+  windowAttention: typeof windowAttention;
+  concatChannels: typeof concatChannels;
+  upsampleNearest2x: typeof upsampleNearest2x;
+}
+
+export const INFERENCE_OPS: UNetOps = { conv2d, groupNorm, linear, gelu, windowAttention, concatChannels, upsampleNearest2x };
+
 /** Receives named intermediate results (the reference's sub-module names) for layer-by-layer checks. */
 export type ActivationHook = (name: string, tensor: Tensor) => void;
 
@@ -19,7 +35,7 @@ const UNET_GN_EPS = 1e-5;
 
 interface Layer {
   readonly name: string;
-  forward(w: GpuWeights, x: Tensor, emb: Tensor, hook?: ActivationHook): Tensor;
+  forward(ops: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor, hook?: ActivationHook): Tensor;
 }
 
 function registerGroupNorm(layout: ParamLayout, name: string, channels: number): void {
@@ -66,7 +82,7 @@ class ResBlock implements Layer {
     if (cin !== cout) registerConv(layout, `${name}.skip_connection`, cout, cin, 1);
   }
 
-  forward(w: GpuWeights, x: Tensor, emb: Tensor): Tensor {
+  forward({ conv2d, groupNorm, linear }: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor): Tensor {
     const p = this.name;
     const normed = groupNorm(x, w.get(`${p}.in_layers.0.weight`), w.get(`${p}.in_layers.0.bias`), { eps: UNET_GN_EPS, silu: true });
     const h = conv2d(normed, w.get(`${p}.in_layers.2.weight`), w.get(`${p}.in_layers.2.bias`));
@@ -96,7 +112,7 @@ class Downsample implements Layer {
     cost.conv(channels, channels, 3, scale / 2);
   }
 
-  forward(w: GpuWeights, x: Tensor): Tensor {
+  forward({ conv2d }: UNetOps, w: GpuWeights, x: Tensor): Tensor {
     return conv2d(x, w.get(`${this.name}.op.weight`), w.get(`${this.name}.op.bias`), { stride: 2, padding: 1 });
   }
 }
@@ -107,7 +123,7 @@ class Upsample implements Layer {
     cost.conv(channels, channels, 3, scale * 2);
   }
 
-  forward(w: GpuWeights, x: Tensor): Tensor {
+  forward({ conv2d, upsampleNearest2x }: UNetOps, w: GpuWeights, x: Tensor): Tensor {
     const up = upsampleNearest2x(x);
     const out = conv2d(up, w.get(`${this.name}.conv.weight`), w.get(`${this.name}.conv.bias`));
     up.dispose();
@@ -170,7 +186,8 @@ class SwinLayer implements Layer {
     registerConv(layout, `${name}.patch_unembed.proj`, channels, embedDim, 1);
   }
 
-  forward(w: GpuWeights, x: Tensor, _emb: Tensor, hook?: ActivationHook): Tensor {
+  forward(ops: UNetOps, w: GpuWeights, x: Tensor, _emb: Tensor, hook?: ActivationHook): Tensor {
+    const { conv2d, groupNorm, gelu, windowAttention } = ops;
     const p = this.name;
     let z = conv2d(x, w.get(`${p}.patch_embed.proj.weight`), w.get(`${p}.patch_embed.proj.bias`));
     this.blocks.forEach(({ windowSize, shift }, i) => {
@@ -212,10 +229,10 @@ class Block {
     readonly layers: Layer[],
   ) {}
 
-  forward(w: GpuWeights, x: Tensor, emb: Tensor, hook?: ActivationHook): Tensor {
+  forward(ops: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor, hook?: ActivationHook): Tensor {
     let h = x;
     for (const layer of this.layers) {
-      const next = layer.forward(w, h, emb, hook);
+      const next = layer.forward(ops, w, h, emb, hook);
       if (h !== x) h.dispose();
       h = next;
     }
@@ -225,6 +242,8 @@ class Block {
 
 export interface UNetForwardOptions {
   onActivation?: ActivationHook;
+  /** The ops to run (default INFERENCE_OPS); a training tape records them for backward. */
+  ops?: UNetOps;
 }
 
 /**
@@ -276,7 +295,7 @@ export class UNetModelSwin {
     this.cost.conv(ch, inputChannels, 3, 1);
     const firstConv: Layer = {
       name: 'input_blocks.0.0',
-      forward: (w, x) => conv2d(x, w.get('input_blocks.0.0.weight'), w.get('input_blocks.0.0.bias')),
+      forward: (ops, w, x) => ops.conv2d(x, w.get('input_blocks.0.0.weight'), w.get('input_blocks.0.0.bias')),
     };
     this.inputBlocks.push(new Block('input_blocks.0', [firstConv]));
     const skipChannels = [ch];
@@ -326,34 +345,50 @@ export class UNetModelSwin {
     this.sizeMultiple = Math.max(multiple, 2 ** deepest);
   }
 
+  /**
+   * For every official parameter, the names of the GPU tensors holding it in row order: a
+   * scale-shift `emb_layers.1` as its scale and shift halves (they feed group norm's FiLM
+   * directly), everything else as one tensor of its own name.
+   */
+  parameterParts(): Map<string, string[]> {
+    const parts = new Map<string, string[]>();
+    for (const [name, entry] of this.layout.entries) {
+      if (entry.kind !== 'parameter') continue;
+      const emb = /^(.*)\.emb_layers\.1\.(weight|bias)$/.exec(name);
+      const part = emb?.[2] as 'weight' | 'bias' | undefined;
+      parts.set(name, emb && part ? [embHalf(emb[1], 'scale', part), embHalf(emb[1], 'shift', part)] : [name]);
+    }
+    return parts;
+  }
+
   /** Uploads every parameter once (f32). `lookup` returns a key's values in the layout's shape. */
   async load(ctx: GpuContext, lookup: WeightLookup): Promise<void> {
     this.weights?.dispose();
     const weights = new GpuWeights(ctx);
     try {
-      for (const [name, entry] of this.layout.entries) {
-        if (entry.kind !== 'parameter') continue;
+      for (const [name, parts] of this.parameterParts()) {
+        const shape = this.layout.entries.get(name)!.shape;
         const data = await lookup(name);
-        const [rows] = entry.shape;
-        if (/\.emb_layers\.1\.(weight|bias)$/.test(name)) {
-          // scale and shift are the two row halves; separate tensors feed group norm's FiLM directly.
-          const part = name.endsWith('weight') ? 'weight' : 'bias';
-          const block = name.slice(0, -`.emb_layers.1.${part}`.length);
-          const half = data.length / 2;
-          const halfShape = [rows / 2, ...entry.shape.slice(1)];
-          weights.upload(embHalf(block, 'scale', part), data.subarray(0, half), halfShape);
-          weights.upload(embHalf(block, 'shift', part), data.subarray(half), halfShape);
-        } else if (/\.attn\.(qkv|proj)\.weight$/.test(name)) {
-          weights.upload(name, data, [...entry.shape, 1, 1]); // per-token Linear run as a 1×1 conv
-        } else {
-          weights.upload(name, data, entry.shape);
-        }
+        const rows = shape[0] / parts.length;
+        const partSize = data.length / parts.length;
+        parts.forEach((part, i) => {
+          const partShape = /\.attn\.(qkv|proj)\.weight$/.test(name)
+            ? [...shape, 1, 1] // per-token Linear run as a 1×1 conv
+            : [rows, ...shape.slice(1)];
+          weights.upload(part, data.subarray(i * partSize, (i + 1) * partSize), partShape);
+        });
       }
     } catch (e) {
       weights.dispose();
       throw e;
     }
     this.weights = weights;
+  }
+
+  /** A loaded parameter tensor by GPU name (see parameterParts); training updates it in place. */
+  weight(name: string): Tensor {
+    if (!this.weights) throw new Error('UNetModelSwin.weight: call load() first');
+    return this.weights.get(name);
   }
 
   get weightBytes(): number {
@@ -379,6 +414,8 @@ export class UNetModelSwin {
     }
     this.checkSize(height, width);
     const hook = options.onActivation;
+    const ops = options.ops ?? INFERENCE_OPS;
+    const { linear, concatChannels, groupNorm, conv2d } = ops;
 
     const sinusoid = timestepEmbedding(w.ctx, timesteps, this.config.model_channels);
     const hidden = linear(sinusoid, w.get('time_embed.0.weight'), w.get('time_embed.0.bias'), { activation: 'silu' });
@@ -390,13 +427,13 @@ export class UNetModelSwin {
     let h = this.config.cond_lq ? concatChannels(x, lq) : x;
     const skips: Tensor[] = [];
     for (const block of this.inputBlocks) {
-      const out = block.forward(w, h, emb, hook);
+      const out = block.forward(ops, w, h, emb, hook);
       if (h !== x && !skips.includes(h)) h.dispose();
       hook?.(block.name, out);
       skips.push(out);
       h = out;
     }
-    const mid = this.middle.forward(w, h, emb, hook);
+    const mid = this.middle.forward(ops, w, h, emb, hook);
     hook?.('middle_block', mid);
     h = mid;
     for (const block of this.outputBlocks) {
@@ -404,7 +441,7 @@ export class UNetModelSwin {
       const joined = concatChannels(h, skip);
       h.dispose();
       skip.dispose();
-      h = block.forward(w, joined, emb, hook);
+      h = block.forward(ops, w, joined, emb, hook);
       joined.dispose();
       hook?.(block.name, h);
     }

@@ -1,0 +1,53 @@
+// Times one UNet training step (forward + backward + AdamW update) and reports peak pool memory.
+// Usage: node dist/bench/train-step.js [small|full] [batch] [steps]
+//   small: the fixture's small UNet at 32×32 (default batch 4); full: PRESETS['deltadiff-x4'] at
+//   64×64 latents (default batch 1). Random weights in the official layout.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNodeGpuContext } from '../src/gpu/node.js';
+import { parseModelConfig, PRESETS } from '../src/nn/config.js';
+import { UNetModelSwin } from '../src/nn/unet.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { initialWeights } from '../src/train/init.js';
+import { AdamW } from '../src/train/optimizer.js';
+import { parameterTensors } from '../src/train/parameters.js';
+import { trainStep } from '../src/train/trainer.js';
+
+const [which = 'small', batchArg, stepsArg] = process.argv.slice(2);
+const root = join(import.meta.dirname, '..', '..');
+const config =
+  which === 'full'
+    ? PRESETS['deltadiff-x4'].config.unet
+    : parseModelConfig(JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'model_small-deltadiff.json'), 'utf8'))).unet;
+const batch = Number(batchArg ?? (which === 'full' ? 1 : 4));
+const steps = Number(stepsArg ?? 3);
+const size = config.image_size;
+
+const ctx = await createNodeGpuContext();
+const unet = new UNetModelSwin(config);
+await unet.load(ctx, initialWeights(unet, 1));
+const optimizer = new AdamW(ctx, parameterTensors(unet));
+const random = (seed: number) => Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(seed * 7919 + i * 12.9898) * 0.5);
+const shape = [batch, 3, size, size];
+const data = { x: Tensor.from(ctx, random(1), shape), lq: Tensor.from(ctx, random(2), shape), target: Tensor.from(ctx, random(3), shape) };
+const timesteps = Array.from({ length: batch }, (_, i) => i % 4);
+const schedule = { peak: 1e-4, warmupSteps: 0, totalSteps: 1000, minimum: 1e-5 };
+const times: number[] = [];
+for (let i = 0; i <= steps; i++) {
+  if (i === 1) ctx.pool.resetPeak();
+  const started = performance.now();
+  const loss = trainStep(unet, optimizer, { ...data, timesteps }, schedule);
+  const [value] = await loss.readFloat();
+  loss.dispose();
+  if (i > 0) times.push((performance.now() - started) / 1000); // step 0 compiles the pipelines
+  console.log(`step ${i}: loss ${value.toExponential(4)}`);
+}
+const stats = ctx.poolStats();
+console.log(
+  `${which} UNet (${unet.layout.parameterCount()} parameters), batch ${batch} at ${size}×${size}, ${ctx.adapter.description || ctx.adapter.architecture}: ` +
+    `${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2)} s/step (median of ${times.length}: ${times.sort((a, b) => a - b)[times.length >> 1].toFixed(2)} s), ` +
+    `peak pool in use ${(stats.peakInUseBytes / 2 ** 20).toFixed(1)} MiB, allocated ${(stats.peakAllocatedBytes / 2 ** 20).toFixed(1)} MiB`,
+);
+optimizer.dispose();
+unet.dispose();
+ctx.dispose();

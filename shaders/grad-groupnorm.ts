@@ -1,0 +1,200 @@
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { flatIndexFn } from './common.js';
+import { SILU_GRAD_WGSL } from './grad-elementwise.js';
+
+export const GROUPNORM_GRAD_WORKGROUP = 256;
+export const GROUPNORM_GRAD_SMALL_WORKGROUP = 64;
+
+/**
+ * Uniforms shared by the passes. A run covers `samples` batch items starting at sample
+ * `first_sample`; x / dy / dx are bound from the run's first element (plus *_skip).
+ */
+const PARAMS = /* wgsl */ `
+struct P {
+  samples: u32, first_sample: u32, channels: u32, groups: u32, spatial: u32,
+  x_skip: u32, dy_skip: u32, dx_skip: u32, eps: f32,
+}
+@group(0) @binding(0) var<uniform> p: P;`;
+
+/** Pass 1: (mean, rstd) of each (sample, group) row, two passes over the row as the reference does. */
+export function groupNormGradStatsShader(): string {
+  return /* wgsl */ `
+${PARAMS}
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
+var<workgroup> sums: array<f32, ${GROUPNORM_GRAD_WORKGROUP}>;
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+  sums[lid] = v;
+  for (var reach = ${GROUPNORM_GRAD_WORKGROUP / 2}u; reach > 0u; reach /= 2u) {
+    workgroupBarrier();
+    if (lid < reach) { sums[lid] += sums[lid + reach]; }
+  }
+  workgroupBarrier();
+  let total = sums[0];
+  workgroupBarrier();
+  return total;
+}
+@compute @workgroup_size(${GROUPNORM_GRAD_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x;
+  let len = (p.channels / p.groups) * p.spatial;
+  let base = p.x_skip + row * len;
+  var s = 0.0;
+  for (var i = lid; i < len; i += ${GROUPNORM_GRAD_WORKGROUP}u) { s += x[base + i]; }
+  let mean = workgroup_sum(lid, s) / f32(len);
+  var q = 0.0;
+  for (var i = lid; i < len; i += ${GROUPNORM_GRAD_WORKGROUP}u) {
+    let d = x[base + i] - mean;
+    q += d * d;
+  }
+  let variance = workgroup_sum(lid, q) / f32(len);
+  if (lid == 0u) { stats[p.first_sample * p.groups + row] = vec2<f32>(mean, inverseSqrt(variance + p.eps)); }
+}`;
+}
+
+/**
+ * The forward recomputed at one element, and its gradient back to the normalised value:
+ * xhat, u = xhat·γ + β, v = u·(1 + scale) + shift, dv = dy·SiLU′(v), du = dv·(1 + scale).
+ */
+function recomputeWgsl(film: boolean, silu: boolean): string {
+  return wgsl`
+${SILU_GRAD_WGSL}
+struct Local { xhat: f32, u: f32, dv: f32, du: f32 }
+fn local_grad(xv: f32, g: f32, stat: vec2<f32>, channel: u32, sample: u32) -> Local {
+  let xhat = (xv - stat.x) * stat.y;
+  let u = xhat * gamma[channel] + beta[channel];
+#if ${film}
+  let film_scale = 1.0 + scale[sample * p.channels + channel];
+  let v = u * film_scale + shift[sample * p.channels + channel];
+#else
+  let film_scale = 1.0;
+  let v = u;
+#endif
+#if ${silu}
+  let dv = g * silu_grad(v);
+#else
+  let dv = g;
+#endif
+  return Local(xhat, u, dv, dv * film_scale);
+}`;
+}
+
+function filmBindings(film: boolean, first: number): string {
+  return film
+    ? `@group(0) @binding(${first}) var<storage, read> scale: array<f32>;
+@group(0) @binding(${first + 1}) var<storage, read> shift: array<f32>;`
+    : '';
+}
+
+/**
+ * Pass 2: per (sample, channel), Σdv (→ d shift), Σdv·u (→ d scale), Σdu (→ dβ) and Σdu·xhat
+ * (→ dγ) over the channel's positions. One workgroup per (channel, sample of the run).
+ */
+export function groupNormGradChannelSumsShader(film: boolean, silu: boolean): string {
+  return /* wgsl */ `
+${PARAMS}
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> stats: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> sums: array<vec4<f32>>;
+${filmBindings(film, 7)}
+${recomputeWgsl(film, silu)}
+var<workgroup> partial: array<vec4<f32>, ${GROUPNORM_GRAD_SMALL_WORKGROUP}>;
+@compute @workgroup_size(${GROUPNORM_GRAD_SMALL_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let channel = wid.x;
+  let sample = p.first_sample + wid.y;
+  let stat = stats[sample * p.groups + channel / (p.channels / p.groups)];
+  let offset = (wid.y * p.channels + channel) * p.spatial;
+  var acc = vec4<f32>(0.0);
+  for (var i = lid; i < p.spatial; i += ${GROUPNORM_GRAD_SMALL_WORKGROUP}u) {
+    let l = local_grad(x[p.x_skip + offset + i], dy[p.dy_skip + offset + i], stat, channel, sample);
+    acc += vec4<f32>(l.dv, l.dv * l.u, l.du, l.du * l.xhat);
+  }
+  partial[lid] = acc;
+  for (var reach = ${GROUPNORM_GRAD_SMALL_WORKGROUP / 2}u; reach > 0u; reach /= 2u) {
+    workgroupBarrier();
+    if (lid < reach) { partial[lid] += partial[lid + reach]; }
+  }
+  if (lid == 0u) { sums[sample * p.channels + channel] = partial[0]; }
+}`;
+}
+
+/**
+ * Pass 3 (whole batch): invocation c < C sums dγ, dβ over the samples and writes the FiLM
+ * gradients of channel c; invocation r < N·G forms its row's Σ γ·du and Σ γ·du·xhat.
+ */
+export function groupNormGradFinalizeShader(film: boolean): string {
+  return wgsl`
+${PARAMS}
+@group(0) @binding(1) var<storage, read> sums: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;
+@group(0) @binding(3) var<storage, read_write> row_sums: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dbeta: array<f32>;
+#if ${film}
+@group(0) @binding(6) var<storage, read_write> dscale: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dshift: array<f32>;
+#endif
+@compute @workgroup_size(${GROUPNORM_GRAD_SMALL_WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i < p.channels) {
+    var dg = 0.0;
+    var db = 0.0;
+    for (var n = 0u; n < p.samples; n++) {
+      let s = sums[n * p.channels + i];
+      dg += s.w;
+      db += s.z;
+#if ${film}
+      dshift[n * p.channels + i] = s.x;
+      dscale[n * p.channels + i] = s.y;
+#endif
+    }
+    dgamma[i] = dg;
+    dbeta[i] = db;
+  }
+  if (i < p.samples * p.groups) {
+    let per_group = p.channels / p.groups;
+    let first = (i / p.groups) * p.channels + (i % p.groups) * per_group;
+    var r = vec2<f32>(0.0);
+    for (var c = 0u; c < per_group; c++) {
+      let g = gamma[(i % p.groups) * per_group + c];
+      r += g * sums[first + c].zw;
+    }
+    row_sums[i] = r;
+  }
+}`;
+}
+
+/** Pass 4: dx = rstd·(du·γ − (Σγ·du + xhat·Σγ·du·xhat)/M) with M the row length. */
+export function groupNormGradInputShader(film: boolean, silu: boolean): string {
+  return /* wgsl */ `
+${PARAMS}
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> stats: array<vec2<f32>>;
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<storage, read> row_sums: array<vec2<f32>>;
+@group(0) @binding(7) var<storage, read_write> dx: array<f32>;
+${filmBindings(film, 8)}
+${recomputeWgsl(film, silu)}
+${flatIndexFn(GROUPNORM_GRAD_WORKGROUP)}
+@compute @workgroup_size(${GROUPNORM_GRAD_WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg);
+  let item = p.channels * p.spatial;
+  if (i >= p.samples * item) { return; }
+  let sample = p.first_sample + i / item;
+  let channel = (i % item) / p.spatial;
+  let row = sample * p.groups + channel / (p.channels / p.groups);
+  let stat = stats[row];
+  let l = local_grad(x[p.x_skip + i], dy[p.dy_skip + i], stat, channel, sample);
+  let r = row_sums[row];
+  let m = f32((p.channels / p.groups) * p.spatial);
+  dx[p.dx_skip + i] = stat.y * (l.du * gamma[channel] - (r.x + l.xhat * r.y) / m);
+}`;
+}

@@ -1,0 +1,205 @@
+import { WINDOW_ATTENTION_MAX_HEAD_DIM, WINDOW_ATTENTION_MAX_WINDOW } from './window-attention.js';
+
+const MAX_TOKENS = WINDOW_ATTENTION_MAX_WINDOW ** 2;
+
+/**
+ * Uniforms and helpers shared by the window-attention backward kernels. Token k of window
+ * (wy, wx) lives at pixel ((wy·ws + k / ws + shift) mod H, (wx·ws + k mod ws + shift) mod W),
+ * exactly as in the forward; the shift mask is constant and recomputed from the geometry.
+ * The scratch holds, per (unit = n·heads + h, window, query i), the probabilities P[i][·] and
+ * the score gradients dS[i][·].
+ */
+const COMMON = /* wgsl */ `
+struct P {
+  height: u32, width: u32, window: u32, shift: u32, windows_x: u32, windows: u32,
+  channels: u32, heads: u32, head_dim: u32, batch: u32, scale: f32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+const MASK_VALUE = -100.0;
+const MAX_TOKENS = ${MAX_TOKENS}u;
+
+fn shift_region(row: u32) -> u32 {
+  if (row + p.window < p.height) { return 0u; }
+  if (row + p.shift < p.height) { return 1u; }
+  return 2u;
+}
+
+// Pixel offset (y·W + x) of token k of window w.
+fn token_pixel(w: u32, k: u32) -> u32 {
+  let wy = w / p.windows_x;
+  let wx = w % p.windows_x;
+  let y = (wy * p.window + k / p.window + p.shift) % p.height;
+  let x = (wx * p.window + k % p.window + p.shift) % p.width;
+  return y * p.width + x;
+}
+
+fn scratch_row(unit: u32, w: u32, i: u32) -> u32 {
+  let tokens = p.window * p.window;
+  return ((unit * p.windows + w) * tokens + i) * tokens;
+}`;
+
+/**
+ * Pass 1, one invocation per query token (workgroup = window × unit): recompute the scores and
+ * softmax P, then dP = dO·vᵀ, dS = P ⊙ (dP − Σ P·dP) and dq = scale·dS·k. P and dS go to the
+ * scratch for the key-side pass and the bias-table pass.
+ */
+export function windowAttentionGradQueryShader(): string {
+  return /* wgsl */ `
+${COMMON}
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> bias_table: array<f32>;
+@group(0) @binding(3) var<storage, read> d_out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> d_scores: array<f32>;
+@group(0) @binding(6) var<storage, read_write> d_qkv: array<f32>;
+// Bias plus mask added to the score of query i and key j in window w for head h.
+fn score_offset(w: u32, h: u32, i: u32, j: u32) -> f32 {
+  let ws = p.window;
+  let span = 2u * ws - 1u;
+  var s = bias_table[((i / ws + ws - 1u - j / ws) * span + (i % ws + ws - 1u - j % ws)) * p.heads + h];
+  let wy = w / p.windows_x;
+  if (p.shift > 0u && shift_region(wy * ws + i % ws) != shift_region(wy * ws + j % ws)) {
+    s += MASK_VALUE;
+  }
+  return s;
+}
+
+@compute @workgroup_size(${MAX_TOKENS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) i: u32) {
+  let tokens = p.window * p.window;
+  if (i >= tokens) { return; }
+  let w = wid.x;
+  let unit = wid.y;
+  let n = unit / p.heads;
+  let h = unit % p.heads;
+  let plane = p.height * p.width;
+  let q_base = (n * 3u * p.channels + h * p.head_dim) * plane;
+  let k_base = q_base + p.channels * plane;
+  let v_base = k_base + p.channels * plane;
+  let o_base = (n * p.channels + h * p.head_dim) * plane;
+  let pix_i = token_pixel(w, i);
+  var q: array<f32, ${WINDOW_ATTENTION_MAX_HEAD_DIM}>;
+  var d_o: array<f32, ${WINDOW_ATTENTION_MAX_HEAD_DIM}>;
+  for (var c = 0u; c < p.head_dim; c++) {
+    q[c] = qkv[q_base + c * plane + pix_i];
+    d_o[c] = d_out[o_base + c * plane + pix_i];
+  }
+  var prob: array<f32, ${MAX_TOKENS}>;
+  var top = -3.0e38;
+  for (var j = 0u; j < tokens; j++) {
+    let pix_j = token_pixel(w, j);
+    var dot = 0.0;
+    for (var c = 0u; c < p.head_dim; c++) { dot += q[c] * qkv[k_base + c * plane + pix_j]; }
+    prob[j] = dot * p.scale + score_offset(w, h, i, j);
+    top = max(top, prob[j]);
+  }
+  var total = 0.0;
+  for (var j = 0u; j < tokens; j++) {
+    prob[j] = exp(prob[j] - top);
+    total += prob[j];
+  }
+  var d_prob: array<f32, ${MAX_TOKENS}>;
+  var weighted = 0.0;
+  for (var j = 0u; j < tokens; j++) {
+    prob[j] /= total;
+    let pix_j = token_pixel(w, j);
+    var dot = 0.0;
+    for (var c = 0u; c < p.head_dim; c++) { dot += d_o[c] * qkv[v_base + c * plane + pix_j]; }
+    d_prob[j] = dot;
+    weighted += prob[j] * dot;
+  }
+  let row = scratch_row(unit, w, i);
+  for (var j = 0u; j < tokens; j++) {
+    d_prob[j] = prob[j] * (d_prob[j] - weighted);
+    probs[row + j] = prob[j];
+    d_scores[row + j] = d_prob[j];
+  }
+  for (var c = 0u; c < p.head_dim; c++) {
+    var s = 0.0;
+    for (var j = 0u; j < tokens; j++) { s += d_prob[j] * qkv[k_base + c * plane + token_pixel(w, j)]; }
+    d_qkv[q_base + c * plane + pix_i] = s * p.scale;
+  }
+}`;
+}
+
+/** Pass 2, one invocation per key token j: dk = scale·dSᵀ·q and dv = Pᵀ·dO. */
+export function windowAttentionGradKeyShader(): string {
+  return /* wgsl */ `
+${COMMON}
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> d_out: array<f32>;
+@group(0) @binding(3) var<storage, read> probs: array<f32>;
+@group(0) @binding(4) var<storage, read> d_scores: array<f32>;
+@group(0) @binding(5) var<storage, read_write> d_qkv: array<f32>;
+@compute @workgroup_size(${MAX_TOKENS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) j: u32) {
+  let tokens = p.window * p.window;
+  if (j >= tokens) { return; }
+  let w = wid.x;
+  let unit = wid.y;
+  let n = unit / p.heads;
+  let h = unit % p.heads;
+  let plane = p.height * p.width;
+  let q_base = (n * 3u * p.channels + h * p.head_dim) * plane;
+  let k_base = q_base + p.channels * plane;
+  let v_base = k_base + p.channels * plane;
+  let o_base = (n * p.channels + h * p.head_dim) * plane;
+  let pix_j = token_pixel(w, j);
+  var prob: array<f32, ${MAX_TOKENS}>;
+  var d_score: array<f32, ${MAX_TOKENS}>;
+  var pix: array<u32, ${MAX_TOKENS}>;
+  for (var i = 0u; i < tokens; i++) {
+    let at = scratch_row(unit, w, i) + j;
+    prob[i] = probs[at];
+    d_score[i] = d_scores[at];
+    pix[i] = token_pixel(w, i);
+  }
+  for (var c = 0u; c < p.head_dim; c++) {
+    var dk = 0.0;
+    var dv = 0.0;
+    for (var i = 0u; i < tokens; i++) {
+      dk += d_score[i] * qkv[q_base + c * plane + pix[i]];
+      dv += prob[i] * d_out[o_base + c * plane + pix[i]];
+    }
+    d_qkv[k_base + c * plane + pix_j] = dk * p.scale;
+    d_qkv[v_base + c * plane + pix_j] = dv;
+  }
+}`;
+}
+
+/**
+ * Pass 3: the bias-table gradient. The forward gathers table row e for every (i, j) whose
+ * relative offset is e, so the backward is a scatter-add; written as a gather instead (no
+ * atomics, deterministic): invocation (e, h) sums dS over the batch, the windows and the
+ * queries i whose partner j = i − offset(e) lies inside the window.
+ */
+export function windowAttentionGradBiasShader(): string {
+  return /* wgsl */ `
+${COMMON}
+@group(0) @binding(1) var<storage, read> d_scores: array<f32>;
+@group(0) @binding(2) var<storage, read_write> d_table: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let ws = p.window;
+  let span = 2u * ws - 1u;
+  let index = gid.x;
+  if (index >= span * span * p.heads) { return; }
+  let e = index / p.heads;
+  let h = index % p.heads;
+  let dr = i32(e / span) - i32(ws - 1u);
+  let dc = i32(e % span) - i32(ws - 1u);
+  var s = 0.0;
+  for (var n = 0u; n < p.batch; n++) {
+    let unit = n * p.heads + h;
+    for (var w = 0u; w < p.windows; w++) {
+      for (var i = 0u; i < ws * ws; i++) {
+        let rj = i32(i / ws) - dr;
+        let cj = i32(i % ws) - dc;
+        if (rj < 0 || cj < 0 || rj >= i32(ws) || cj >= i32(ws)) { continue; }
+        s += d_scores[scratch_row(unit, w, i) + u32(rj) * ws + u32(cj)];
+      }
+    }
+  }
+  d_table[index] = s;
+}`;
+}

@@ -1,0 +1,200 @@
+import {
+  CONV2D_GRAD_HELPER_WORKGROUP,
+  CONV2D_INPUT_GRAD_WORKGROUP,
+  conv2dInputGradShader,
+  conv2dWeightGradShader,
+  channelMajorShader,
+  flipWeightShader,
+  im2colShader,
+  reduceBatchShader,
+} from '../../../shaders/grad-conv2d.js';
+import { GpuLimitError } from '../../gpu/errors.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { conv2d } from '../conv2d.js';
+import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from '../cpu/conv2d.js';
+import { assertFloat, flatWorkgroups, Params } from '../kernel.js';
+import { matmul } from '../matmul.js';
+import { assertGradShape, batchRuns, elementWindow } from './chunks.js';
+
+export interface Conv2dBackwardOptions {
+  stride?: 1 | 2;
+  padding?: Conv2dPadding;
+  /** Skip dx (the first layer's input needs no gradient). */
+  inputGrad?: boolean;
+  /** Whether the forward had a bias (then db is returned). */
+  bias?: boolean;
+}
+
+export interface Conv2dGrads {
+  dx: Tensor | null;
+  dw: Tensor;
+  db: Tensor | null;
+}
+
+/**
+ * Gradients of y = conv2d(x, w) + b for an output gradient dy. An activation or residual of the
+ * forward is the caller's: pass the gradient at the convolution's output (a residual's gradient
+ * is dy itself).
+ *
+ * The fast path reuses the tuned forward kernels: dx of a stride-1 convolution is the forward
+ * conv2d of dy with the flipped, transposed weight, and dw is a batched matmul of dy with the
+ * im2col of x (x itself for a 1×1 conv), summed over the batch. When an operand of that path
+ * exceeds the binding limit, or for dx of stride 2, the direct kernels run instead (runs of
+ * whole batch items).
+ */
+export function conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, options: Conv2dBackwardOptions = {}): Conv2dGrads {
+  const op = 'conv2dBackward';
+  assertFloat(op, x, weight, dy);
+  const g = conv2dGeometry(op, x.shape, weight.shape, options);
+  assertGradShape(op, dy, [g.batch, g.outChannels, g.outHeight, g.outWidth]);
+  const maxElements = (x.ctx.limits.maxStorageBufferBindingSize - x.ctx.limits.minStorageBufferOffsetAlignment) / 4;
+  const taps = g.kernelSize * g.kernelSize;
+  const outPlane = g.outHeight * g.outWidth;
+  const fits = [dy.size, g.batch * g.inChannels * taps * outPlane].every((n) => n <= maxElements);
+  if (!fits) return conv2dBackwardDirect(x, weight, dy, options);
+  const wantDx = options.inputGrad ?? true;
+  const dx = !wantDx ? null : g.stride === 1 ? transposedConv(weight, dy, g) : directInputGrad(x, weight, dy, g);
+  const { dw, db } = weightGradByMatmul(x, dy, g, options.bias ?? true);
+  return { dx, dw, db };
+}
+
+/** dx of a stride-1 convolution: conv2d(dy, w′) with w′ flipped and transposed, padding mirrored. */
+function transposedConv(weight: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
+  const ctx = dy.ctx;
+  const taps = g.kernelSize * g.kernelSize;
+  const flipped = Tensor.empty(ctx, [g.inChannels, g.outChannels, g.kernelSize, g.kernelSize], 'f32', 'conv2dBackward flipped weight');
+  ctx.dispatch({
+    op: 'conv2dBackward',
+    code: flipWeightShader(),
+    params: new Params().u32(g.outChannels, g.inChannels, taps).build(),
+    bindings: [weight.binding(), flipped.binding()],
+    workgroups: flatWorkgroups(ctx, weight.size, CONV2D_GRAD_HELPER_WORKGROUP),
+  });
+  const k1 = g.kernelSize - 1;
+  const dx = conv2d(dy, flipped, null, { padding: [k1 - g.padTop, k1 - g.padRight, k1 - g.padBottom, k1 - g.padLeft] });
+  flipped.dispose();
+  return dx;
+}
+
+/** dw = dy·im2col(x)ᵀ with the batch folded into K, and db = Σ dy over the batch and pixels. */
+function weightGradByMatmul(x: Tensor, dy: Tensor, g: Conv2dGeometry, bias: boolean): { dw: Tensor; db: Tensor | null } {
+  const op = 'conv2dBackward';
+  const ctx = x.ctx;
+  const taps = g.kernelSize * g.kernelSize;
+  const outPlane = g.outHeight * g.outWidth;
+  const plain = g.kernelSize === 1 && g.stride === 1 && g.padTop + g.padLeft + g.padBottom + g.padRight === 0;
+  // With one batch item the [N, C, P] layouts already are channel-major.
+  let cols: Tensor;
+  if (plain && g.batch === 1) cols = x.reshape([g.inChannels, outPlane]);
+  else {
+    cols = Tensor.empty(ctx, [g.inChannels * taps, g.batch * outPlane], 'f32', `${op} im2col`);
+    ctx.dispatch({
+      op,
+      code: im2colShader(g.kernelSize, g.stride),
+      params: geometryParams(g, g.batch, 0, 0, 0),
+      bindings: [x.binding(), cols.binding()],
+      workgroups: flatWorkgroups(ctx, cols.size, CONV2D_GRAD_HELPER_WORKGROUP),
+    });
+  }
+  let dyRows: Tensor;
+  if (g.batch === 1) dyRows = dy.reshape([g.outChannels, outPlane]);
+  else {
+    dyRows = Tensor.empty(ctx, [g.outChannels, g.batch * outPlane], 'f32', `${op} channel-major dy`);
+    ctx.dispatch({
+      op,
+      code: channelMajorShader(),
+      params: new Params().u32(g.batch, g.outChannels, outPlane).build(),
+      bindings: [dy.binding(), dyRows.binding()],
+      workgroups: flatWorkgroups(ctx, dy.size, CONV2D_GRAD_HELPER_WORKGROUP),
+    });
+  }
+  const product = matmul(dyRows, cols, { transposeB: true });
+  cols.dispose();
+  dyRows.dispose();
+  const dw = product.reshape([g.outChannels, g.inChannels, g.kernelSize, g.kernelSize]);
+  product.dispose();
+  let db: Tensor | null = null;
+  if (bias) {
+    db = Tensor.empty(ctx, [g.outChannels], 'f32', `${op} db`);
+    reduceBatch(dy, db, g.batch, g.outChannels, outPlane);
+  }
+  return { dw, db };
+}
+
+/** out[r] = Σ_n Σ_inner x[n, r, inner]. */
+function reduceBatch(x: Tensor, out: Tensor, batch: number, rows: number, inner: number): void {
+  const maxX = x.ctx.limits.maxComputeWorkgroupsPerDimension;
+  x.ctx.dispatch({
+    op: 'conv2dBackward',
+    code: reduceBatchShader(),
+    params: new Params().u32(batch, rows, inner).build(),
+    bindings: [x.binding(), out.binding()],
+    workgroups: rows <= maxX ? [rows] : [maxX, Math.ceil(rows / maxX)],
+  });
+}
+
+function geometryParams(g: Conv2dGeometry, batch: number, xSkip: number, dySkip: number, outSkip: number): ArrayBuffer {
+  return new Params()
+    .u32(batch, g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight, g.outWidth)
+    .i32(g.padTop, g.padLeft)
+    .u32(xSkip, dySkip, outSkip)
+    .build();
+}
+
+/** dx by the direct transposed-convolution kernel (any stride), in runs of whole batch items. */
+function directInputGrad(x: Tensor, weight: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
+  const padding = [g.padTop, g.padRight, g.padBottom, g.padLeft] as const;
+  return directKernels(x, weight, dy, { stride: g.stride, padding, bias: false }, false).dx!;
+}
+
+/**
+ * The direct kernels: dx one invocation per input element (a transposed convolution), dw and db
+ * one workgroup per (ci, co) reducing over the batch and the output pixels. Runs of whole
+ * batch items keep every binding under the limit; later runs accumulate dw and db.
+ */
+export function conv2dBackwardDirect(x: Tensor, weight: Tensor, dy: Tensor, options: Conv2dBackwardOptions = {}): Conv2dGrads {
+  const { dx, dw, db } = directKernels(x, weight, dy, options, true);
+  return { dx, dw: dw!, db };
+}
+
+function directKernels(x: Tensor, weight: Tensor, dy: Tensor, options: Conv2dBackwardOptions, wantWeight: boolean) {
+  const op = 'conv2dBackwardDirect';
+  assertFloat(op, x, weight, dy);
+  const g = conv2dGeometry(op, x.shape, weight.shape, options);
+  assertGradShape(op, dy, [g.batch, g.outChannels, g.outHeight, g.outWidth]);
+  const ctx = x.ctx;
+  if (weight.byteLength > ctx.limits.maxStorageBufferBindingSize) {
+    throw new GpuLimitError(`weight [${weight.shape.join(', ')}] exceeds maxStorageBufferBindingSize`, op);
+  }
+  const wantDx = options.inputGrad ?? true;
+  const dx = wantDx ? Tensor.empty(ctx, x.shape, 'f32', `${op} dx`) : null;
+  const dw = wantWeight ? Tensor.empty(ctx, weight.shape, 'f32', `${op} dw`) : null;
+  const db = wantWeight && (options.bias ?? true) ? Tensor.empty(ctx, [g.outChannels], 'f32', `${op} db`) : null;
+  const inItem = g.inChannels * g.inHeight * g.inWidth;
+  const outItem = g.outChannels * g.outHeight * g.outWidth;
+  const inputCode = conv2dInputGradShader(g.kernelSize, g.stride);
+  for (const { start, count } of batchRuns(ctx, op, g.batch, [inItem, outItem])) {
+    const xw = elementWindow(x, start * inItem, count * inItem);
+    const dyw = elementWindow(dy, start * outItem, count * outItem);
+    const params = (outSkip: number) => geometryParams(g, count, xw.skip, dyw.skip, outSkip);
+    if (dx) {
+      const dxw = elementWindow(dx, start * inItem, count * inItem);
+      ctx.dispatch({
+        op,
+        code: inputCode,
+        params: params(dxw.skip),
+        bindings: [dyw.binding, weight.binding(), dxw.binding],
+        workgroups: flatWorkgroups(ctx, count * inItem, CONV2D_INPUT_GRAD_WORKGROUP),
+      });
+    }
+    if (!dw) continue;
+    ctx.dispatch({
+      op,
+      code: conv2dWeightGradShader(g.kernelSize, g.stride, db !== null, start > 0),
+      params: params(0),
+      bindings: [dyw.binding, xw.binding, dw.binding(), ...(db ? [db.binding()] : [])],
+      workgroups: [g.inChannels, g.outChannels],
+    });
+  }
+  return { dx, dw, db };
+}

@@ -1,0 +1,114 @@
+import { OPTIMIZER_WORKGROUP, adamwShader, sumSquaresShader } from '../../shaders/grad-optimizer.js';
+import { GpuLimitError } from '../gpu/errors.js';
+import type { GpuContext } from '../gpu/context.js';
+import { sumPartials } from '../ops/grad/loss.js';
+import { flatWorkgroups, Params } from '../ops/kernel.js';
+import { Tensor } from '../tensor/tensor.js';
+
+export interface AdamWConfig {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Clip the global gradient norm to this (0: no clipping). */
+  maxGradNorm: number;
+  /** EMA rate d in ema ← d·ema + (1 − d)·θ; null keeps no EMA. */
+  emaDecay: number | null;
+}
+
+export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1, emaDecay: 0.999 };
+
+/** Optimizer state of one parameter. */
+export interface ParamState {
+  m: Tensor;
+  v: Tensor;
+  ema: Tensor | null;
+}
+
+/**
+ * AdamW over named GPU parameters, updated in place by one fused kernel per tensor; the global
+ * gradient norm for clipping is reduced on the GPU, so a step records without any sync.
+ */
+export class AdamW {
+  /** Steps taken (the bias corrections use step + 1 for the next one). */
+  step = 0;
+  readonly state = new Map<string, ParamState>();
+  /** [1]: Σ g² over all parameters at the last step (before clipping); read it for logging. */
+  readonly gradNormSquared: Tensor;
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly params: ReadonlyMap<string, Tensor>,
+    readonly config: AdamWConfig = DEFAULT_ADAMW,
+  ) {
+    for (const [name, p] of params) {
+      const zeros = new Float32Array(p.size);
+      this.state.set(name, {
+        m: Tensor.from(ctx, zeros, p.shape, 'f32', `${name} m`),
+        v: Tensor.from(ctx, zeros, p.shape, 'f32', `${name} v`),
+        ema: config.emaDecay === null ? null : p.clone(`${name} ema`),
+      });
+    }
+    this.gradNormSquared = Tensor.empty(ctx, [1], 'f32', 'gradient norm²');
+  }
+
+  /** Records one update with learning rate `lr` from gradients by parameter name. */
+  update(grads: ReadonlyMap<string, Tensor>, lr: number): void {
+    const op = 'adamw';
+    const c = this.config;
+    const ctx = this.ctx;
+    for (const [name, p] of this.params) {
+      const g = grads.get(name);
+      if (!g || g.size !== p.size) throw new Error(`${op}: missing or mis-shaped gradient for ${name}`);
+      if (p.byteLength > ctx.limits.maxStorageBufferBindingSize) {
+        throw new GpuLimitError(`parameter ${name} exceeds maxStorageBufferBindingSize`, op);
+      }
+    }
+    const partial = Tensor.empty(ctx, [this.params.size], 'f32', `${op} partial norms`);
+    let slot = 0;
+    for (const name of this.params.keys()) {
+      const g = grads.get(name)!;
+      ctx.dispatch({
+        op,
+        code: sumSquaresShader(),
+        params: new Params().u32(g.size, slot++).build(),
+        bindings: [g.binding(), partial.binding()],
+        workgroups: [1],
+      });
+    }
+    sumPartials(partial, this.gradNormSquared, 1);
+    partial.dispose();
+    this.step++;
+    const code = adamwShader(c.emaDecay !== null);
+    for (const [name, p] of this.params) {
+      const s = this.state.get(name)!;
+      ctx.dispatch({
+        op,
+        code,
+        params: new Params()
+          .u32(p.size)
+          .f32(lr, c.beta1, c.beta2, c.eps, c.weightDecay, 1 - c.beta1 ** this.step, 1 - c.beta2 ** this.step, c.maxGradNorm, c.emaDecay ?? 0)
+          .build(),
+        bindings: [
+          grads.get(name)!.binding(),
+          this.gradNormSquared.binding(),
+          p.binding(),
+          s.m.binding(),
+          s.v.binding(),
+          ...(s.ema ? [s.ema.binding()] : []),
+        ],
+        workgroups: flatWorkgroups(ctx, p.size, OPTIMIZER_WORKGROUP),
+      });
+    }
+  }
+
+  dispose(): void {
+    for (const s of this.state.values()) {
+      s.m.dispose();
+      s.v.dispose();
+      s.ema?.dispose();
+    }
+    this.state.clear();
+    this.gradNormSquared.dispose();
+  }
+}

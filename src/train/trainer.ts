@@ -1,0 +1,16 @@
+import type { UNetModelSwin } from '../nn/unet.js';
+import type { AdamW } from './optimizer.js';
+import { learningRate, type LearningRateSchedule } from './schedule.js';
+import { unetLossAndGradients, type UNetBatch } from './unet-step.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/**
+ * One training step (forward, backward, clipped AdamW update with EMA) at the learning rate of
+ * the optimizer's step count. Records only; returns the loss tensor [1] (dispose it).
+ */
+export function trainStep(unet: UNetModelSwin, optimizer: AdamW, batch: UNetBatch, schedule: LearningRateSchedule): Tensor {
+  const { loss, grads } = unetLossAndGradients(unet, batch);
+  optimizer.update(grads, learningRate(optimizer.step, schedule));
+  for (const g of grads.values()) g.dispose();
+  return loss;
+}

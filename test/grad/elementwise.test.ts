@@ -1,0 +1,109 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { geluRef, siluRef } from '../../src/ops/cpu/elementwise.js';
+import { geluBackwardRef, siluBackwardRef } from '../../src/ops/cpu/grad-elementwise.js';
+import { concatChannelsBackwardRef, upsampleNearest2xBackwardRef } from '../../src/ops/cpu/grad-layout.js';
+import { mseLossRef } from '../../src/ops/cpu/grad-loss.js';
+import { concatChannelsRef, } from '../../src/ops/cpu/layout.js';
+import { upsampleNearestRef } from '../../src/ops/cpu/resample.js';
+import { accumulate, geluBackward, siluBackward } from '../../src/ops/grad/elementwise.js';
+import { concatChannelsBackward, upsampleNearest2xBackward } from '../../src/ops/grad/layout.js';
+import { mseLoss } from '../../src/ops/grad/loss.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { assertClose, gpu, gpuWith, randomArray } from '../helpers/gpu.js';
+import { fdError, finiteDifferences, weightedSum } from './fd.js';
+
+const SIZES = [1, 3, 257, 1031];
+
+test('SiLU and GELU gradients: CPU reference vs finite differences, GPU vs CPU reference', async () => {
+  const ctx = await gpu();
+  for (const n of SIZES) {
+    const x = randomArray(n, n, -6, 6);
+    const dy = randomArray(n, n + 1);
+    for (const [forward, ref, gpuOp] of [
+      [siluRef, siluBackwardRef, siluBackward],
+      [geluRef, geluBackwardRef, geluBackward],
+    ] as const) {
+      const analytic = ref(x, dy);
+      if (n < 300) {
+        const err = fdError(await finiteDifferences(x, (t) => weightedSum(forward(t), dy), { step: 1e-2 }), analytic);
+        assert.ok(err < 1e-3, `${gpuOp.name} FD n=${n}: ${err}`);
+      }
+      const [xt, dyt] = [Tensor.from(ctx, x, [n]), Tensor.from(ctx, dy, [n])];
+      const dx = gpuOp(xt, dyt);
+      assertClose(await dx.readFloat(), analytic, 1e-5, `${gpuOp.name} n=${n}`);
+      for (const t of [xt, dyt, dx]) t.dispose();
+    }
+  }
+});
+
+test('accumulate adds in place, also past the binding limit', async () => {
+  const ctx = await gpuWith({ maxStorageBufferBindingSize: 4096 });
+  const n = 5000;
+  const [a, b] = [randomArray(n, 1), randomArray(n, 2)];
+  const acc = Tensor.from(ctx, a, [n]);
+  const x = Tensor.from(ctx, b, [n]);
+  accumulate(acc, x);
+  assertClose(await acc.readFloat(), a.map((v, i) => v + b[i]), 1e-6, 'accumulate');
+  ctx.dispose();
+});
+
+test('concat and nearest-upsample gradients match their CPU references and finite differences', async () => {
+  const ctx = await gpu();
+  for (const [n, ca, cb, h, w] of [
+    [1, 1, 1, 1, 1],
+    [2, 3, 5, 3, 7],
+  ]) {
+    const dy = randomArray(n * (ca + cb) * h * w, 3);
+    const [ra, rb] = concatChannelsBackwardRef(dy, [n, ca + cb, h, w], ca);
+    const a = randomArray(n * ca * h * w, 4);
+    const b = randomArray(n * cb * h * w, 5);
+    const fd = await finiteDifferences(a, (t) => weightedSum(concatChannelsRef(t, [n, ca, h, w], b, [n, cb, h, w]), dy), { step: 1e-2 });
+    assert.ok(fdError(fd, ra) < 1e-6, 'concat FD');
+    const dyt = Tensor.from(ctx, dy, [n, ca + cb, h, w]);
+    const [da, db] = concatChannelsBackward(dyt, ca);
+    assertClose(await da.readFloat(), ra, 0, 'concat da');
+    assertClose(await db.readFloat(), rb, 0, 'concat db');
+
+    const x = randomArray(n * ca * h * w, 6);
+    const dyUp = randomArray(n * ca * 4 * h * w, 7);
+    const ref = upsampleNearest2xBackwardRef(dyUp, [n, ca, h, w]);
+    const fdUp = await finiteDifferences(x, (t) => weightedSum(upsampleNearestRef(t, [n, ca, h, w], 2), dyUp), { step: 1e-2 });
+    assert.ok(fdError(fdUp, ref) < 1e-5, 'upsample FD');
+    const dyUpT = Tensor.from(ctx, dyUp, [n, ca, 2 * h, 2 * w]);
+    const dx = upsampleNearest2xBackward(dyUpT);
+    assertClose(await dx.readFloat(), ref, 1e-6, 'upsample dx');
+    for (const t of [dyt, da, db, dyUpT, dx]) t.dispose();
+  }
+});
+
+test('nearest-upsample gradient chunks planes past the binding limit', async () => {
+  const ctx = await gpuWith({ maxStorageBufferBindingSize: 4096 });
+  const shape = [2, 5, 9, 11];
+  const dy = randomArray(2 * 5 * 4 * 9 * 11, 8);
+  const t = Tensor.from(ctx, dy, [2, 5, 18, 22]);
+  const dx = upsampleNearest2xBackward(t);
+  assertClose(await dx.readFloat(), upsampleNearest2xBackwardRef(dy, shape), 1e-6, 'chunked upsample');
+  ctx.dispose();
+});
+
+test('MSE loss and gradient match the CPU reference and finite differences', async () => {
+  const ctx = await gpu();
+  for (const n of [1, 300, 70_000]) {
+    const pred = randomArray(n, n);
+    const target = randomArray(n, n + 1);
+    const ref = mseLossRef(pred, target);
+    const [p, t] = [Tensor.from(ctx, pred, [n]), Tensor.from(ctx, target, [n])];
+    const { loss, grad } = mseLoss(p, t);
+    const [value] = await loss.readFloat();
+    assert.ok(Math.abs(value - ref.loss) <= 1e-6 * ref.loss, `loss n=${n}: ${value} vs ${ref.loss}`);
+    assertClose(await grad.readFloat(), ref.grad, 1e-6, `grad n=${n}`);
+    if (n === 300) {
+      const fd = await finiteDifferences(pred, (q) => mseLossRef(q, target).loss, { step: 1e-3 });
+      assert.ok(fdError(fd, ref.grad) < 1e-3, 'mse FD');
+    }
+    for (const r of [p, t, loss, grad]) r.dispose();
+  }
+});
+
+test.run();

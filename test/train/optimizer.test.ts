@@ -1,0 +1,52 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { adamwStepRef, type AdamWRefState } from '../../src/ops/cpu/grad-optimizer.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { AdamW, type AdamWConfig } from '../../src/train/optimizer.js';
+import { learningRate } from '../../src/train/schedule.js';
+import { assertClose, gpu, randomArray } from '../helpers/gpu.js';
+
+const SIZES = [1, 7, 300, 1030];
+
+for (const maxGradNorm of [0.5, 0]) {
+  test(`AdamW with ${maxGradNorm ? 'clipping' : 'no clipping'} and EMA matches the CPU reference for 5 steps`, async () => {
+    const ctx = await gpu();
+    const config: AdamWConfig = { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.05, maxGradNorm, emaDecay: 0.9 };
+    const schedule = { peak: 1e-2, warmupSteps: 2, totalSteps: 5, minimum: 1e-3 };
+    const init = SIZES.map((n, i) => randomArray(n, i));
+    const params = new Map(SIZES.map((n, i) => [`p${i}`, Tensor.from(ctx, init[i], [n])]));
+    const opt = new AdamW(ctx, params, config);
+    const ref: AdamWRefState[] = init.map((p) => ({ param: Float32Array.from(p), m: new Float32Array(p.length), v: new Float32Array(p.length), ema: Float32Array.from(p) }));
+    for (let step = 0; step < 5; step++) {
+      const grads = SIZES.map((n, i) => randomArray(n, 100 * step + i, -3, 3));
+      const gpuGrads = new Map(grads.map((g, i) => [`p${i}`, Tensor.from(ctx, g, [g.length])]));
+      const lr = learningRate(step, schedule);
+      opt.update(gpuGrads, lr);
+      const norm = adamwStepRef(ref, grads, lr, step + 1, config);
+      const [normSquared] = await opt.gradNormSquared.readFloat();
+      assert.ok(Math.abs(Math.sqrt(normSquared) - norm) <= 1e-5 * norm, `gradient norm at step ${step}`);
+      for (const g of gpuGrads.values()) g.dispose();
+    }
+    for (const [i, name] of [...params.keys()].entries()) {
+      const s = opt.state.get(name)!;
+      assertClose(await params.get(name)!.readFloat(), ref[i].param, 1e-5, `${name} param`);
+      assertClose(await s.m.readFloat(), ref[i].m, 1e-5, `${name} m`);
+      assertClose(await s.v.readFloat(), ref[i].v, 1e-5, `${name} v`);
+      assertClose(await s.ema!.readFloat(), ref[i].ema, 1e-5, `${name} ema`);
+    }
+    opt.dispose();
+    for (const p of params.values()) p.dispose();
+  });
+}
+
+test('learning rate: linear warm-up then cosine decay to the minimum', () => {
+  const s = { peak: 1, warmupSteps: 4, totalSteps: 14, minimum: 0.1 };
+  assert.is(learningRate(0, s), 0.25);
+  assert.is(learningRate(3, s), 1);
+  assert.is(learningRate(4, s), 1);
+  assert.ok(Math.abs(learningRate(9, s) - 0.55) < 1e-12);
+  assert.ok(Math.abs(learningRate(14, s) - 0.1) < 1e-12);
+  assert.ok(Math.abs(learningRate(100, s) - 0.1) < 1e-12);
+});
+
+test.run();

@@ -1,0 +1,40 @@
+import type { UNetConfig } from '../../src/nn/config.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import type { GpuContext } from '../../src/gpu/context.js';
+import type { UNetBatch } from '../../src/train/unet-step.js';
+import { randomArray } from '../helpers/gpu.js';
+
+/** A UNetModelSwin small enough to train in seconds on a software GPU: 16×16, two levels, Swin at 8×8. */
+export const TINY_UNET: UNetConfig = {
+  image_size: 16,
+  in_channels: 3,
+  model_channels: 32,
+  out_channels: 3,
+  attention_resolutions: [8],
+  channel_mult: [1, 2],
+  num_res_blocks: 1,
+  conv_resample: true,
+  num_head_channels: 32,
+  use_scale_shift_norm: true,
+  resblock_updown: false,
+  swin_depth: 2,
+  swin_embed_dim: 32,
+  window_size: 4,
+  mlp_ratio: 2,
+  cond_lq: true,
+  lq_size: 16,
+};
+
+/** A fixed batch of two 16×16 examples (the target is a smooth function of lq, so it is learnable). */
+export function tinyBatch(ctx: GpuContext): UNetBatch {
+  const n = 2 * 3 * 16 * 16;
+  const lq = randomArray(n, 1);
+  const x = randomArray(n, 2);
+  const target = lq.map((v, i) => 0.5 * v + 0.3 * Math.sin(i / 7));
+  return {
+    x: Tensor.from(ctx, x, [2, 3, 16, 16]),
+    timesteps: [1, 3],
+    lq: Tensor.from(ctx, lq, [2, 3, 16, 16]),
+    target: Tensor.from(ctx, target, [2, 3, 16, 16]),
+  };
+}
