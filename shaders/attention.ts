@@ -10,8 +10,17 @@ const THREADS = 256;
 /** Invocations along the channels in the output product; each owns vec4 columns oc + 64·m. */
 const OUTPUT_COLUMNS = 64;
 
-/** Largest head width the kernel supports: 16 vec4 output accumulators per invocation. */
-export const ATTENTION_MAX_HEAD_DIM = 1024;
+/** Largest head width the kernel supports: 8 × 2 vec4 output accumulators per invocation. */
+export const ATTENTION_MAX_HEAD_DIM = 512;
+
+/**
+ * vec4 output columns per invocation for a head width (1 up to 256 channels, else 2): the
+ * pipeline variant to use. The head width itself is a uniform, so one pipeline serves all widths
+ * of a variant.
+ */
+export function attentionColumns(headDim: number): number {
+  return headDim > 4 * OUTPUT_COLUMNS ? 2 : 1;
+}
 
 /** `count` copies of `line(i)`: register blocks are written out, never indexed. */
 function unrolled(count: number, line: (i: number) => string): string {
@@ -28,17 +37,15 @@ function unrolled(count: number, line: (i: number) => string): string {
  * keys) in registers. Scaled scores go to workgroup memory; one invocation per query turns its
  * row into probabilities and updates the running max and sum. The output product then streams
  * v through workgroup memory a few keys at a time, each invocation accumulating 8 queries ×
- * 4·m channels (vec4 columns oc + 64·m, m < columnsPerInvocation) in registers, rescaled by the
+ * 4·columns channels (vec4 columns oc + 64·m, m < columns) in registers, rescaled by the
  * change of the running max. The register blocks make every workgroup-memory load feed 8–16
  * multiply-adds.
  *
  * q, k, v and out are bound separately and each binding carries its origin (the global element
  * it starts at), so chunked dispatches index with global positions.
  */
-export function attentionShader(headDim: number): string {
-  // vec4 output columns per invocation (a power of two), and keys of v staged per step so the
-  // staged slice of v fits the same 8 KiB whatever the head width.
-  const columns = 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(headDim / (4 * OUTPUT_COLUMNS)))));
+export function attentionShader(columns: number): string {
+  // Keys of v staged per step, so the staged slice of v is 8 KiB whatever the head width.
   const vKeys = 8 / columns;
   const vRow = OUTPUT_COLUMNS * columns;
   const qVecs = ATTENTION_BLOCK_QUERIES / 4;
@@ -50,6 +57,7 @@ export function attentionShader(headDim: number): string {
   return wgsl`
 struct P {
   tokens: u32,
+  head_dim: u32,
   channels: u32,
   heads: u32,
   first_unit: u32,
@@ -65,7 +73,6 @@ struct P {
 @group(0) @binding(3) var<storage, read> v_src: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-const HEAD_DIM = ${headDim}u;
 const LOWEST = -3.0e38;
 
 // Scores, then probabilities, of the key block: [key][query], as vec4 of 4 queries.
@@ -77,20 +84,13 @@ var<workgroup> row_max: array<f32, ${ATTENTION_BLOCK_QUERIES}>;
 var<workgroup> row_sum: array<f32, ${ATTENTION_BLOCK_QUERIES}>;
 var<workgroup> row_rescale: array<f32, ${ATTENTION_BLOCK_QUERIES}>;
 
-fn load(src_is: u32, at: u32, valid: bool) -> f32 {
-  if (!valid) { return 0.0; }
-  if (src_is == 0u) { return q_src[at - p.q_origin]; }
-  if (src_is == 1u) { return k_src[at - p.k_origin]; }
-  return v_src[at - p.v_origin];
-}
-
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let unit = p.first_unit + wid.y;
   let n = unit / p.heads;
   let h = unit % p.heads;
   // Global element of (n, first channel of head h, token 0), the same in all four tensors.
-  let head_at = (n * p.channels + h * HEAD_DIM) * p.tokens;
+  let head_at = (n * p.channels + h * p.head_dim) * p.tokens;
   let q0 = wid.x * ${ATTENTION_BLOCK_QUERIES}u;
   // Score product: queries 4·sq … 4·sq + 3 against keys 4·sk … 4·sk + 3.
   let sq = t / ${kVecs}u;
@@ -107,41 +107,44 @@ ${unrolled(8, (a) => unrolled(columns, (m) => `  var ${acc(a, m)} = vec4<f32>(0.
 
   for (var k0 = 0u; k0 < p.tokens; k0 += ${BLOCK_KEYS}u) {
 ${unrolled(4, (a) => `    var s_${a} = vec4<f32>(0.0);`)}
-    for (var c0 = 0u; c0 < HEAD_DIM; c0 += ${CHANNEL_CHUNK}u) {
+    for (var c0 = 0u; c0 < p.head_dim; c0 += ${CHANNEL_CHUNK}u) {
       for (var e = t; e < ${CHANNEL_CHUNK * ATTENTION_BLOCK_QUERIES}u; e += ${THREADS}u) {
         let c = c0 + e / ${ATTENTION_BLOCK_QUERIES}u;
-        let i = e % ${ATTENTION_BLOCK_QUERIES}u;
-        stage[e / 4u][i % 4u] = load(0u, head_at + c * p.tokens + q0 + i, c < HEAD_DIM && q0 + i < p.tokens);
+        let i = q0 + e % ${ATTENTION_BLOCK_QUERIES}u;
+        var value = 0.0;
+        if (c < p.head_dim && i < p.tokens) { value = q_src[head_at + c * p.tokens + i - p.q_origin]; }
+        stage[e / 4u][e % 4u] = value;
       }
       for (var e = t; e < ${CHANNEL_CHUNK * BLOCK_KEYS}u; e += ${THREADS}u) {
         let c = c0 + e / ${BLOCK_KEYS}u;
-        let j = e % ${BLOCK_KEYS}u;
-        stage[${kAt}u + e / 4u][j % 4u] = load(1u, head_at + c * p.tokens + k0 + j, c < HEAD_DIM && k0 + j < p.tokens);
+        let j = k0 + e % ${BLOCK_KEYS}u;
+        var value = 0.0;
+        if (c < p.head_dim && j < p.tokens) { value = k_src[head_at + c * p.tokens + j - p.k_origin]; }
+        stage[${kAt}u + e / 4u][e % 4u] = value;
       }
       workgroupBarrier();
-      for (var c = 0u; c < ${CHANNEL_CHUNK}u; c++) {
+      for (var c = 0u; c < min(${CHANNEL_CHUNK}u, p.head_dim - c0); c++) {
         let qv = stage[c * ${qVecs}u + sq];
         let kv = stage[${kAt}u + c * ${kVecs}u + sk];
 ${unrolled(4, (a) => `        s_${a} = fma(vec4<f32>(qv.${lanes[a]}), kv, s_${a});`)}
       }
       workgroupBarrier();
     }
-${unrolled(
-  4,
-  (b) => `    probs[(4u * sk + ${b}u) * ${qVecs}u + sq] = select(vec4<f32>(LOWEST), vec4<f32>(s_0.${lanes[b]}, s_1.${lanes[b]}, s_2.${lanes[b]}, s_3.${lanes[b]}) * p.scale, k0 + 4u * sk + ${b}u < p.tokens);`,
-)}
+${unrolled(4, (b) => `    probs[(4u * sk + ${b}u) * ${qVecs}u + sq] = vec4<f32>(s_0.${lanes[b]}, s_1.${lanes[b]}, s_2.${lanes[b]}, s_3.${lanes[b]}) * p.scale;`)}
     workgroupBarrier();
 
+    // Keys past the end were scored against zeros: the loops below stop before them.
+    let keys = min(${BLOCK_KEYS}u, p.tokens - k0);
     if (t < ${ATTENTION_BLOCK_QUERIES}u) {
       let qv = t / 4u;
       let lane = t % 4u;
       let previous = row_max[t];
       var top = previous;
-      for (var j = 0u; j < ${BLOCK_KEYS}u; j++) {
+      for (var j = 0u; j < keys; j++) {
         top = max(top, probs[j * ${qVecs}u + qv][lane]);
       }
       var sum = 0.0;
-      for (var j = 0u; j < ${BLOCK_KEYS}u; j++) {
+      for (var j = 0u; j < keys; j++) {
         let e = exp(probs[j * ${qVecs}u + qv][lane] - top);
         probs[j * ${qVecs}u + qv][lane] = e;
         sum += e;
@@ -154,15 +157,17 @@ ${unrolled(
     workgroupBarrier();
 
 ${unrolled(8, (a) => `    let rescale_${a} = row_rescale[8u * oq + ${a}u];\n` + unrolled(columns, (m) => `    ${acc(a, m)} *= rescale_${a};`))}
-    for (var j0 = 0u; j0 < ${BLOCK_KEYS}u; j0 += ${vKeys}u) {
+    for (var j0 = 0u; j0 < keys; j0 += ${vKeys}u) {
       for (var e = t; e < ${vKeys * vRow * 4}u; e += ${THREADS}u) {
         let j = e % ${vKeys}u;
         let c = e / ${vKeys}u;
         let key = k0 + j0 + j;
-        stage[j * ${vRow}u + c / 4u][c % 4u] = load(2u, head_at + c * p.tokens + key, c < HEAD_DIM && key < p.tokens);
+        var value = 0.0;
+        if (c < p.head_dim && key < p.tokens) { value = v_src[head_at + c * p.tokens + key - p.v_origin]; }
+        stage[j * ${vRow}u + c / 4u][c % 4u] = value;
       }
       workgroupBarrier();
-      for (var j = 0u; j < ${vKeys}u; j++) {
+      for (var j = 0u; j < min(${vKeys}u, keys - j0); j++) {
         let p_lo = probs[(j0 + j) * ${qVecs}u + 2u * oq];
         let p_hi = probs[(j0 + j) * ${qVecs}u + 2u * oq + 1u];
 ${unrolled(columns, (m) => `        let v_${m} = stage[j * ${vRow}u + oc + ${m * OUTPUT_COLUMNS}u];`)}
@@ -172,16 +177,19 @@ ${unrolled(8, (a) => unrolled(columns, (m) => `        ${acc(a, m)} = fma(vec4<f
     }
   }
 
-${unrolled(8, (a) => {
-  const lines = [`  if (q0 + 8u * oq + ${a}u < p.tokens) {`, `    let inv_sum = 1.0 / row_sum[8u * oq + ${a}u];`];
-  for (let m = 0; m < columns; m++) {
-    lines.push(`    let c_${m} = (oc + ${m * OUTPUT_COLUMNS}u) * 4u;`);
-    lines.push(`    for (var l = 0u; l < 4u; l++) {`);
-    lines.push(`      if (c_${m} + l < HEAD_DIM) { out[head_at + (c_${m} + l) * p.tokens + q0 + 8u * oq + ${a}u - p.out_origin] = ${acc(a, m)}[l] * inv_sum; }`);
-    lines.push(`    }`);
+  // The accumulators go out through a private array and one store site in loops with runtime
+  // trip counts: on lavapipe every store site becomes a loop over SIMD lanes, and 8·4·columns
+  // unrolled stores cost seconds of compile.
+  var result: array<vec4<f32>, ${8 * columns}>;
+${unrolled(8, (a) => `  let inv_sum_${a} = 1.0 / row_sum[8u * oq + ${a}u];\n` + unrolled(columns, (m) => `  result[${a * columns + m}u] = ${acc(a, m)} * inv_sum_${a};`))}
+  let first_query = q0 + 8u * oq;
+  for (var m = 0u; (oc + ${OUTPUT_COLUMNS}u * m) * 4u < p.head_dim; m++) {
+    let first_channel = (oc + ${OUTPUT_COLUMNS}u * m) * 4u;
+    for (var c = first_channel; c < min(first_channel + 4u, p.head_dim); c++) {
+      for (var i = first_query; i < min(first_query + 8u, p.tokens); i++) {
+        out[head_at + c * p.tokens + i - p.out_origin] = result[(i - first_query) * ${columns}u + m][c - first_channel];
+      }
+    }
   }
-  lines.push('  }');
-  return lines.join('\n');
-})}
 }`;
 }

@@ -3,28 +3,35 @@ import { flatIndexFn } from './common.js';
 
 export const CONV2D_DIRECT_WORKGROUP = 64;
 
-/** Compile-time shape of a conv2d kernel: the kernel size and stride are unrolled into the code. */
+/** Compile-time shape of a conv2d kernel: the kernel size and stride are constants in the code. */
 export interface Conv2dKernelShape {
   kernelSize: 1 | 3;
   stride: 1 | 2;
+  /**
+   * Tiled kernel only (3×3, stride 1, a workgroup of one 8-lane subgroup, output width a
+   * multiple of 8 so that every 8 consecutive output pixels lie in one row): each lane loads
+   * one input value per row instead of three, and the neighbouring taps take theirs from the
+   * next lanes through subgroupShuffle.
+   */
+  shareRows: boolean;
 }
 
 /**
- * What a dispatch does with its sums. A convolution whose input channels are split over several
- * dispatches adds the bias in the first and the activation and residual in the last; the
- * others accumulate onto the partial result already in the output.
+ * Bits of ConvParams.flags: what a dispatch does with its sums. They are uniforms rather than
+ * compile-time switches so that one pipeline serves every layer of a given kernel shape. A
+ * convolution whose input channels are split over several dispatches adds the bias in the
+ * first and the activation and residual in the last; the others accumulate onto the partial
+ * result already in the output.
  */
-export interface Conv2dEpilogue {
-  bias: boolean;
-  accumulate: boolean;
-  silu: boolean;
-  residual: boolean;
-}
+export const CONV_FLAG_BIAS = 1;
+export const CONV_FLAG_ACCUMULATE = 2;
+export const CONV_FLAG_SILU = 4;
+export const CONV_FLAG_RESIDUAL = 8;
 
 /**
  * How the tiled kernel divides the work. A workgroup computes `outChannels` output channels
  * (a multiple of 8) for `workgroupSize` × `pixelsPerInvocation` output pixels; each invocation
- * keeps all outChannels × pixelsPerInvocation sums in registers. The weights of a tap are the
+ * keeps its outChannels × pixelsPerInvocation sums in registers. The weights of a tap are the
  * same for every invocation of the workgroup, so they are fetched once and shared: through
  * subgroupBroadcast (each of 8 lanes loads one output channel's weight; needs subgroups of at
  * least 8 invocations), or staged in workgroup memory.
@@ -36,8 +43,14 @@ export interface Conv2dTiling {
   weightSharing: 'subgroup' | 'workgroup';
 }
 
-/** Uniform block shared by both conv2d kernels; src/ops/conv2d.ts writes it in this order. */
-const PARAMS_STRUCT = /* wgsl */ `
+/**
+ * The uniform block, the storage bindings and store_output, shared by both kernels.
+ * src/ops/conv2d.ts writes ConvParams in this order and binds x, w, bias, residual, y (bias and
+ * residual are stand-in bindings when their flag is off). store_output applies the epilogue to
+ * one sum; `rel` is the output element's index relative to y_offset, and the residual has the
+ * same layout.
+ */
+const CONV_INTERFACE = /* wgsl */ `
 struct ConvParams {
   batch: u32,
   in_channels: u32,
@@ -56,54 +69,30 @@ struct ConvParams {
   y_batch_stride: u32,
   residual_offset: u32,
   bias_offset: u32,
-}`;
+  flags: u32,
+}
 
-/**
- * Declarations of the uniform block, the storage bindings (x, w, [bias], [residual], y: the
- * order src/ops/conv2d.ts binds them in) and store_output, which applies the epilogue to one sum.
- * `rel` is the output element's index relative to y_offset; the residual has the same layout.
- */
-function convInterface(e: Conv2dEpilogue): string {
-  let binding = 3;
-  const biasBinding = e.bias ? binding++ : -1;
-  const residualBinding = e.residual ? binding++ : -1;
-  const outputBinding = binding;
-  return wgsl`
-${PARAMS_STRUCT}
 @group(0) @binding(0) var<uniform> p: ConvParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
-#if ${e.bias}
-@group(0) @binding(${biasBinding}) var<storage, read> bias: array<f32>;
-#endif
-#if ${e.residual}
-@group(0) @binding(${residualBinding}) var<storage, read> residual: array<f32>;
-#endif
-@group(0) @binding(${outputBinding}) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> residual: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
 fn store_output(sum: f32, co: u32, rel: u32) {
   var v = sum;
-#if ${e.bias}
-  v += bias[p.bias_offset + co];
-#endif
-#if ${e.accumulate}
-  v += y[p.y_offset + rel];
-#endif
-#if ${e.silu}
-  v = v / (1.0 + exp(-v));
-#endif
-#if ${e.residual}
-  v += residual[p.residual_offset + rel];
-#endif
+  if ((p.flags & ${CONV_FLAG_BIAS}u) != 0u) { v += bias[p.bias_offset + co]; }
+  if ((p.flags & ${CONV_FLAG_ACCUMULATE}u) != 0u) { v += y[p.y_offset + rel]; }
+  if ((p.flags & ${CONV_FLAG_SILU}u) != 0u) { v = v / (1.0 + exp(-v)); }
+  if ((p.flags & ${CONV_FLAG_RESIDUAL}u) != 0u) { v += residual[p.residual_offset + rel]; }
   y[p.y_offset + rel] = v;
 }`;
-}
 
 /** The readable reference kernel: one output element per invocation, loops over Cin·k·k. */
-export function conv2dDirectShader(shape: Conv2dKernelShape, epilogue: Conv2dEpilogue): string {
+export function conv2dDirectShader(shape: Conv2dKernelShape): string {
   const k = shape.kernelSize;
   return /* wgsl */ `
-${convInterface(epilogue)}
+${CONV_INTERFACE}
 ${flatIndexFn(CONV2D_DIRECT_WORKGROUP)}
 
 @compute @workgroup_size(${CONV2D_DIRECT_WORKGROUP})
@@ -135,35 +124,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 /**
- * Input channels per iteration of the reduction loop: a 1×1 kernel has a single tap per
- * channel, so several channels are unrolled together to amortise the loop.
+ * The fast kernel: an implicit GEMM (M = output pixels, N = output channels, K = Cin·k·k)
+ * with an outChannels × pixelsPerInvocation register tile per invocation and a fused epilogue.
+ * The tile loops are unrolled here, so the sums stay in registers; the loops over channels and
+ * taps stay loops, which keeps the code small (it compiles fast and, on CPU adapters, runs
+ * faster than a fully unrolled kernel). Reads never branch, so control flow stays uniform as
+ * subgroupBroadcast and workgroupBarrier require: input pixels in the padding read a clamped
+ * address masked to zero, and pixels and output channels past the end compute on clamped
+ * addresses and are not stored. No vec4 loads: on llvmpipe a vec4 storage load costs about
+ * six scalar loads, and the tile's rows are not 16-byte aligned for 3×3 taps anyway.
  */
-export function channelsPerStep(kernelSize: 1 | 3): number {
-  return kernelSize === 1 ? 4 : 1;
-}
-
-/**
- * The fast kernel: an implicit GEMM (M = output pixels, N = output channels, K = Cin·k·k) with
- * an outChannels × pixelsPerInvocation register tile per invocation and a fused epilogue.
- * Every loop over the tile is unrolled here, so the sums live in registers and all tile indices
- * are constants. Input pixels outside the image (padding) and output channels past the end
- * read clamped addresses and are masked to zero, which keeps control flow uniform (a
- * requirement of subgroupBroadcast) and the stores bounds-checked.
- */
-export function conv2dTiledShader(shape: Conv2dKernelShape, tiling: Conv2dTiling, epilogue: Conv2dEpilogue): string {
+export function conv2dTiledShader(shape: Conv2dKernelShape, tiling: Conv2dTiling): string {
   const { outChannels: rows, pixelsPerInvocation: cols, workgroupSize: wg } = tiling;
-  if (rows % 8 !== 0) throw new Error(`conv2d tiling: outChannels (${rows}) must be a multiple of 8`);
+  if (shape.shareRows && (shape.kernelSize !== 3 || shape.stride !== 1 || wg !== 8 || tiling.weightSharing !== 'subgroup')) {
+    throw new Error('conv2d: shared input rows need a 3×3 stride-1 kernel and a workgroup of one 8-lane subgroup');
+  }
   const k = shape.kernelSize;
   const taps = k * k;
-  const steps = channelsPerStep(k);
   const subgroup = tiling.weightSharing === 'subgroup';
+  // With shared rows the workgroup is one subgroup and its lanes are numbered by subgroup
+  // invocation id, the numbering subgroupShuffle addresses.
+  const laneIndex = shape.shareRows ? 'lane' : 'li';
   const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
   const lines: string[] = [];
   const emit = (s: string): number => lines.push(s);
 
   for (const j of range(cols)) {
-    emit(`  let pix${j} = wid.x * ${wg * cols}u + ${j * wg}u + li;`);
-    emit(`  let q${j} = min(pix${j}, npix - 1u);`);
+    emit(`  pix[${j}] = wid.x * ${wg * cols}u + ${j * wg}u + ${laneIndex};`);
+    emit(`  let q${j} = min(pix[${j}], npix - 1u);`);
     emit(`  let iy${j} = i32((q${j} / p.out_width) * ${shape.stride}u) - p.pad_top;`);
     emit(`  let ix${j} = i32((q${j} % p.out_width) * ${shape.stride}u) - p.pad_left;`);
   }
@@ -173,64 +161,70 @@ export function conv2dTiledShader(shape: Conv2dKernelShape, tiling: Conv2dTiling
       emit(`  let w_row${v} = p.w_offset + min(co0 + ${8 * v}u + (lane & 7u), p.out_channels - 1u) * p.w_row_stride;`);
     }
   }
-  for (const r of range(rows)) emit(`  ${range(cols).map((j) => `var acc${r}_${j} = 0.0;`).join(' ')}`);
 
-  emit(`  for (var c = 0u; c < p.in_channels; c += ${steps}u) {`);
+  emit(`  for (var ci = 0u; ci < p.in_channels; ci++) {`);
+  emit(`    let x_plane = x_batch + ci * in_plane;`);
   if (!subgroup) {
-    // Stage the weights of this step's channels: w_tile[(s * taps + t) * rows + r].
-    emit(`    for (var e = li; e < ${steps * taps * rows}u; e += ${wg}u) {`);
-    emit(`      let r = e % ${rows}u;`);
-    emit(`      let st = e / ${rows}u;`);
-    emit(`      let ci = c + st / ${taps}u;`);
-    emit(`      let row = p.w_offset + min(co0 + r, p.out_channels - 1u) * p.w_row_stride;`);
-    emit(`      w_tile[e] = select(0.0, w[row + min(ci, p.in_channels - 1u) * ${taps}u + st % ${taps}u], ci < p.in_channels);`);
+    emit(`    for (var e = li; e < ${taps * rows}u; e += ${wg}u) {`);
+    emit(`      let row = p.w_offset + min(co0 + e % ${rows}u, p.out_channels - 1u) * p.w_row_stride;`);
+    emit(`      w_tile[e] = w[row + ci * ${taps}u + e / ${rows}u];`);
     emit(`    }`);
     emit(`    workgroupBarrier();`);
   }
-  for (const s of range(steps)) {
-    emit(`    {`);
-    emit(`      let ci = c + ${s}u;`);
-    emit(`      let live = ci < p.in_channels;`);
-    emit(`      let x_plane = x_batch + min(ci, p.in_channels - 1u) * in_plane;`);
-    for (const ky of range(k)) {
-      for (const kx of range(k)) {
-        const t = ky * k + kx;
-        emit(`      {`);
-        for (const j of range(cols)) {
-          emit(`        let y${j} = iy${j} + ${ky}; let x${j} = ix${j} + ${kx};`);
-          emit(`        let in${j} = live && y${j} >= 0 && y${j} < in_h && x${j} >= 0 && x${j} < in_w;`);
-          emit(`        let v${j} = select(0.0, x[x_plane + u32(select(0, y${j} * in_w + x${j}, in${j}))], in${j});`);
-        }
-        if (subgroup) {
-          for (const v of range(rows / 8)) {
-            emit(`        let wl${v} = select(0.0, w[w_row${v} + min(ci, p.in_channels - 1u) * ${taps}u + ${t}u], live);`);
-          }
-        }
-        for (const r of range(rows)) {
-          const weight = subgroup ? `subgroupBroadcast(wl${r >> 3}, ${r & 7}u)` : `w_tile[${(s * taps + t) * rows + r}]`;
-          emit(`        { let wt = ${weight}; ${range(cols).map((j) => `acc${r}_${j} = fma(wt, v${j}, acc${r}_${j});`).join(' ')} }`);
-        }
-        emit(`      }`);
-      }
+  // acc += weight(tap) ⊗ v: `tap` is the WGSL expression of the tap index, v0… the inputs.
+  const accumulate = (tap: string, indent: string): void => {
+    if (subgroup) {
+      for (const v of range(rows / 8)) emit(`${indent}let wl${v} = w[w_row${v} + ci * ${taps}u + ${tap}];`);
     }
+    for (const r of range(rows)) {
+      const weight = subgroup ? `subgroupBroadcast(wl${r >> 3}, ${r & 7}u)` : `w_tile[(${tap}) * ${rows}u + ${r}u]`;
+      const fmas = range(cols).map((j) => `acc[${r * cols + j}] = fma(wt, v${j}, acc[${r * cols + j}]);`);
+      emit(`${indent}{ let wt = ${weight}; ${fmas.join(' ')} }`);
+    }
+  };
+  if (shape.shareRows) {
+    emit(`    for (var ky = 0; ky < 3; ky++) {`);
+    for (const j of range(cols)) {
+      // Lane l holds input column ix + l of the row; lanes 0 and 1 also the two columns after the segment.
+      emit(`      let y${j} = iy${j} + ky;`);
+      emit(`      let row_in${j} = y${j} >= 0 && y${j} < in_h;`);
+      emit(`      let row${j} = x_plane + u32(select(0, y${j} * in_w, row_in${j}));`);
+      emit(`      let a${j} = select(0.0, x[row${j} + u32(clamp(ix${j}, 0, in_w - 1))], row_in${j} && ix${j} >= 0 && ix${j} < in_w);`);
+      emit(`      var h${j} = 0.0;`);
+      emit(`      if (lane < 2u && row_in${j} && ix${j} + 8 >= 0 && ix${j} + 8 < in_w) { h${j} = x[row${j} + u32(ix${j} + 8)]; }`);
+    }
+    emit(`      for (var kx = 0u; kx < 3u; kx++) {`);
+    emit(`        let src = (lane + kx) & 7u;`);
+    emit(`        let from_a = lane + kx < 8u;`);
+    for (const j of range(cols)) {
+      emit(`        let v${j} = select(subgroupShuffle(h${j}, src), subgroupShuffle(a${j}, src), from_a);`);
+    }
+    accumulate(`u32(ky) * 3u + kx`, '        ');
+    emit(`      }`);
+    emit(`    }`);
+  } else {
+    emit(`    for (var t = 0u; t < ${taps}u; t++) {`);
+    emit(`      let ky = i32(t / ${k}u);`);
+    emit(`      let kx = i32(t % ${k}u);`);
+    for (const j of range(cols)) {
+      emit(`      let y${j} = iy${j} + ky;`);
+      emit(`      let x${j} = ix${j} + kx;`);
+      emit(`      let in${j} = y${j} >= 0 && y${j} < in_h && x${j} >= 0 && x${j} < in_w;`);
+      emit(`      let v${j} = select(0.0, x[x_plane + u32(select(0, y${j} * in_w + x${j}, in${j}))], in${j});`);
+    }
+    accumulate('t', '      ');
     emit(`    }`);
   }
   if (!subgroup) emit(`    workgroupBarrier();`);
   emit(`  }`);
 
-  for (const r of range(rows)) {
-    for (const j of range(cols)) {
-      emit(`  if (co0 + ${r}u < p.out_channels && pix${j} < npix) { store_output(acc${r}_${j}, co0 + ${r}u, y_batch + (co0 + ${r}u) * npix + pix${j}); }`);
-    }
-  }
-
   return wgsl`
 #if ${subgroup}
 enable subgroups;
 #endif
-${convInterface(epilogue)}
+${CONV_INTERFACE}
 #if ${!subgroup}
-var<workgroup> w_tile: array<f32, ${steps * taps * rows}>;
+var<workgroup> w_tile: array<f32, ${taps * rows}>;
 #endif
 
 @compute @workgroup_size(${wg})
@@ -247,7 +241,17 @@ fn main(
   let in_w = i32(p.in_width);
   let co0 = wid.y * ${rows}u;
   let x_batch = p.x_offset + wid.z * p.x_batch_stride;
-  let y_batch = wid.z * p.y_batch_stride;
+  var pix: array<u32, ${cols}>;
+  var acc: array<f32, ${rows * cols}>;
 ${lines.join('\n')}
+
+  for (var r = 0u; r < ${rows}u; r++) {
+    let co = co0 + r;
+    for (var j = 0u; j < ${cols}u; j++) {
+      if (co < p.out_channels && pix[j] < npix) {
+        store_output(acc[r * ${cols}u + j], co, wid.z * p.y_batch_stride + co * npix + pix[j]);
+      }
+    }
+  }
 }`;
 }

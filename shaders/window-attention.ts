@@ -15,14 +15,15 @@ function unrolled(count: number, line: (i: number) => string): string {
 /**
  * Fused Swin window attention: one workgroup per (window, head, batch item), one invocation per
  * token of the window. Each invocation holds its query and its output row in vec4 registers and
- * its row of scores in a private array; the window's keys, then its values, are staged in one
- * workgroup tile [token][channel] (reused, so ws = 8 with headDim = 64 fits in 16 KiB), and the
- * head's column of the bias table beside it. Every vec4 loaded from the tile feeds four
+ * its row of scores in a private array; the window's queries, keys, then values pass through
+ * one workgroup tile [token][channel] (so ws = 8 with headDim = 64 fits in 16 KiB), and the
+ * head's column of the bias table sits beside it. Every vec4 read from the tile feeds four
  * multiply-adds.
  *
- * Only the head width is compiled in (the register count); the window size is a uniform and the
- * loops over tokens keep a runtime trip count, so the compiler does not unroll them (fully
- * unrolled 64×32 loops took lavapipe tens of seconds to compile).
+ * Only the register count (headDim / 4, rounded up) is compiled in; window size and head width
+ * are uniforms and every loop keeps a runtime trip count. On lavapipe each memory access site
+ * becomes a loop over SIMD lanes, so staging goes through loops rather than unrolled loads:
+ * that keeps the compile to a few seconds (a fully unrolled version took tens).
  *
  * Token k of window (wy, wx) sits at (wy·ws + k / ws, wx·ws + k mod ws) in the map rolled by
  * −shift, which is pixel ((y + shift) mod H, (x + shift) mod W) of the input; rolling the result
@@ -31,15 +32,14 @@ function unrolled(count: number, line: (i: number) => string): string {
  * q, k and v are bound separately (ranges of the same qkv buffer) and every binding carries its
  * origin: the global element it starts at, so chunked dispatches index with global positions.
  */
-export function windowAttentionShader(headDim: number): string {
-  const vecs = Math.ceil(headDim / 4);
-  const lanes = ['x', 'y', 'z', 'w'];
+export function windowAttentionShader(headVecs: number): string {
   return wgsl`
 struct P {
   height: u32,
   width: u32,
   window: u32,
   shift: u32,
+  head_dim: u32,
   windows_x: u32,
   channels: u32,
   heads: u32,
@@ -57,12 +57,11 @@ struct P {
 @group(0) @binding(4) var<storage, read> bias_table: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-const HEAD_DIM = ${headDim}u;
-const VECS = ${vecs}u;
+const VECS = ${headVecs}u;
 const MASK_VALUE = -100.0;
 
-// Keys during the score pass, values during the output pass: [token][channel / 4].
-var<workgroup> tile: array<vec4<f32>, ${MAX_TOKENS * vecs}>;
+// The window's q, k, v or output in turn: [token][channel / 4], zero past the head width.
+var<workgroup> tile: array<vec4<f32>, ${MAX_TOKENS * headVecs}>;
 var<workgroup> bias: array<f32, ${MAX_BIAS_ROWS}>;
 
 // The reference's shift-mask region of a row of the runtime map (rows only, see MODEL_SPEC).
@@ -70,21 +69,6 @@ fn shift_region(row: u32) -> u32 {
   if (row + p.window < p.height) { return 0u; }
   if (row + p.shift < p.height) { return 1u; }
   return 2u;
-}
-
-// Channels 4v … 4v + 3 of a token (zero past the head width), from its channel-0 element.
-fn load4(src_is: u32, at: u32, plane: u32, v: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var l = 0u; l < 4u; l++) {
-    let c = 4u * v + l;
-    if (c < HEAD_DIM) {
-      let e = at + c * plane;
-      if (src_is == 0u) { r[l] = q_src[e - p.q_origin]; }
-      else if (src_is == 1u) { r[l] = k_src[e - p.k_origin]; }
-      else { r[l] = v_src[e - p.v_origin]; }
-    }
-  }
-  return r;
 }
 
 @compute @workgroup_size(${MAX_TOKENS})
@@ -101,60 +85,83 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let plane = p.height * p.width;
   let y = (wy * ws + token / ws + p.shift) % p.height;
   let x = (wx * ws + token % ws + p.shift) % p.width;
-  let q_at = (n * 3u * p.channels + h * HEAD_DIM) * plane + y * p.width + x;
+  // Element of this token's channel 0 of head h in q (k and v follow D and 2D channels later).
+  let q_at = (n * 3u * p.channels + h * p.head_dim) * plane + y * p.width + x;
   let k_at = q_at + p.channels * plane;
   let v_at = k_at + p.channels * plane;
+  let mine = token * VECS;
+  // A runtime bound (= 4·VECS), so the compiler keeps the staging loops as loops.
+  let padded_dim = (p.head_dim + 3u) & ~3u;
 
-${unrolled(vecs, (v) => `  var q_${v} = vec4<f32>(0.0);
-  var o_${v} = vec4<f32>(0.0);`)}
-  if (in_window) {
-${unrolled(vecs, (v) => `    q_${v} = load4(0u, q_at, plane, ${v}u) * p.scale;
-    tile[token * VECS + ${v}u] = load4(1u, k_at, plane, ${v}u);`)}
+  for (var c = 0u; c < padded_dim; c++) {
+    var value = 0.0;
+    if (in_window && c < p.head_dim) { value = q_src[q_at + c * plane - p.q_origin] * p.scale; }
+    tile[mine + c / 4u][c % 4u] = value;
   }
   for (var e = token; e < span * span; e += ${MAX_TOKENS}u) {
     bias[e] = bias_table[e * p.heads + h];
+  }
+${unrolled(headVecs, (v) => `  let q_${v} = tile[mine + ${v}u];`)}
+  workgroupBarrier();
+  for (var c = 0u; c < padded_dim; c++) {
+    var value = 0.0;
+    if (in_window && c < p.head_dim) { value = k_src[k_at + c * plane - p.k_origin]; }
+    tile[mine + c / 4u][c % 4u] = value;
   }
   workgroupBarrier();
 
   let row = token / ws;
   let col = token % ws;
+  let masked = p.shift > 0u;
   let region = shift_region(wy * ws + col);
   var scores: array<f32, ${MAX_TOKENS}>;
-  var sum = 0.0;
-  if (in_window) {
-    var top = -3.0e38;
-    for (var j = 0u; j < tokens; j++) {
+  var top = -3.0e38;
+  for (var jr = 0u; jr < ws; jr++) {
+    // Relative position (row − jr + ws − 1, col − jc + ws − 1) in the bias table, jc = 0.
+    let bias_row = (row + ws - 1u - jr) * span + col + ws - 1u;
+    for (var jc = 0u; jc < ws; jc++) {
+      let j = jr * ws + jc;
       let at = j * VECS;
-      var s = bias[(row + ws - 1u - j / ws) * span + (col + ws - 1u - j % ws)]${unrolled(vecs, (v) => `
-        + dot(q_${v}, tile[at + ${v}u])`)};
-      if (p.shift > 0u && shift_region(wy * ws + j % ws) != region) {
+      var s = bias[bias_row - jc];
+${unrolled(headVecs, (v) => `      s += dot(q_${v}, tile[at + ${v}u]);`)}
+      if (masked && shift_region(wy * ws + jc) != region) {
         s += MASK_VALUE;
       }
       scores[j] = s;
       top = max(top, s);
     }
-    for (var j = 0u; j < tokens; j++) {
-      let e = exp(scores[j] - top);
-      scores[j] = e;
-      sum += e;
-    }
+  }
+  var sum = 0.0;
+  for (var j = 0u; j < tokens; j++) {
+    let e = exp(scores[j] - top);
+    scores[j] = e;
+    sum += e;
+  }
+  workgroupBarrier();
+  for (var c = 0u; c < padded_dim; c++) {
+    var value = 0.0;
+    if (in_window && c < p.head_dim) { value = v_src[v_at + c * plane - p.v_origin]; }
+    tile[mine + c / 4u][c % 4u] = value;
   }
   workgroupBarrier();
 
-  if (in_window) {
-${unrolled(vecs, (v) => `    tile[token * VECS + ${v}u] = load4(2u, v_at, plane, ${v}u);`)}
+  let inv_sum = 1.0 / sum;
+${unrolled(headVecs, (v) => `  var o_${v} = vec4<f32>(0.0);`)}
+  for (var j = 0u; j < tokens; j++) {
+    let weight = vec4<f32>(scores[j] * inv_sum);
+    let at = j * VECS;
+${unrolled(headVecs, (v) => `    o_${v} = fma(weight, tile[at + ${v}u], o_${v});`)}
   }
   workgroupBarrier();
-
+${unrolled(headVecs, (v) => `  tile[mine + ${v}u] = o_${v};`)}
   if (in_window) {
-    for (var j = 0u; j < tokens; j++) {
-      let weight = scores[j];
-      let at = j * VECS;
-${unrolled(vecs, (v) => `      o_${v} = fma(vec4<f32>(weight), tile[at + ${v}u], o_${v});`)}
+    let out_at = (n * p.channels + h * p.head_dim) * plane + y * p.width + x - p.out_origin;
+    for (var c = 0u; c < p.head_dim; c++) {
+      out[out_at + c * plane] = tile[mine + c / 4u][c % 4u];
     }
-    let out_at = (n * p.channels + h * HEAD_DIM) * plane + y * p.width + x - p.out_origin;
-    let inv_sum = 1.0 / sum;
-${Array.from({ length: headDim }, (_, c) => `    out[out_at + ${c}u * plane] = o_${c >> 2}.${lanes[c & 3]} * inv_sum;`).join('\n')}
   }
 }`;
 }
+
+/** vec4 registers per invocation for a head width: the pipeline variant to use. */
+export const windowAttentionHeadVecs = (headDim: number): number => Math.ceil(headDim / 4);

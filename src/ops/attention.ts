@@ -1,4 +1,4 @@
-import { ATTENTION_BLOCK_QUERIES, ATTENTION_MAX_HEAD_DIM, attentionShader } from '../../shaders/attention.js';
+import { ATTENTION_BLOCK_QUERIES, ATTENTION_MAX_HEAD_DIM, attentionColumns, attentionShader } from '../../shaders/attention.js';
 import type { GpuContext } from '../gpu/context.js';
 import { GpuLimitError } from '../gpu/errors.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -82,14 +82,14 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: { heads?: nu
 
   const out = Tensor.empty(q.ctx, q.shape, 'f32', op);
   const layout: HeadLayout = { offset: 0, itemStride: channels * tokens, headStride: headDim * tokens, headLength: headDim * tokens };
-  const code = attentionShader(headDim);
+  const code = attentionShader(attentionColumns(headDim));
   const queryBlocks = Math.ceil(tokens / ATTENTION_BLOCK_QUERIES);
   for (const { first, count, ranges } of planHeadChunks(q.ctx, op, batch, heads, [layout, layout, layout, layout])) {
     const [qr, kr, vr, or] = ranges;
     q.ctx.dispatch({
       op,
       code,
-      params: new Params().u32(tokens, channels, heads, first, qr.start, kr.start, vr.start, or.start).f32(scale).build(),
+      params: new Params().u32(tokens, headDim, channels, heads, first, qr.start, kr.start, vr.start, or.start).f32(scale).build(),
       bindings: [q.binding(qr.start, qr.count), k.binding(kr.start, kr.count), v.binding(vr.start, vr.count), out.binding(or.start, or.count)],
       workgroups: [queryBlocks, count],
     });

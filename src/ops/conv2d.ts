@@ -1,8 +1,11 @@
 import {
   CONV2D_DIRECT_WORKGROUP,
+  CONV_FLAG_ACCUMULATE,
+  CONV_FLAG_BIAS,
+  CONV_FLAG_RESIDUAL,
+  CONV_FLAG_SILU,
   conv2dDirectShader,
   conv2dTiledShader,
-  type Conv2dEpilogue,
   type Conv2dKernelShape,
   type Conv2dTiling,
 } from '../../shaders/conv2d.js';
@@ -39,7 +42,7 @@ interface ConvChunk {
 }
 
 /** A binding that starts at an aligned offset at or before the wanted element. */
-interface Window {
+interface AlignedBinding {
   binding: BufferRange;
   /** Elements between the binding's start and the wanted element; passed to the kernel. */
   skip: number;
@@ -47,23 +50,25 @@ interface Window {
 
 interface ConvKernel {
   op: string;
-  code(shape: Conv2dKernelShape, epilogue: Conv2dEpilogue): string;
+  code(shape: Conv2dKernelShape): string;
+  /** Whether this problem can use the shared-rows form of the kernel (see Conv2dKernelShape). */
+  sharesRows(g: Conv2dGeometry): boolean;
   workgroups(ctx: GpuContext, g: Conv2dGeometry, chunk: ConvChunk): [number, number, number];
 }
 
 /** The tiling conv2d uses on this device. */
 export function defaultConv2dTiling(ctx: GpuContext): Conv2dTiling {
-  // A software adapter runs invocations as SIMD lanes of a CPU: memory accesses cost far more
-  // than arithmetic and registers spill cheaply to L1, so it gets the largest tile. GPUs keep
-  // the register tile small enough for occupancy.
-  const software = ctx.adapter.isFallbackAdapter || ctx.adapter.architecture === 'software';
   const subgroupMinSize = (ctx.device.adapterInfo as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
-  return {
-    outChannels: software ? 32 : 16,
-    pixelsPerInvocation: software ? 4 : 2,
-    workgroupSize: 64,
-    weightSharing: ctx.features.subgroups && subgroupMinSize >= 8 ? 'subgroup' : 'workgroup',
-  };
+  const weightSharing = ctx.features.subgroups && subgroupMinSize >= 8 ? 'subgroup' : 'workgroup';
+  // A software adapter runs 8 invocations as the SIMD lanes of a CPU core: every load costs
+  // a scalar access per lane while arithmetic is nearly free and registers spill cheaply to
+  // L1, so it gets the largest tile (32 × 8 sums per lane), in workgroups of one subgroup so
+  // that the 64-pixel tiles waste nothing on the 8×8 feature maps of the deepest levels.
+  // GPUs keep the register tile small enough for occupancy.
+  const software = ctx.adapter.isFallbackAdapter || ctx.adapter.architecture === 'software';
+  return software
+    ? { outChannels: 32, pixelsPerInvocation: 8, workgroupSize: 8, weightSharing }
+    : { outChannels: 16, pixelsPerInvocation: 2, workgroupSize: 64, weightSharing };
 }
 
 /** act(conv2d(x, weight) + bias) + residual with the fast tiled kernel. */
@@ -73,10 +78,20 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null, options: 
 
 /** conv2d with an explicit tiling (for tests and tuning). */
 export function conv2dTiled(x: Tensor, weight: Tensor, bias: Tensor | null, options: Conv2dOptions, tiling: Conv2dTiling): Tensor {
+  const { outChannels, pixelsPerInvocation, workgroupSize, weightSharing } = tiling;
+  if (outChannels < 8 || outChannels % 8 !== 0 || pixelsPerInvocation < 1 || workgroupSize < 1) {
+    throw new Error(`conv2d: invalid tiling ${JSON.stringify(tiling)} (outChannels a multiple of 8, positive sizes)`);
+  }
+  if (weightSharing === 'subgroup' && !x.ctx.features.subgroups) {
+    throw new Error('conv2d: subgroup weight sharing needs a device with the subgroups feature');
+  }
   return runConv(
     {
       op: 'conv2d',
-      code: (shape, epilogue) => conv2dTiledShader(shape, tiling, epilogue),
+      code: (shape) => conv2dTiledShader(shape, tiling),
+      sharesRows: (g) =>
+        g.kernelSize === 3 && g.stride === 1 && g.outWidth % 8 === 0 &&
+        tiling.workgroupSize === 8 && tiling.weightSharing === 'subgroup',
       workgroups: (_ctx, g, chunk) => [
         Math.ceil((g.outHeight * g.outWidth) / (tiling.workgroupSize * tiling.pixelsPerInvocation)),
         Math.ceil(chunk.outChannels / tiling.outChannels),
@@ -96,6 +111,7 @@ export function conv2dDirect(x: Tensor, weight: Tensor, bias: Tensor | null, opt
     {
       op: 'conv2dDirect',
       code: conv2dDirectShader,
+      sharesRows: () => false,
       workgroups: (ctx, g, chunk) =>
         flatWorkgroups(ctx, chunk.batch * chunk.outChannels * g.outHeight * g.outWidth, CONV2D_DIRECT_WORKGROUP),
     },
@@ -127,37 +143,40 @@ function runConv(kernel: ConvKernel, x: Tensor, weight: Tensor, bias: Tensor | n
 
   const ctx = x.ctx;
   const y = Tensor.empty(ctx, outShape, 'f32', op);
-  const shape: Conv2dKernelShape = { kernelSize: g.kernelSize, stride: g.stride };
+  const shape: Conv2dKernelShape = { kernelSize: g.kernelSize, stride: g.stride, shareRows: kernel.sharesRows(g) };
   const taps = g.kernelSize * g.kernelSize;
   const inPlane = g.inHeight * g.inWidth;
   const outPlane = g.outHeight * g.outWidth;
+  const code = kernel.code(shape);
   for (const chunk of planChunks(ctx, g, op)) {
     const first = chunk.ci0 === 0;
     const last = chunk.ci0 + chunk.inChannels === g.inChannels;
-    const epilogue: Conv2dEpilogue = {
-      bias: first && bias !== null,
-      accumulate: !first,
-      silu: last && options.activation === 'silu',
-      residual: last && residual !== undefined,
-    };
-    const xw = window(x, (chunk.n0 * g.inChannels + chunk.ci0) * inPlane, spanOf(chunk.batch, g.inChannels, chunk.inChannels, inPlane));
-    const ww = window(weight, (chunk.co0 * g.inChannels + chunk.ci0) * taps, spanOf(chunk.outChannels, g.inChannels, chunk.inChannels, taps));
+    const flags =
+      (first && bias ? CONV_FLAG_BIAS : 0) |
+      (first ? 0 : CONV_FLAG_ACCUMULATE) |
+      (last && options.activation === 'silu' ? CONV_FLAG_SILU : 0) |
+      (last && residual ? CONV_FLAG_RESIDUAL : 0);
+    const xw = alignedBinding(x, (chunk.n0 * g.inChannels + chunk.ci0) * inPlane, spanOf(chunk.batch, g.inChannels, chunk.inChannels, inPlane));
+    const ww = alignedBinding(weight, (chunk.co0 * g.inChannels + chunk.ci0) * taps, spanOf(chunk.outChannels, g.inChannels, chunk.inChannels, taps));
     const outStart = (chunk.n0 * g.outChannels + chunk.co0) * outPlane;
     const outCount = spanOf(chunk.batch, g.outChannels, chunk.outChannels, outPlane);
-    const yw = window(y, outStart, outCount);
-    const rw = residual ? window(residual, outStart, outCount) : undefined;
-    const bw = bias ? window(bias, chunk.co0, chunk.outChannels) : undefined;
+    const yw = alignedBinding(y, outStart, outCount);
+    // Without a bias or residual the kernel never reads those bindings: x stands in for them.
+    const rw = residual ? alignedBinding(residual, outStart, outCount) : xw;
+    const bw = bias ? alignedBinding(bias, chunk.co0, chunk.outChannels) : xw;
     const params = new Params()
       .u32(chunk.batch, chunk.inChannels, g.inHeight, g.inWidth, chunk.outChannels, g.outHeight, g.outWidth)
       .i32(g.padTop, g.padLeft)
       .u32(xw.skip, g.inChannels * inPlane, ww.skip, g.inChannels * taps, yw.skip, g.outChannels * outPlane)
-      .u32(rw?.skip ?? 0, bw?.skip ?? 0)
+      .u32(rw.skip, bw.skip, flags)
       .build();
-    const bindings = [xw.binding, ww.binding];
-    if (epilogue.bias && bw) bindings.push(bw.binding);
-    if (epilogue.residual && rw) bindings.push(rw.binding);
-    bindings.push(yw.binding);
-    ctx.dispatch({ op, code: kernel.code(shape, epilogue), params, bindings, workgroups: kernel.workgroups(ctx, g, chunk) });
+    ctx.dispatch({
+      op,
+      code,
+      params,
+      bindings: [xw.binding, ww.binding, bw.binding, rw.binding, yw.binding],
+      workgroups: kernel.workgroups(ctx, g, chunk),
+    });
   }
   return y;
 }
@@ -170,7 +189,7 @@ function spanOf(items: number, inner: number, count: number, plane: number): num
   return ((items - 1) * inner + count) * plane;
 }
 
-function window(t: Tensor, start: number, count: number): Window {
+function alignedBinding(t: Tensor, start: number, count: number): AlignedBinding {
   const alignElements = t.ctx.limits.minStorageBufferOffsetAlignment / 4;
   const skip = start % alignElements;
   return { binding: t.binding(start - skip, count + skip), skip };

@@ -1,4 +1,9 @@
-import { WINDOW_ATTENTION_MAX_HEAD_DIM, WINDOW_ATTENTION_MAX_WINDOW, windowAttentionShader } from '../../shaders/window-attention.js';
+import {
+  WINDOW_ATTENTION_MAX_HEAD_DIM,
+  WINDOW_ATTENTION_MAX_WINDOW,
+  windowAttentionHeadVecs,
+  windowAttentionShader,
+} from '../../shaders/window-attention.js';
 import { Tensor } from '../tensor/tensor.js';
 import { planHeadChunks, type HeadLayout } from './attention.js';
 import { assertFloat, assertShape, Params } from './kernel.js';
@@ -39,15 +44,15 @@ export function windowAttention(qkv: Tensor, biasTable: Tensor, options: WindowA
   if (!Number.isInteger(headDim) || headDim < 1 || !Number.isInteger(dim) || dim % headDim !== 0) {
     throw new Error(`${op}: qkv channels must be 3·D with D a multiple of headDim (${describe})`);
   }
-  const heads = dim / headDim;
-  const biasRows = (2 * ws - 1) ** 2;
-  if (biasTable.shape.length !== 2 || biasTable.shape[0] !== biasRows || biasTable.shape[1] !== heads) {
-    throw new Error(`${op}: biasTable must be [${biasRows}, ${heads}], got [${biasTable.shape.join(', ')}] (${describe})`);
-  }
   if (ws > WINDOW_ATTENTION_MAX_WINDOW || headDim > WINDOW_ATTENTION_MAX_HEAD_DIM) {
     throw new Error(
       `${op}: supports windows up to ${WINDOW_ATTENTION_MAX_WINDOW}×${WINDOW_ATTENTION_MAX_WINDOW} and headDim up to ${WINDOW_ATTENTION_MAX_HEAD_DIM} (${describe})`,
     );
+  }
+  const heads = dim / headDim;
+  const biasRows = (2 * ws - 1) ** 2;
+  if (biasTable.shape.length !== 2 || biasTable.shape[0] !== biasRows || biasTable.shape[1] !== heads) {
+    throw new Error(`${op}: biasTable must be [${biasRows}, ${heads}], got [${biasTable.shape.join(', ')}] (${describe})`);
   }
 
   const out = Tensor.empty(qkv.ctx, [batch, dim, height, width], 'f32', op);
@@ -59,7 +64,7 @@ export function windowAttention(qkv: Tensor, biasTable: Tensor, options: WindowA
     { offset: 2 * dim * plane, ...head },
     { offset: 0, ...head, itemStride: dim * plane },
   ];
-  const code = windowAttentionShader(headDim);
+  const code = windowAttentionShader(windowAttentionHeadVecs(headDim));
   const windowsX = width / ws;
   const windows = (height / ws) * windowsX;
   for (const { first, count, ranges } of planHeadChunks(qkv.ctx, op, batch, heads, layouts)) {
@@ -68,7 +73,7 @@ export function windowAttention(qkv: Tensor, biasTable: Tensor, options: WindowA
       op,
       code,
       params: new Params()
-        .u32(height, width, ws, shift, windowsX, dim, heads, first, qr.start, kr.start, vr.start, or.start)
+        .u32(height, width, ws, shift, headDim, windowsX, dim, heads, first, qr.start, kr.start, vr.start, or.start)
         .f32(1 / Math.sqrt(headDim))
         .build(),
       bindings: [

@@ -29,7 +29,7 @@ async function compare(ctx: GpuContext, c: Case, seed: number): Promise<void> {
   for (const t of [q, k, v, out]) t.dispose();
 }
 
-test('attention matches the CPU reference (T 1, 7, 64, 300; C 3, 32, 64; heads 1 and 2; batch 2)', async () => {
+test('attention matches the CPU reference (T 1, 7, 64, 300; C 3, 32, 64, 512; heads 1 and 2; batch 2)', async () => {
   const ctx = await gpu();
   const cases: Case[] = [
     { batch: 1, channels: 3, tokens: 1 },
@@ -42,6 +42,8 @@ test('attention matches the CPU reference (T 1, 7, 64, 300; C 3, 32, 64; heads 1
     { batch: 1, channels: 6, tokens: 300, heads: 2 },
     { batch: 1, channels: 100, tokens: 33 },
     { batch: 1, channels: 32, tokens: 64, scale: 0.5 },
+    // The autoencoder's width: the variant with two vec4 output columns per invocation.
+    { batch: 1, channels: 512, tokens: 40 },
   ];
   let seed = 1;
   for (const c of cases) await compare(ctx, c, seed++);
@@ -72,6 +74,9 @@ test('attention rejects mismatched shapes and head counts', async () => {
   assert.throws(() => attention(a, b, a), /attention: shapes \[1, 6, 10\] and \[1, 6, 11\] differ/);
   assert.throws(() => attention(flat, flat, flat), /attention: q must have rank 3, got shape \[6, 10\]/);
   assert.throws(() => attention(a, a, a, { heads: 4 }), /attention: 6 channels .* cannot be split into 4 heads/);
+  const wide = Tensor.empty(ctx, [1, 1024, 1]);
+  assert.throws(() => attention(wide, wide, wide), /attention: heads of 1024 channels exceed the kernel's 512/);
+  wide.dispose();
   for (const t of [a, b, flat]) t.dispose();
 });
 

@@ -1,9 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { GpuContext } from '../../src/gpu/context.js';
+import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
+import { groupNormRef } from '../../src/ops/cpu/groupnorm.js';
 import { relativePositionIndex, shiftMask, windowAttentionRef, type WindowAttentionRefOptions } from '../../src/ops/cpu/window-attention.js';
 import { windowAttention } from '../../src/ops/window-attention.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { GoldenTensors } from '../helpers/fixtures.js';
 import { assertClose, gpu, gpuWith, randomArray } from '../helpers/gpu.js';
 
 interface Case extends WindowAttentionRefOptions {
@@ -55,11 +58,13 @@ test('shift mask is the reference quirk (column split in the last window-row), h
   assert.ok(shiftMask(4, 4, 2, 0).every((m) => m.every((v) => v === 0)), 'no mask without shift');
 });
 
-test('shift mask follows the runtime height: 8×8 map, ws 4, shift 2', () => {
-  // region: rows < 4 → 0, rows 4–5 → 1, rows 6–7 → 2; last window-row splits columns {0,1} | {2,3}.
-  const masks = shiftMask(8, 8, 4, 2);
-  assert.ok(masks[0].every((v) => v === 0) && masks[1].every((v) => v === 0));
-  for (const m of masks.slice(2)) {
+test('shift mask follows the runtime height only: 16×8 map, ws 4, shift 2', () => {
+  // region: rows < 12 → 0, rows 12–13 → 1, rows 14–15 → 2. Only window-row 3 (windows 6, 7) is
+  // masked, split by column {0, 1} | {2, 3}; the width never enters.
+  const masks = shiftMask(16, 8, 4, 2);
+  assert.is(masks.length, 8);
+  masks.slice(0, 6).forEach((m, w) => assert.ok(m.every((v) => v === 0), `window ${w} unmasked`));
+  for (const m of masks.slice(6)) {
     for (let i = 0; i < 16; i++) {
       for (let j = 0; j < 16; j++) assert.is(m[i * 16 + j], (i % 4 < 2) === (j % 4 < 2) ? 0 : -100, `pair ${i},${j}`);
     }
@@ -77,11 +82,48 @@ test('window attention matches the CPU reference (ws 4 and 8, shifts, 1–3 head
     { windowSize: 8, shift: 4, headDim: 32, heads: 1, batch: 1, height: 8, width: 8 },
     { windowSize: 8, shift: 4, headDim: 8, heads: 3, batch: 2, height: 16, width: 24 },
     { windowSize: 8, shift: 4, headDim: 32, heads: 2, batch: 1, height: 16, width: 16 },
-    { windowSize: 2, shift: 1, headDim: 3, heads: 2, batch: 1, height: 4, width: 6 },
+    { windowSize: 2, shift: 1, headDim: 7, heads: 2, batch: 1, height: 4, width: 6 },
     { windowSize: 1, shift: 0, headDim: 5, heads: 1, batch: 2, height: 1, width: 1 },
   ];
   let seed = 10;
   for (const c of cases) await compare(ctx, c, seed++);
+});
+
+test('window attention reproduces the reference Swin attention of the small UNet (shifted block, quirky mask)', async () => {
+  const ctx = await gpu();
+  const weights = await GoldenTensors.open('unet_small.safetensors');
+  const golden = await GoldenTensors.open('unet_small_io.safetensors');
+  // The second block of the 32×32 level (ws 8, shift 4, D = 64 in 2 heads of 32): its input is
+  // the first block's output, and the fixture holds its attention output (after proj) per window.
+  const block = 'input_blocks.1.1.blocks.1';
+  const [ws, shift, headDim] = [8, 4, 32];
+  const input = 'a.act.input_blocks.1.1.blocks.0';
+  const shape = golden.shape(input);
+  const [, dim, height, width] = shape;
+  const param = (name: string): Promise<Float32Array> => weights.get(`${block}.${name}`);
+  // The checkpoint's buffers are what the formulas give.
+  assert.equal(Array.from(await param('attn.relative_position_index')), Array.from(relativePositionIndex(ws)));
+  assert.equal(Array.from(await param('attn_mask')), shiftMask(height, width, ws, shift).flatMap((m) => Array.from(m)));
+
+  const normed = groupNormRef(await golden.get(input), shape, await param('norm1.weight'), await param('norm1.bias'), { eps: 1e-5 });
+  const qkv = conv2dRef(normed, shape, await param('attn.qkv.weight'), [3 * dim, dim, 1, 1], await param('attn.qkv.bias')).data;
+  const tableData = await param('attn.relative_position_bias_table');
+  const qkvTensor = Tensor.from(ctx, qkv, [1, 3 * dim, height, width]);
+  const table = Tensor.from(ctx, tableData, [(2 * ws - 1) ** 2, dim / headDim]);
+  const out = windowAttention(qkvTensor, table, { windowSize: ws, shift, headDim });
+  const projected = conv2dRef(await out.readFloat(), [1, dim, height, width], await param('attn.proj.weight'), [dim, dim, 1, 1], await param('attn.proj.bias')).data;
+  // Token k of window w of the map rolled by −shift, as [window, token, channel].
+  const windowsX = width / ws;
+  const windowed = new Float32Array(projected.length);
+  for (let w = 0, e = 0; w < (height / ws) * windowsX; w++) {
+    for (let k = 0; k < ws * ws; k++) {
+      const y = (Math.floor(w / windowsX) * ws + Math.floor(k / ws) + shift) % height;
+      const x = ((w % windowsX) * ws + (k % ws) + shift) % width;
+      for (let c = 0; c < dim; c++) windowed[e++] = projected[(c * height + y) * width + x];
+    }
+  }
+  assertClose(windowed, await golden.get(`a.act.${block}.attn`), 1e-4, 'Swin attention against the reference');
+  for (const t of [qkvTensor, table, out]) t.dispose();
 });
 
 test('window attention supports headDim 64 with 8×8 windows', async () => {
@@ -94,7 +136,7 @@ test('window attention chunks heads and batch items over a lowered binding limit
     // One head's q (8 channels × 96 pixels) is 3 KiB: every dispatch binds one or a few heads.
     await compare(ctx, { windowSize: 4, shift: 2, headDim: 8, heads: 3, batch: 2, height: 8, width: 12 }, 50);
     // Odd sizes: bindings start below the head's data (alignment) and carry an origin.
-    await compare(ctx, { windowSize: 2, shift: 1, headDim: 3, heads: 2, batch: 3, height: 6, width: 10 }, 51);
+    await compare(ctx, { windowSize: 2, shift: 1, headDim: 7, heads: 2, batch: 3, height: 6, width: 10 }, 51);
     assert.ok(ctx.dispatchCount > 2, `expected several dispatches, got ${ctx.dispatchCount}`);
   } finally {
     ctx.dispose();
@@ -112,7 +154,10 @@ test('window attention rejects maps that are not a multiple of the window, and b
   assert.throws(() => windowAttention(qkv, table, { windowSize: 4, shift: 2, headDim: 8 }), /biasTable must be \[49, 1\], got \[49, 2\]/);
   assert.throws(() => windowAttention(qkv, table, { windowSize: 4, shift: 0, headDim: 5 }), /multiple of headDim/);
   assert.throws(() => windowAttention(qkv, table, { windowSize: 4, shift: 4, headDim: 8 }), /0 ≤ shift < windowSize/);
-  for (const t of [qkv, table]) t.dispose();
+  assert.throws(() => windowAttention(qkv, table, { windowSize: 16, shift: 0, headDim: 8 }), /multiples of the window size 16/);
+  const wide = Tensor.empty(ctx, [1, 3 * 128, 8, 8]);
+  assert.throws(() => windowAttention(wide, table, { windowSize: 8, shift: 0, headDim: 128 }), /headDim up to 64/);
+  for (const t of [qkv, table, wide]) t.dispose();
 });
 
 test.run();

@@ -53,13 +53,11 @@ export function conv2dGeometry(
   if (stride !== 1 && stride !== 2) throw new Error(`${op}: stride must be 1 or 2, got ${stride}`);
   const kernelSize = kh as 1 | 3;
   const padding = options.padding ?? (kernelSize - 1) / 2;
-  const [padTop, padRight, padBottom, padLeft] = typeof padding === 'number' ? [padding, padding, padding, padding] : padding;
-  if (typeof padding !== 'number' && padding.length !== 4) {
-    throw new Error(`${op}: padding must be a number or [top, right, bottom, left], got [${padding.join(', ')}]`);
+  const sides = typeof padding === 'number' ? [padding, padding, padding, padding] : padding;
+  if (sides.length !== 4 || sides.some((p) => !Number.isInteger(p) || p < 0)) {
+    throw new Error(`${op}: padding must be non-negative integers, one or [top, right, bottom, left], got ${String(padding)}`);
   }
-  for (const p of [padTop, padRight, padBottom, padLeft]) {
-    if (!Number.isInteger(p) || p < 0) throw new Error(`${op}: padding must be non-negative integers, got ${String(padding)}`);
-  }
+  const [padTop, padRight, padBottom, padLeft] = sides;
   const outHeight = Math.floor((inHeight + padTop + padBottom - kernelSize) / stride) + 1;
   const outWidth = Math.floor((inWidth + padLeft + padRight - kernelSize) / stride) + 1;
   if (outHeight < 1 || outWidth < 1) {
