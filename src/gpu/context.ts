@@ -73,6 +73,11 @@ const LIMIT_NAMES: (keyof GpuLimits)[] = [
 ];
 
 const MAX_CACHED_PARAM_BUFFERS = 8192;
+/**
+ * Recorded commands per submission. Dawn on lavapipe crashes past ~30,000 dispatches in one
+ * encoder; submitting in batches costs nothing measurable and is not a sync.
+ */
+const MAX_COMMANDS_PER_SUBMIT = 2048;
 
 /**
  * The device plus everything that makes it usable as a tensor engine: a pipeline cache, a
@@ -186,6 +191,7 @@ export class GpuContext {
     pass.dispatchWorkgroups(x, y, z);
     this.recordedOps.push(call.op);
     this.dispatchCount++;
+    if (this.recordedOps.length >= MAX_COMMANDS_PER_SUBMIT) this.flush();
   }
 
   /** Records a buffer-to-buffer copy in order with the dispatches. */
