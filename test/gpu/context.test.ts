@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { createGpuContext } from '../../src/gpu/context.js';
 import { GpuLimitError, GpuValidationError, NoAdapterError } from '../../src/gpu/errors.js';
 import { sizeClass } from '../../src/gpu/buffer-pool.js';
-import { add, gelu, silu } from '../../src/ops/elementwise.js';
+import { add, gelu, scale, silu } from '../../src/ops/elementwise.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { gpu, gpuWith, randomArray } from '../helpers/gpu.js';
 
@@ -104,6 +104,20 @@ test('tensors refuse use after dispose, and reshape shares memory', async () => 
   assert.throws(() => v.binding(), /disposed/);
   assert.equal([...(await c.readFloat())], [1, 2, 3, 4, 5, 6]);
   c.dispose();
+});
+
+test('long recordings are submitted in batches and stay in order', async () => {
+  const ctx = await gpu();
+  let x = Tensor.from(ctx, [1, 2, 3, 4], [4]);
+  const before = ctx.dispatchCount;
+  for (let i = 0; i < 5000; i++) {
+    const next = scale(x, i % 2 === 0 ? 2 : 0.5);
+    x.dispose();
+    x = next;
+  }
+  assert.is(ctx.dispatchCount - before, 5000);
+  assert.equal([...(await x.readFloat())], [1, 2, 3, 4]);
+  x.dispose();
 });
 
 test('f16 tensors round-trip through upload and readback', async () => {
