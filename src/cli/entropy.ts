@@ -3,7 +3,7 @@ import { readImageFile } from '../io/node-files.js';
 import { entropyHistograms, entropyScores, meanEntropyScores, sumHistograms, type EntropyHistograms, type EntropyScores } from '../metrics/entropy.js';
 import { pairFileNames } from '../metrics/pairing.js';
 import { parseArgs, UsageError } from './args.js';
-import { expandImageInputs, listImageFiles } from './degrade.js';
+import { expandImageInputs, listImageFiles } from './image-files.js';
 import { formatNumber, formatTable } from './eval.js';
 
 const FLAGS = {

@@ -5,7 +5,7 @@ import { readImageFile, writeFileAtomic } from '../io/node-files.js';
 import { pairFileNames } from '../metrics/pairing.js';
 import { measureQuality, type QualityScores } from '../metrics/quality.js';
 import { parseArgs, UsageError, type FlagKind } from './args.js';
-import { listImageFiles } from './degrade.js';
+import { listImageFiles } from './image-files.js';
 
 const FLAGS = {
   gt: 'string',

@@ -6,6 +6,7 @@ import { degradeCommand } from './degrade.js';
 import { entropyCommand } from './entropy.js';
 import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
+import { trainCommand } from './train.js';
 import { upscaleCommand } from './upscale.js';
 
 const USAGE = `deltadiff — DeltaDiff / ResShift ×4 super-resolution on WebGPU
@@ -18,6 +19,8 @@ usage:
   deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [upscale options]) [--crop-border N] [--rgb] [--csv <file>] [--json]
   deltadiff entropy <hr-dir|image>... [--lr-dir <dir>] [--json]
   deltadiff degrade <input...> -o <dir> [--scale 4] [--round-once] [--force]
+  deltadiff train --model <config.json> [--data <hr-dir>...] --out <run-dir> [--steps N] [--batch B] [--crop C]
+                  [--lr L] [--resume] [--kappa K] [--seed S] [--autoencoder <ckpt>] (see docs in README)
   deltadiff convert <in.pth|in.safetensors> <out.safetensors> [--fp16] [--config <model.json>]
 
 Set DELTADIFF_DAWN_TOGGLES (comma separated) to pass options to Dawn.`;
@@ -29,6 +32,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   eval: evalCommand,
   entropy: entropyCommand,
   degrade: degradeCommand,
+  train: trainCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -32,7 +32,7 @@ export class Progress {
     const filled = Math.round(fraction * width);
     const elapsed = (now - this.started) / 1000;
     const eta = fraction > 0 ? (elapsed / fraction) * (1 - fraction) : NaN;
-    const etaText = Number.isFinite(eta) ? ` ETA ${formatSeconds(eta)}` : '';
+    const etaText = Number.isFinite(eta) ? ` ETA ${formatDuration(eta)}` : '';
     this.stream.write(`\r\x1b[K[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(0)}% ${label}${etaText}`);
     this.drawn = true;
   }
@@ -46,8 +46,11 @@ export class Progress {
   }
 }
 
-function formatSeconds(s: number): string {
-  if (s < 60) return `${s.toFixed(0)} s`;
-  const m = Math.floor(s / 60);
-  return `${m} min ${Math.round(s - m * 60)} s`;
+/** A duration for people: "42 s", "3 min 5 s", "2 h 10 min". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${seconds.toFixed(0)} s`;
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return h > 0 ? `${h} h ${m} min` : `${m} min ${Math.round(seconds % 60)} s`;
 }

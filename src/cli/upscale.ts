@@ -1,17 +1,16 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { createNodeGpuContext } from '../gpu/node.js';
 import { openStateDict } from '../io/checkpoint.js';
-import { openFileSource, readImageFile, writeImageFile } from '../io/node-files.js';
+import { isImageFileName, openFileSource, readImageFile, writeImageFile } from '../io/node-files.js';
 import { PRESETS, type DiffusionConfig, type ModelConfig } from '../nn/config.js';
 import { horizontalStrip, tileToImage } from '../pipeline/strip.js';
 import { createUpscaler, type Upscaler } from '../pipeline/upscaler.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { parseArgs, UsageError } from './args.js';
+import { expandImageInputs } from './image-files.js';
 import { resolveModelConfig } from './info.js';
 import { Progress } from './progress.js';
-
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
 
 const FLAGS = {
   out: 'string',
@@ -48,17 +47,10 @@ async function isDirectory(path: string): Promise<boolean> {
 
 /** Expands directories into their image files (sorted) and decides each output path. */
 async function planJobs(inputs: string[], out: string): Promise<Job[]> {
-  const files: string[] = [];
+  const files = await expandImageInputs(inputs);
   let sawDirectory = false;
-  for (const input of inputs) {
-    if (await isDirectory(input)) {
-      sawDirectory = true;
-      const names = (await readdir(input)).filter((n) => IMAGE_EXTENSIONS.has(extname(n).toLowerCase())).sort();
-      files.push(...names.map((n) => join(input, n)));
-    } else files.push(input);
-  }
-  if (files.length === 0) throw new UsageError('no input images found');
-  const outIsFile = !sawDirectory && files.length === 1 && IMAGE_EXTENSIONS.has(extname(out).toLowerCase()) && !(await isDirectory(out));
+  for (const input of inputs) sawDirectory ||= await isDirectory(input);
+  const outIsFile = !sawDirectory && files.length === 1 && isImageFileName(out) && !(await isDirectory(out));
   if (!outIsFile) await mkdir(out, { recursive: true });
   const jobs = files.map((input) => ({
     input,

@@ -94,3 +94,12 @@ export async function writeImageFile(path: string, image: RasterImage, options: 
   if (extension === '.jpg' || extension === '.jpeg') return writeFileAtomic(path, encodeJpeg(image, options.jpegQuality));
   throw new ImageError(basename(path), `cannot tell the image format from '${extension}': use .png, .jpg or .jpeg`);
 }
+
+/** File extensions deltadiff reads and writes as images (decoding itself goes by magic bytes). */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.png', '.jpg', '.jpeg']);
+
+/** Whether a file name has an image extension (case-insensitive). */
+export function isImageFileName(name: string): boolean {
+  const dot = name.lastIndexOf('.');
+  return dot >= 0 && IMAGE_EXTENSIONS.has(name.slice(dot).toLowerCase());
+}

@@ -2,7 +2,7 @@ import type { UNetModelSwin } from '../nn/unet.js';
 import type { WeightLookup } from '../nn/params.js';
 
 /** mulberry32: deterministic uniform numbers in [0, 1). */
-function uniform(seed: number): () => number {
+export function uniform(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

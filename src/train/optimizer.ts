@@ -52,8 +52,11 @@ export class AdamW {
     this.gradNormSquared = Tensor.empty(ctx, [1], 'f32', 'gradient norm²');
   }
 
-  /** Records one update with learning rate `lr` from gradients by parameter name. */
-  update(grads: ReadonlyMap<string, Tensor>, lr: number): void {
+  /**
+   * Records one update with learning rate `lr` from gradients by parameter name; `emaDecay`
+   * replaces the configured EMA rate for this step (a warm-up of the decay).
+   */
+  update(grads: ReadonlyMap<string, Tensor>, lr: number, emaDecay = this.config.emaDecay ?? 0): void {
     const op = 'adamw';
     const c = this.config;
     const ctx = this.ctx;
@@ -87,7 +90,7 @@ export class AdamW {
         code,
         params: new Params()
           .u32(p.size)
-          .f32(lr, c.beta1, c.beta2, c.eps, c.weightDecay, 1 - c.beta1 ** this.step, 1 - c.beta2 ** this.step, c.maxGradNorm, c.emaDecay ?? 0)
+          .f32(lr, c.beta1, c.beta2, c.eps, c.weightDecay, 1 - c.beta1 ** this.step, 1 - c.beta2 ** this.step, c.maxGradNorm, emaDecay)
           .build(),
         bindings: [
           grads.get(name)!.binding(),

@@ -6,11 +6,12 @@ import type { Tensor } from '../tensor/tensor.js';
 
 /**
  * One training step (forward, backward, clipped AdamW update with EMA) at the learning rate of
- * the optimizer's step count. Records only; returns the loss tensor [1] (dispose it).
+ * the optimizer's step count; `emaDecay` overrides the optimizer's EMA rate for this step.
+ * Records only; returns the loss tensor [1] (dispose it).
  */
-export function trainStep(unet: UNetModelSwin, optimizer: AdamW, batch: UNetBatch, schedule: LearningRateSchedule): Tensor {
+export function trainStep(unet: UNetModelSwin, optimizer: AdamW, batch: UNetBatch, schedule: LearningRateSchedule, emaDecay?: number): Tensor {
   const { loss, grads } = unetLossAndGradients(unet, batch);
-  optimizer.update(grads, learningRate(optimizer.step, schedule));
+  optimizer.update(grads, learningRate(optimizer.step, schedule), emaDecay);
   for (const g of grads.values()) g.dispose();
   return loss;
 }

@@ -1,0 +1,227 @@
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createNodeGpuContext } from '../gpu/node.js';
+import { openStateDict } from '../io/checkpoint.js';
+import { withFileSource, writeFileAtomic } from '../io/node-files.js';
+import { loadStateDict } from '../nn/load.js';
+import { UNetModelSwin } from '../nn/unet.js';
+import { createFirstStage, parseTrainingModelConfig, VQFirstStage, type TrainingModelConfig } from '../train/first-stage.js';
+import { initialWeights } from '../train/init.js';
+import { CHECKPOINT_FILES, loadTrainingCheckpoint, saveTrainingCheckpoint } from '../train/node-checkpoint.js';
+import { listTrainingImages, loadTrainingImages } from '../train/node-data.js';
+import { TrainingLog } from '../train/node-log.js';
+import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.js';
+import { parameterTensors } from '../train/parameters.js';
+import { TrainingRun, zeroOutputLayer, type TrainingSettings } from '../train/run.js';
+import { parseArgs, UsageError } from './args.js';
+import { formatDuration } from './progress.js';
+
+const FLAGS = {
+  model: 'string',
+  data: 'string',
+  out: 'string',
+  autoencoder: 'string',
+  steps: 'number',
+  batch: 'number',
+  crop: 'number',
+  lr: 'number',
+  'min-lr': 'number',
+  warmup: 'number',
+  'ema-decay': 'number',
+  kappa: 'number',
+  seed: 'number',
+  'val-images': 'number',
+  'validate-every': 'number',
+  'checkpoint-every': 'number',
+  'log-every': 'number',
+  resume: 'boolean',
+  quiet: 'boolean',
+} as const;
+
+/** The training images read in place (T91 + BSDS200), relative to the repository root. */
+export const DEFAULT_TRAINING_DATA = '../shared/data/train';
+
+/** Files of a run directory. */
+export const RUN_FILES = {
+  model: 'model.json',
+  run: 'run.json',
+  log: 'log.csv',
+  checkpoint: 'checkpoint',
+} as const;
+
+/** What a run was started with, so that `--resume` continues the same recipe. */
+interface RunManifest {
+  settings: TrainingSettings;
+  data: string[];
+  validationImages: number;
+  autoencoder: string | null;
+}
+
+const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+async function readJson(path: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(e.code === 'ENOENT' ? `${path} does not exist` : `cannot read ${path}: ${e.message}`);
+  });
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function positiveInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new UsageError(`--${name} must be a whole number ≥ 1, got ${String(value)}`);
+  return value;
+}
+
+/** The run's model config and manifest: from the flags for a new run, from the run directory (flags overriding) on resume. */
+async function planRun(flags: Record<string, string | number | boolean | undefined>, positionals: string[], out: string): Promise<{ config: TrainingModelConfig; manifest: RunManifest }> {
+  const resume = flags.resume === true;
+  const saved = resume ? ((await readJson(join(out, RUN_FILES.run))) as RunManifest) : null;
+  let json: unknown;
+  if (resume) {
+    json = await readJson(join(out, RUN_FILES.model));
+    if (typeof flags.model === 'string') {
+      const given = parseTrainingModelConfig(await readJson(flags.model), flags.model);
+      if (JSON.stringify(given) !== JSON.stringify(parseTrainingModelConfig(json))) {
+        throw new UsageError(`--model ${flags.model} differs from the run's ${RUN_FILES.model}; resume without --model or start a new --out`);
+      }
+    }
+  } else {
+    if (typeof flags.model !== 'string') throw new UsageError('train needs --model <config.json>');
+    if (await exists(join(out, RUN_FILES.checkpoint, CHECKPOINT_FILES.state))) {
+      throw new UsageError(`${out} already holds a training run: pass --resume to continue it, or choose another --out`);
+    }
+    json = await readJson(flags.model);
+  }
+  const config = parseTrainingModelConfig(json, resume ? join(out, RUN_FILES.model) : (flags.model as string));
+  if (typeof flags.kappa === 'number') {
+    if (!(flags.kappa >= 0)) throw new UsageError(`--kappa must be ≥ 0, got ${flags.kappa}`);
+    config.diffusion = { ...config.diffusion, kappa: flags.kappa };
+  }
+  const defaults: TrainingSettings = saved?.settings ?? {
+    steps: 1000,
+    batch: 4,
+    crop: config.unet.image_size * config.scale,
+    lr: 5e-5,
+    minLr: 2e-5,
+    warmupSteps: 100,
+    seed: 0,
+    emaDecay: 0.999,
+    validateEvery: 500,
+    checkpointEvery: 500,
+  };
+  const pick = (flag: keyof typeof FLAGS, fallback: number): number => (typeof flags[flag] === 'number' ? (flags[flag] as number) : fallback);
+  const settings: TrainingSettings = {
+    steps: positiveInteger('steps', pick('steps', defaults.steps)),
+    batch: positiveInteger('batch', pick('batch', defaults.batch)),
+    crop: positiveInteger('crop', pick('crop', defaults.crop)),
+    lr: pick('lr', defaults.lr),
+    minLr: pick('min-lr', defaults.minLr),
+    warmupSteps: pick('warmup', defaults.warmupSteps),
+    seed: pick('seed', defaults.seed),
+    emaDecay: pick('ema-decay', defaults.emaDecay),
+    validateEvery: pick('validate-every', defaults.validateEvery),
+    checkpointEvery: pick('checkpoint-every', defaults.checkpointEvery),
+  };
+  if (!(settings.lr > 0) || !(settings.minLr >= 0) || !(settings.emaDecay >= 0 && settings.emaDecay < 1)) {
+    throw new UsageError('--lr must be > 0, --min-lr ≥ 0 and --ema-decay in [0, 1)');
+  }
+  const data = typeof flags.data === 'string' ? [flags.data, ...positionals] : (saved?.data ?? [DEFAULT_TRAINING_DATA]);
+  if (typeof flags.data !== 'string' && positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]} (HR directories follow --data)`);
+  const autoencoder = typeof flags.autoencoder === 'string' ? flags.autoencoder : (saved?.autoencoder ?? null);
+  if (config.autoencoder.type !== 'pixel-unshuffle' && autoencoder === null) {
+    throw new UsageError('this model trains in the VQ autoencoder\'s latent space: pass --autoencoder <ckpt>');
+  }
+  const validationImages = pick('val-images', saved?.validationImages ?? 4);
+  return { config, manifest: { settings, data, validationImages, autoencoder } };
+}
+
+/**
+ * `deltadiff train --model <config.json> --data <hr-dir>... --out <run-dir> [--steps N]
+ * [--batch B] [--crop C] [--lr L] [--resume] [--kappa K] [--seed S]`: trains a UNet from scratch
+ * (or resumes it), writing <run-dir>/log.csv, loss.svg and checkpoint/ (the EMA weights in
+ * checkpoint/ema.safetensors are the ones to export).
+ */
+export async function trainCommand(argv: string[]): Promise<number> {
+  const { positionals, flags } = parseArgs(argv, FLAGS);
+  if (typeof flags.out !== 'string') throw new UsageError('train needs --out <run-dir>');
+  const out = flags.out;
+  const resume = flags.resume === true;
+  const quiet = flags.quiet === true;
+  const logEvery = positiveInteger('log-every', flags['log-every'] ?? 10);
+  const say = (line: string) => {
+    if (!quiet) console.error(line);
+  };
+  const { config, manifest } = await planRun(flags, positionals, out);
+  const { settings } = manifest;
+
+  const paths = await listTrainingImages(manifest.data);
+  const { images, skipped } = await loadTrainingImages(paths, settings.crop);
+  if (skipped.length > 0) say(`skipping ${skipped.length} image(s) smaller than the ${settings.crop}×${settings.crop} crop`);
+  const held = Math.max(0, Math.floor(manifest.validationImages));
+  if (images.length <= held) throw new UsageError(`${images.length} usable image(s) in ${manifest.data.join(', ')}: need more than the ${held} held aside for validation`);
+  // The last images are held aside, so the split does not depend on the seed.
+  const trainImages = images.slice(0, images.length - held);
+  const validationImages = images.slice(images.length - held);
+  say(`${trainImages.length} training image(s), ${validationImages.length} for validation`);
+
+  await mkdir(out, { recursive: true });
+  await writeFileAtomic(join(out, RUN_FILES.model), new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
+  await writeFileAtomic(join(out, RUN_FILES.run), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
+
+  const ctx = await createNodeGpuContext();
+  const unet = new UNetModelSwin(config.unet);
+  const firstStage = createFirstStage(config);
+  let optimizer: AdamW | undefined;
+  try {
+    if (firstStage instanceof VQFirstStage) {
+      await withFileSource(manifest.autoencoder!, async (source) => loadStateDict(ctx, firstStage.model, await openStateDict(source)));
+    }
+    const checkpointDir = join(out, RUN_FILES.checkpoint);
+    if (resume) {
+      optimizer = await loadTrainingCheckpoint(checkpointDir, ctx, unet);
+      say(`resuming at step ${optimizer.step}`);
+    } else {
+      await unet.load(ctx, zeroOutputLayer(initialWeights(unet, settings.seed)));
+      optimizer = new AdamW(ctx, parameterTensors(unet), { ...DEFAULT_ADAMW, emaDecay: settings.emaDecay });
+    }
+    const run = new TrainingRun(ctx, config, unet, firstStage, optimizer, trainImages, validationImages, settings);
+    const log = await TrainingLog.open(join(out, RUN_FILES.log), resume ? optimizer.step : null);
+    const secondsBefore = log.rows.reduce((s, r) => Math.max(s, r.seconds ?? 0), 0);
+    const started = performance.now();
+    if (!resume && settings.validateEvery > 0 && validationImages.length > 0) {
+      const v = await run.validate();
+      log.add({ step: 0, ...v });
+      say(`step 0: validation PSNR ${v.psnr.toFixed(3)} dB (bicubic ${v.bicubicPsnr.toFixed(3)} dB)`);
+    }
+    const optimizerState = optimizer;
+    await run.run({
+      onStep: async (r) => {
+        log.add({ step: r.step, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, seconds: secondsBefore + (performance.now() - started) / 1000 });
+        if (r.step % logEvery === 0 || r.step === r.steps) {
+          say(`step ${r.step}/${r.steps}  loss ${r.loss.toExponential(4)}  ${r.itPerSec.toFixed(3)} it/s  ETA ${formatDuration(r.etaSeconds)}`);
+          await log.flush();
+        }
+      },
+      onValidation: async (v) => {
+        log.add(v);
+        await log.flush();
+        say(`step ${v.step}: validation PSNR ${v.psnr.toFixed(3)} dB (bicubic ${v.bicubicPsnr.toFixed(3)} dB, gain ${(v.psnr - v.bicubicPsnr).toFixed(3)} dB)`);
+      },
+      saveCheckpoint: async () => {
+        await saveTrainingCheckpoint(checkpointDir, unet, optimizerState);
+        await log.flush();
+      },
+    });
+    await log.flush();
+    say(`done: ${settings.steps} steps; EMA weights for export in ${join(checkpointDir, CHECKPOINT_FILES.ema)}, log in ${log.csvPath}, curve in ${log.svgPath}`);
+    return 0;
+  } finally {
+    optimizer?.dispose();
+    unet.dispose();
+    firstStage.dispose();
+    ctx.dispose();
+  }
+}
