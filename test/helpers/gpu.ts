@@ -1,6 +1,7 @@
 import * as assert from 'uvu/assert';
 import type { GpuContext, GpuContextOptions } from '../../src/gpu/context.js';
 import { createNodeGpuContext } from '../../src/gpu/node.js';
+import { uniform } from '../../src/train/init.js';
 
 let shared: Promise<GpuContext> | undefined;
 
@@ -16,16 +17,7 @@ export function gpuWith(options: GpuContextOptions): Promise<GpuContext> {
 }
 
 /** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = uniform;
 
 /** n values uniform in [lo, hi). */
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
