@@ -104,24 +104,33 @@ export class ResidualShiftSampler {
     } else {
       x = y.clone('x_T');
     }
-    for (let t = steps - 1, step = 0; t >= 0; t--, step++) {
-      const inputScale = this.config.normalize_input ? 1 / Math.sqrt(s.etas[t] * kappa * kappa + 1) : 1;
-      const input = inputScale === 1 ? x : scale(x, inputScale);
-      const predXstart = denoiser.forward(input, new Array(batch).fill(t), lq);
-      if (input !== x) input.dispose();
-      let stepNoise: { tensor: Tensor; sigma: number } | undefined;
-      if (noise) {
-        // The reference draws at t = 0 too (multiplied by zero): consume it to keep the order.
-        const eps = draw();
-        if (t > 0) stepNoise = { tensor: eps, sigma: Math.sqrt(s.posteriorVariance[t]) };
-        else eps.dispose();
+    // A throwing callback (e.g. a cancel) must not strand the step's tensors in the pool.
+    try {
+      for (let t = steps - 1, step = 0; t >= 0; t--, step++) {
+        const inputScale = this.config.normalize_input ? 1 / Math.sqrt(s.etas[t] * kappa * kappa + 1) : 1;
+        const input = inputScale === 1 ? x : scale(x, inputScale);
+        const predXstart = denoiser.forward(input, new Array(batch).fill(t), lq);
+        if (input !== x) input.dispose();
+        try {
+          let stepNoise: { tensor: Tensor; sigma: number } | undefined;
+          if (noise) {
+            // The reference draws at t = 0 too (multiplied by zero): consume it to keep the order.
+            const eps = draw();
+            if (t > 0) stepNoise = { tensor: eps, sigma: Math.sqrt(s.posteriorVariance[t]) };
+            else eps.dispose();
+          }
+          const next = residualStep(x, predXstart, s.posteriorMeanCoefX[t], s.posteriorMeanCoefX0[t], stepNoise);
+          stepNoise?.tensor.dispose();
+          x.dispose();
+          x = next;
+          options.onStep?.({ t, step, steps, sample: x, predXstart });
+        } finally {
+          predXstart.dispose();
+        }
       }
-      const next = residualStep(x, predXstart, s.posteriorMeanCoefX[t], s.posteriorMeanCoefX0[t], stepNoise);
-      stepNoise?.tensor.dispose();
+    } catch (e) {
       x.dispose();
-      x = next;
-      options.onStep?.({ t, step, steps, sample: x, predXstart });
-      predXstart.dispose();
+      throw e;
     }
     return x;
   }

@@ -365,6 +365,16 @@ export async function createGpuContext(options: GpuContextOptions = {}): Promise
     const value = (adapter.limits as unknown as Record<string, number>)[name];
     if (typeof value === 'number' && name !== 'minStorageBufferOffsetAlignment') requiredLimits[name] = value;
   }
+  // The kernels assume WebGPU's default limits; a smaller (compatibility-mode) adapter cannot run them.
+  const minimums: [keyof GpuLimits, number][] = [
+    ['maxComputeInvocationsPerWorkgroup', 256],
+    ['maxComputeWorkgroupStorageSize', 16384],
+    ['maxStorageBuffersPerShaderStage', 8],
+  ];
+  for (const [name, minimum] of minimums) {
+    const value = (adapter.limits as unknown as Record<string, number>)[name];
+    if (value < minimum) throw new GpuLimitError(`the adapter's ${name} is ${value}; deltadiff needs at least ${minimum}`);
+  }
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'deltadiff' });
   const limits = {} as GpuLimits;
   for (const name of LIMIT_NAMES) limits[name] = (device.limits as unknown as Record<string, number>)[name];

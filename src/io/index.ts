@@ -1,5 +1,6 @@
 /** The browser-safe I/O API (no Node built-ins); the Node file helpers are in ./node-files.js. */
 export { type ByteSource, blobSource, bytesSource } from './byte-source.js';
+export { type UrlSourceOptions, urlSource } from './url-source.js';
 export { type CheckpointFormat, detectCheckpointFormat } from './checkpoint-format.js';
 export { type OpenStateDictOptions, type ProgressCallback, type StateDict, openStateDict, readTensors } from './checkpoint.js';
 export { CheckpointError, ImageError, IoError, type ShapeMismatch, StateDictMismatchError, UnsafePickleError } from './errors.js';

@@ -48,6 +48,8 @@ export interface UpscaleOptions {
   onStep?: (info: StepInfo & { tiles: TilePosition[] }) => void;
   /** Replaces the seeded noise (tests feed the reference's draws). */
   noise?: NoiseSource;
+  /** Stops the run between batches of tiles (the promise rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 export interface TilePosition {
@@ -115,14 +117,22 @@ export class Upscaler {
     lrUp.dispose();
     // The latent scale_factor is 1.0 for every known model; honour others all the same.
     const scaleFactor = this.config.diffusion.scale_factor;
-    const yScaled = scaleFactor === 1 ? y : scale(y, scaleFactor);
-    const x = this.sampler.sample(this.ctx, this.unet, yScaled, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
-    if (yScaled !== y) yScaled.dispose();
-    y.dispose();
-    const latent = scaleFactor === 1 ? x : scale(x, 1 / scaleFactor);
-    if (latent !== x) x.dispose();
-    const decoded = this.autoencoder.decode(latent);
-    latent.dispose();
+    let decoded: Tensor;
+    try {
+      const yScaled = scaleFactor === 1 ? y : scale(y, scaleFactor);
+      let x: Tensor;
+      try {
+        x = this.sampler.sample(this.ctx, this.unet, yScaled, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
+      } finally {
+        if (yScaled !== y) yScaled.dispose();
+      }
+      const latent = scaleFactor === 1 ? x : scale(x, 1 / scaleFactor);
+      if (latent !== x) x.dispose();
+      decoded = this.autoencoder.decode(latent);
+      latent.dispose();
+    } finally {
+      y.dispose();
+    }
     const pixels = await decoded.readFloat();
     decoded.dispose();
     for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(-1, pixels[i]));
@@ -162,6 +172,7 @@ export class Upscaler {
     const seed = options.seed ?? 0;
     let done = 0;
     for (let b = 0; b < tiles; b += batch) {
+      options.signal?.throwIfAborted();
       const group = positions.slice(b, b + batch);
       // Rows above the first tile in this batch will never be touched again.
       output.finishRowsAbove(group[0].top * s, alphaUp);

@@ -84,6 +84,24 @@ test('the PNG input through upscale() is the untiled reference within one 8-bit 
   upscaler.dispose();
 });
 
+test('cancelling (an aborted signal, or a throwing step callback) leaves nothing allocated', async () => {
+  const upscaler = await upscalerFor('model_small-deltadiff.json');
+  const image = decodeImage(readFileSync(fixturePath('pipeline_lr.png')), 'pipeline_lr.png');
+  const baseline = upscaler.ctx.poolStats().inUseBytes;
+  const controller = new AbortController();
+  controller.abort(new Error('cancelled by the user'));
+  await upscaler.upscale(image, { signal: controller.signal }).then(
+    () => assert.unreachable('should have been cancelled'),
+    (e: Error) => assert.match(e.message, /cancelled by the user/),
+  );
+  await upscaler.upscale(image, { onStep: () => { throw new Error('stop at the first step'); } }).then(
+    () => assert.unreachable('should have stopped'),
+    (e: Error) => assert.match(e.message, /stop at the first step/),
+  );
+  assert.is(upscaler.ctx.poolStats().inUseBytes, baseline);
+  upscaler.dispose();
+});
+
 test('a multi-tile run of a larger input completes with a bounded pool', async () => {
   const upscaler = await upscalerFor('model_small-deltadiff.json');
   const image = decodeImage(readFileSync(fixturePath('pipeline_lr.png')), 'pipeline_lr.png');
