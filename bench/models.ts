@@ -8,7 +8,8 @@ import type { GpuContext } from '../src/gpu/context.js';
 import type { StateDict } from '../src/io/checkpoint.js';
 import { TensorHandle } from '../src/io/host-tensor.js';
 import { VQModel } from '../src/nn/autoencoder.js';
-import { PRESETS, type ModelConfig } from '../src/nn/config.js';
+import { PRESETS, type ModelConfig, vqConfig } from '../src/nn/config.js';
+import { VQFirstStage } from '../src/nn/first-stage.js';
 import type { ParamLayout } from '../src/nn/params.js';
 import { UNetModelSwin } from '../src/nn/unet.js';
 import { Upscaler } from '../src/pipeline/upscaler.js';
@@ -33,7 +34,7 @@ function quickConfig(): ModelConfig {
       attention_resolutions: [16, 8],
       swin_embed_dim: 64,
     },
-    autoencoder: { ...release.autoencoder, n_embed: 64, ddconfig: { ...release.autoencoder.ddconfig, ch: 32, num_res_blocks: 1 } },
+    autoencoder: { ...vqConfig(release), n_embed: 64, ddconfig: { ...vqConfig(release).ddconfig, ch: 32, num_res_blocks: 1 } },
   };
 }
 
@@ -94,10 +95,12 @@ export async function createModelBench(ctx: GpuContext, quick: boolean): Promise
   const upscaler = await Upscaler.create({
     model: config,
     unet: randomStateDict(new UNetModelSwin(config.unet).layout, 'random UNet', 1),
-    autoencoder: randomStateDict(new VQModel(config.autoencoder).layout, 'random VQ', 2),
+    autoencoder: randomStateDict(new VQModel(vqConfig(config)).layout, 'random VQ', 2),
     device: ctx,
   });
-  const { unet, autoencoder: vq } = upscaler;
+  const { unet, firstStage } = upscaler;
+  if (!(firstStage instanceof VQFirstStage)) throw new Error('the model bench needs a VQ first stage');
+  const vq = firstStage.model;
   const latent = config.unet.image_size;
   const image = latent * vq.factor;
   const steps = config.diffusion.steps;

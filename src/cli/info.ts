@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { GpuContext } from '../gpu/context.js';
 import { createNodeGpuContext } from '../gpu/node.js';
 import { VQModel } from '../nn/autoencoder.js';
-import { parseModelConfig, PRESETS, type ModelConfig } from '../nn/config.js';
+import { parseModelConfig, PRESETS, vqConfig, type ModelConfig } from '../nn/config.js';
 import { UNetModelSwin } from '../nn/unet.js';
 import { parseArgs } from './args.js';
 
@@ -31,10 +31,11 @@ function describeDevice(ctx: GpuContext) {
 
 function describeModel(config: ModelConfig) {
   const unet = new UNetModelSwin(config.unet);
-  const vq = new VQModel(config.autoencoder);
   const size = config.unet.image_size;
   const gflop = (f: { total: number }) => Number((f.total / 1e9).toFixed(2));
-  const pixels = size * vq.factor;
+  const pixels = size * config.scale;
+  // Pixel unshuffle has no parameters and no arithmetic.
+  const vq = config.autoencoder.type === 'vq' ? new VQModel(vqConfig(config)) : null;
   return {
     name: config.name,
     unet: {
@@ -45,12 +46,13 @@ function describeModel(config: ModelConfig) {
       stepGflop: gflop(unet.cost.flops(size, size)),
     },
     autoencoder: {
-      parameters: vq.layout.parameterCount(),
-      tensors: vq.layout.entries.size,
-      factor: vq.factor,
+      type: config.autoencoder.type,
+      parameters: vq?.layout.parameterCount() ?? 0,
+      tensors: vq?.layout.entries.size ?? 0,
+      factor: config.scale,
       imageSize: pixels,
-      encodeGflop: gflop(vq.encoderCost.flops(pixels, pixels)),
-      decodeGflop: gflop(vq.decoderCost.flops(pixels, pixels)),
+      encodeGflop: vq ? gflop(vq.encoderCost.flops(pixels, pixels)) : 0,
+      decodeGflop: vq ? gflop(vq.decoderCost.flops(pixels, pixels)) : 0,
     },
     diffusion: config.diffusion,
   };
@@ -77,7 +79,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
       const u = model.unet;
       const ae = model.autoencoder;
       console.log(`  UNet: ${u.parameters.toLocaleString('en-US')} parameters in ${u.tensors} tensors; built for ${u.buildSize}², latent sizes must be multiples of ${u.sizeMultiple}; ${u.stepGflop} GFLOP per step at ${u.buildSize}²`);
-      console.log(`  autoencoder: ${ae.parameters.toLocaleString('en-US')} parameters in ${ae.tensors} tensors; downsampling ×${ae.factor}; at ${ae.imageSize}²: encode ${ae.encodeGflop} GFLOP, decode ${ae.decodeGflop} GFLOP`);
+      console.log(`  first stage (${ae.type}): ${ae.parameters.toLocaleString('en-US')} parameters in ${ae.tensors} tensors; downsampling ×${ae.factor}; at ${ae.imageSize}²: encode ${ae.encodeGflop} GFLOP, decode ${ae.decodeGflop} GFLOP`);
       const d = model.diffusion;
       console.log(`  sampler: ${d.steps} steps, kappa ${d.kappa}, etas_end ${d.etas_end}, min_noise_level ${d.min_noise_level}, power ${d.power}`);
     }

@@ -5,7 +5,8 @@ import { openStateDict } from '../io/checkpoint.js';
 import { withFileSource, writeFileAtomic } from '../io/node-files.js';
 import { loadStateDict } from '../nn/load.js';
 import { UNetModelSwin } from '../nn/unet.js';
-import { createFirstStage, parseTrainingModelConfig, VQFirstStage, type TrainingModelConfig } from '../train/first-stage.js';
+import { ConfigError, parseModelConfig, type ModelConfig } from '../nn/config.js';
+import { createFirstStage, VQFirstStage } from '../nn/first-stage.js';
 import { initialWeights } from '../train/init.js';
 import { CHECKPOINT_FILES, loadTrainingCheckpoint, saveTrainingCheckpoint } from '../train/node-checkpoint.js';
 import { listTrainingImages, loadTrainingImages } from '../train/node-data.js';
@@ -76,15 +77,15 @@ function positiveInteger(name: string, value: unknown): number {
 }
 
 /** The run's model config and manifest: from the flags for a new run, from the run directory (flags overriding) on resume. */
-async function planRun(flags: Record<string, string | number | boolean | undefined>, positionals: string[], out: string): Promise<{ config: TrainingModelConfig; manifest: RunManifest }> {
+async function planRun(flags: Record<string, string | number | boolean | undefined>, positionals: string[], out: string): Promise<{ config: ModelConfig; manifest: RunManifest }> {
   const resume = flags.resume === true;
   const saved = resume ? ((await readJson(join(out, RUN_FILES.run))) as RunManifest) : null;
   let json: unknown;
   if (resume) {
     json = await readJson(join(out, RUN_FILES.model));
     if (typeof flags.model === 'string') {
-      const given = parseTrainingModelConfig(await readJson(flags.model), flags.model);
-      if (JSON.stringify(given) !== JSON.stringify(parseTrainingModelConfig(json))) {
+      const given = parseModelConfig(await readJson(flags.model), flags.model);
+      if (JSON.stringify(given) !== JSON.stringify(parseModelConfig(json))) {
         throw new UsageError(`--model ${flags.model} differs from the run's ${RUN_FILES.model}; resume without --model or start a new --out`);
       }
     }
@@ -95,7 +96,9 @@ async function planRun(flags: Record<string, string | number | boolean | undefin
     }
     json = await readJson(flags.model);
   }
-  const config = parseTrainingModelConfig(json, resume ? join(out, RUN_FILES.model) : (flags.model as string));
+  const source = resume ? join(out, RUN_FILES.model) : (flags.model as string);
+  const config = parseModelConfig(json, source);
+  if (config.diffusion.scale_factor !== 1) throw new ConfigError(`${source}: training supports only diffusion.scale_factor 1`);
   if (typeof flags.kappa === 'number') {
     if (!(flags.kappa >= 0)) throw new UsageError(`--kappa must be ≥ 0, got ${flags.kappa}`);
     config.diffusion = { ...config.diffusion, kappa: flags.kappa };

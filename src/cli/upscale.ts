@@ -82,7 +82,8 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   if (typeof flags.out !== 'string') throw new UsageError('upscale needs -o <file|dir>');
   const modelName = typeof flags.model === 'string' ? flags.model : 'deltadiff-x4';
   const config = await resolveModelConfig(modelName);
-  if (typeof flags.unet !== 'string' || typeof flags.autoencoder !== 'string') {
+  const needsAutoencoder = config.autoencoder.type === 'vq';
+  if (typeof flags.unet !== 'string' || (needsAutoencoder && typeof flags.autoencoder !== 'string')) {
     console.error(missingWeightsMessage(config, PRESETS[modelName] ? modelName : undefined));
     return 2;
   }
@@ -104,18 +105,19 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   let upscaler: Upscaler | undefined;
   const results: { input: string; output?: string; width?: number; height?: number; seconds?: number; error?: string }[] = [];
   try {
-    const [unetSource, vqSource] = await Promise.all([openFileSource(flags.unet), openFileSource(flags.autoencoder)]);
+    const unetSource = await openFileSource(flags.unet);
+    const vqSource = needsAutoencoder ? await openFileSource(flags.autoencoder as string) : undefined;
     try {
       upscaler = await createUpscaler({
         model: config,
         unet: await openStateDict(unetSource),
-        autoencoder: await openStateDict(vqSource),
+        autoencoder: vqSource ? await openStateDict(vqSource) : undefined,
         device: ctx,
         diffusion: overrides,
         onLoadProgress: (done, total) => progress.update(`loading weights`, done, total),
       });
     } finally {
-      await Promise.all([unetSource.close(), vqSource.close()]);
+      await Promise.all([unetSource.close(), vqSource?.close()]);
     }
     progress.done();
     for (const w of upscaler.warnings) if (!quiet) console.error(`warning: ${w}`);
@@ -132,7 +134,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
         }
         const t0 = Date.now();
         const stepTensors: Tensor[] = [];
-        const decoder = upscaler.autoencoder;
+        const decoder = upscaler.firstStage;
         const result = await upscaler.upscale(image, {
           // Decodes are recorded during the run and read back after it.
           onStep: saveSteps ? (info) => stepTensors.push(decoder.decode(info.predXstart)) : undefined,

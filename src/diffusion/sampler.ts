@@ -2,7 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { scale } from '../ops/elementwise.js';
 import { residualStep } from '../ops/residual-step.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { DiffusionConfig } from '../nn/config.js';
+import type { DiffusionConfig, Prediction } from '../nn/config.js';
 import { etaSchedule, type Schedule } from './schedule.js';
 
 /** Standard normal draws of the requested size, in the reference's order (prior first, then one per step). */
@@ -11,6 +11,22 @@ export type NoiseSource = (count: number) => Float32Array;
 /** What the sampler needs from the denoiser: x̂₀ from the (normalised) x_t, timesteps and the LR image. */
 export interface Denoiser {
   forward(x: Tensor, timesteps: readonly number[], lq: Tensor): Tensor;
+}
+
+/**
+ * The x̂₀ predictor for a network of either parameterisation: a residual network's output is
+ * turned into x̂₀ = y − output with the condition `y` of the batch being sampled.
+ */
+export function xstartDenoiser(network: Denoiser, predict: Prediction, y: Tensor): Denoiser {
+  if (predict === 'xstart') return network;
+  return {
+    forward(x, timesteps, lq) {
+      const residual = network.forward(x, timesteps, lq);
+      const xstart = residualStep(y, residual, 1, -1);
+      residual.dispose();
+      return xstart;
+    },
+  };
 }
 
 export interface StepInfo {

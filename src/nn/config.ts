@@ -39,6 +39,17 @@ export interface AutoencoderConfig {
   ddconfig: DDConfig;
 }
 
+/** A lossless first stage with nothing to train: pixel unshuffle ×scale (3 → 3·scale² channels). */
+export interface PixelUnshuffleConfig {
+  type: 'pixel-unshuffle';
+}
+
+/** The image ↔ latent map the diffusion runs in: the VQ-f4 autoencoder, or pixel unshuffle. */
+export type FirstStageConfig = AutoencoderConfig | PixelUnshuffleConfig;
+
+/** What the UNet outputs: x̂₀ itself (the releases), or the residual y − x̂₀ (ResShift's `predict_type: residual`). */
+export type Prediction = 'xstart' | 'residual';
+
 export interface DiffusionConfig {
   steps: number;
   kappa: number;
@@ -47,15 +58,26 @@ export interface DiffusionConfig {
   power: number;
   normalize_input: boolean;
   scale_factor: number;
-  predict: 'xstart';
+  predict: Prediction;
 }
 
 export interface ModelConfig {
   name: string;
   scale: number;
   unet: UNetConfig;
-  autoencoder: AutoencoderConfig;
+  autoencoder: FirstStageConfig;
   diffusion: DiffusionConfig;
+}
+
+/** The VQ autoencoder's config, or an error saying the model has none. */
+export function vqConfig(config: ModelConfig): AutoencoderConfig {
+  if (config.autoencoder.type !== 'vq') throw new ConfigError(`model ${config.name} has a ${config.autoencoder.type} first stage, not a VQ autoencoder`);
+  return config.autoencoder;
+}
+
+/** Latent channels of a model's first stage. */
+export function firstStageChannels(config: ModelConfig): number {
+  return config.autoencoder.type === 'vq' ? config.autoencoder.embed_dim : 3 * config.scale ** 2;
 }
 
 const RELEASE_UNET: UNetConfig = {
@@ -165,21 +187,34 @@ export function parseModelConfig(json: unknown, source = 'model config'): ModelC
     if (!Array.isArray(unet[k])) throw new ConfigError(`${source}: unet.${k} must be a list`);
   }
   const ae = c.autoencoder as Record<string, unknown>;
-  if (ae.type !== undefined && ae.type !== 'vq') throw new ConfigError(`${source}: autoencoder.type "${String(ae.type)}" is not supported (only "vq")`);
-  requireNumbers(`${source}: autoencoder`, ae, ['embed_dim', 'n_embed']);
-  const dd = ae.ddconfig as Record<string, unknown> | undefined;
-  if (!dd) throw new ConfigError(`${source}: missing autoencoder.ddconfig`);
-  requireNumbers(`${source}: autoencoder.ddconfig`, dd, ['z_channels', 'in_channels', 'out_ch', 'ch', 'num_res_blocks', 'resolution']);
+  let autoencoder: FirstStageConfig;
+  if (ae.type === 'pixel-unshuffle') autoencoder = { type: 'pixel-unshuffle' };
+  else {
+    if (ae.type !== undefined && ae.type !== 'vq') {
+      throw new ConfigError(`${source}: autoencoder.type "${String(ae.type)}" is not supported ("vq" or "pixel-unshuffle")`);
+    }
+    requireNumbers(`${source}: autoencoder`, ae, ['embed_dim', 'n_embed']);
+    const dd = ae.ddconfig as Record<string, unknown> | undefined;
+    if (!dd) throw new ConfigError(`${source}: missing autoencoder.ddconfig`);
+    requireNumbers(`${source}: autoencoder.ddconfig`, dd, ['z_channels', 'in_channels', 'out_ch', 'ch', 'num_res_blocks', 'resolution']);
+    autoencoder = { type: 'vq', ...ae, ddconfig: { attn_resolutions: [], ...dd } } as unknown as AutoencoderConfig;
+  }
   const diffusion = c.diffusion as Record<string, unknown>;
   requireNumbers(`${source}: diffusion`, diffusion, ['steps', 'kappa', 'etas_end', 'min_noise_level', 'power']);
-  if (diffusion.predict !== undefined && diffusion.predict !== 'xstart') {
-    throw new ConfigError(`${source}: diffusion.predict "${String(diffusion.predict)}" is not supported (only "xstart")`);
+  if (diffusion.predict !== undefined && diffusion.predict !== 'xstart' && diffusion.predict !== 'residual') {
+    throw new ConfigError(`${source}: diffusion.predict "${String(diffusion.predict)}" is not supported ("xstart" or "residual")`);
   }
-  return {
+  const config: ModelConfig = {
     name: typeof c.name === 'string' ? c.name : 'custom',
     scale: typeof c.scale === 'number' ? c.scale : 4,
     unet: { conv_resample: true, resblock_updown: false, use_scale_shift_norm: true, cond_lq: true, ...unet } as unknown as UNetConfig,
-    autoencoder: { type: 'vq', ...ae, ddconfig: { attn_resolutions: [], ...dd } } as unknown as AutoencoderConfig,
+    autoencoder,
     diffusion: { normalize_input: true, scale_factor: 1.0, predict: 'xstart', ...diffusion } as unknown as DiffusionConfig,
   };
+  const channels = firstStageChannels(config);
+  const { in_channels: cin, out_channels: cout } = config.unet;
+  if (cin !== channels || cout !== channels) {
+    throw new ConfigError(`${source}: the first stage has ${channels} latent channels but unet.in_channels/out_channels are ${cin}/${cout}`);
+  }
+  return config;
 }

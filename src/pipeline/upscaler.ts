@@ -1,14 +1,13 @@
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
 import type { ProgressCallback, StateDict } from '../io/checkpoint.js';
 import { imageToPlanarFloat, planarFloatToImage, type RasterImage } from '../io/image.js';
-import { VQModel } from '../nn/autoencoder.js';
 import type { DiffusionConfig, ModelConfig } from '../nn/config.js';
 import { loadStateDict } from '../nn/load.js';
 import { UNetModelSwin } from '../nn/unet.js';
 import { scale } from '../ops/elementwise.js';
-import { bicubicUpsample } from '../ops/resample.js';
 import { bicubicUpsampleRef } from '../ops/cpu/resample.js';
-import { gaussianNoise, ResidualShiftSampler, type NoiseSource, type StepInfo } from '../diffusion/sampler.js';
+import { gaussianNoise, ResidualShiftSampler, xstartDenoiser, type NoiseSource, type StepInfo } from '../diffusion/sampler.js';
+import { conditionLatent, createFirstStage, VQFirstStage, type FirstStage } from '../nn/first-stage.js';
 import { Tensor } from '../tensor/tensor.js';
 import { blendProfile, extractTile, planAxis } from './tiling.js';
 
@@ -16,8 +15,8 @@ export interface UpscalerOptions {
   model: ModelConfig;
   /** The denoiser's state dict (official key layout), e.g. from openStateDict(). */
   unet: StateDict;
-  /** The VQ-f4 autoencoder's state dict. */
-  autoencoder: StateDict;
+  /** The VQ-f4 autoencoder's state dict (models with a pixel-unshuffle first stage have none). */
+  autoencoder?: StateDict;
   /** A GPU context; by default one is created from navigator.gpu. */
   device?: GpuContext;
   /** Sampler settings that override the model config's (steps, kappa, etas_end, …). */
@@ -78,7 +77,7 @@ export class Upscaler {
     private readonly ownsContext: boolean,
     readonly config: ModelConfig,
     readonly unet: UNetModelSwin,
-    readonly autoencoder: VQModel,
+    readonly firstStage: FirstStage,
     readonly sampler: ResidualShiftSampler,
     readonly warnings: string[],
   ) {
@@ -88,19 +87,21 @@ export class Upscaler {
   static async create(options: UpscalerOptions): Promise<Upscaler> {
     const config: ModelConfig = { ...options.model, diffusion: { ...options.model.diffusion, ...options.diffusion } };
     const unet = new UNetModelSwin(config.unet);
-    const vq = new VQModel(config.autoencoder);
-    if (vq.factor !== config.scale) {
-      throw new Error(`model ${config.name}: the autoencoder downsamples by ${vq.factor} but the model's scale is ${config.scale}`);
+    const firstStage = createFirstStage(config);
+    if (firstStage instanceof VQFirstStage && !options.autoencoder) {
+      throw new Error(`model ${config.name} needs the autoencoder's weights (its first stage is the VQ autoencoder)`);
     }
     const sampler = new ResidualShiftSampler(config.diffusion);
     const ctx = options.device ?? (await createGpuContext());
     try {
-      const unetReport = await loadStateDict(ctx, unet, options.unet, options.onLoadProgress);
-      const vqReport = await loadStateDict(ctx, vq, options.autoencoder, options.onLoadProgress);
-      return new Upscaler(ctx, !options.device, config, unet, vq, sampler, [...unetReport.warnings, ...vqReport.warnings]);
+      const warnings = (await loadStateDict(ctx, unet, options.unet, options.onLoadProgress)).warnings;
+      if (firstStage instanceof VQFirstStage) {
+        warnings.push(...(await loadStateDict(ctx, firstStage.model, options.autoencoder!, options.onLoadProgress)).warnings);
+      }
+      return new Upscaler(ctx, !options.device, config, unet, firstStage, sampler, warnings);
     } catch (e) {
       unet.dispose();
-      vq.dispose();
+      firstStage.dispose();
       if (!options.device) ctx.dispose();
       throw e;
     }
@@ -112,9 +113,7 @@ export class Upscaler {
    */
   async upscaleTiles(lr: Tensor, options: Pick<UpscaleOptions, 'noise' | 'seed'> & { onStep?: (info: StepInfo) => void } = {}): Promise<Float32Array> {
     this.assertAlive();
-    const lrUp = bicubicUpsample(lr, this.scale);
-    const y = this.autoencoder.encode(lrUp);
-    lrUp.dispose();
+    const y = conditionLatent(this.firstStage, lr);
     // The latent scale_factor is 1.0 for every known model; honour others all the same.
     const scaleFactor = this.config.diffusion.scale_factor;
     let decoded: Tensor;
@@ -122,13 +121,14 @@ export class Upscaler {
       const yScaled = scaleFactor === 1 ? y : scale(y, scaleFactor);
       let x: Tensor;
       try {
-        x = this.sampler.sample(this.ctx, this.unet, yScaled, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
+        const denoiser = xstartDenoiser(this.unet, this.config.diffusion.predict, yScaled);
+        x = this.sampler.sample(this.ctx, denoiser, yScaled, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
       } finally {
         if (yScaled !== y) yScaled.dispose();
       }
       const latent = scaleFactor === 1 ? x : scale(x, 1 / scaleFactor);
       if (latent !== x) x.dispose();
-      decoded = this.autoencoder.decode(latent);
+      decoded = this.firstStage.decode(latent);
       latent.dispose();
     } finally {
       y.dispose();
@@ -210,7 +210,7 @@ export class Upscaler {
     if (this.disposed) return;
     this.disposed = true;
     this.unet.dispose();
-    this.autoencoder.dispose();
+    this.firstStage.dispose();
     if (this.ownsContext) this.ctx.dispose();
   }
 

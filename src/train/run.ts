@@ -8,7 +8,9 @@ import { UNetModelSwin } from '../nn/unet.js';
 import { residualStep } from '../ops/residual-step.js';
 import { Tensor } from '../tensor/tensor.js';
 import { centerPlacement, sampleBatch, stepRandom, STREAMS, trainingExample } from './data.js';
-import { conditionLatent, xstartDenoiser, type FirstStage, type TrainingModelConfig } from './first-stage.js';
+import { xstartDenoiser } from '../diffusion/sampler.js';
+import type { ModelConfig } from '../nn/config.js';
+import { conditionLatent, type FirstStage } from '../nn/first-stage.js';
 import type { AdamW } from './optimizer.js';
 import { readOfficialLayout } from './parameters.js';
 import type { LearningRateSchedule } from './schedule.js';
@@ -93,7 +95,7 @@ export class TrainingRun {
 
   constructor(
     readonly ctx: GpuContext,
-    readonly config: TrainingModelConfig,
+    readonly config: ModelConfig,
     readonly unet: UNetModelSwin,
     readonly firstStage: FirstStage,
     readonly optimizer: AdamW,

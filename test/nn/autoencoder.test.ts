@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VQModel } from '../../src/nn/autoencoder.js';
+import { vqConfig } from '../../src/nn/config.js';
 import { loadStateDict } from '../../src/nn/load.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { fixtureModelConfig, GoldenTensors, openFixtureStateDict } from '../helpers/fixtures.js';
@@ -11,7 +12,7 @@ const IMAGE_TOLERANCE = 2e-3; // decoded images: absolute, a quarter of an 8-bit
 
 const fixture = (async () => {
   const ctx = await gpu();
-  const vq = new VQModel(fixtureModelConfig('model_small-deltadiff.json').autoencoder);
+  const vq = new VQModel(vqConfig(fixtureModelConfig('model_small-deltadiff.json')));
   const dict = await openFixtureStateDict('vq_small.pth');
   const report = await loadStateDict(ctx, vq, dict);
   const golden = await GoldenTensors.open('vq_small_io.safetensors');
@@ -72,7 +73,7 @@ test('encode and decode still work when the largest activations exceed the bindi
   // 128² with the limit lowered to 1 MiB splits its 2 MiB activations the same way.
   const { golden } = await fixture;
   const ctx = await gpuWith({ maxStorageBufferBindingSize: 1 << 20 });
-  const vq = new VQModel(fixtureModelConfig('model_small-deltadiff.json').autoencoder);
+  const vq = new VQModel(vqConfig(fixtureModelConfig('model_small-deltadiff.json')));
   await loadStateDict(ctx, vq, await openFixtureStateDict('vq_small.pth'));
   const x = Tensor.from(ctx, await golden.get('x'), golden.shape('x'));
   assert.ok((x.byteLength * 32) / 3 > ctx.limits.maxStorageBufferBindingSize, 'the full-resolution activations exceed the limit');

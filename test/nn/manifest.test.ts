@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VQModel } from '../../src/nn/autoencoder.js';
-import { parseModelConfig, PRESETS } from '../../src/nn/config.js';
+import { parseModelConfig, PRESETS, vqConfig } from '../../src/nn/config.js';
 import type { ParamLayout } from '../../src/nn/params.js';
 import { UNetModelSwin } from '../../src/nn/unet.js';
 import { fixturePath } from '../helpers/paths.js';
@@ -38,7 +38,7 @@ test('the released UNet layout equals unet_full_manifest.json key for key', () =
 
 test('the released autoencoder layout equals vq_full_manifest.json key for key', () => {
   const config = parseModelConfig(readJson('model_deltadiff-x4.json'));
-  const vq = new VQModel(config.autoencoder);
+  const vq = new VQModel(vqConfig(config));
   assertMatchesManifest(vq.layout, readJson('vq_full_manifest.json') as Manifest, 'vq');
   assert.is(vq.layout.parameterCount(), 55_322_782);
   assert.is(vq.factor, 4);
@@ -53,7 +53,7 @@ test('FLOP counts agree with the spec: UNet step ≈101 GFLOP at 64², VQ encode
   near(unet.conv, 94, 'unet conv');
   near(unet.linear, 6.5, 'unet linear');
   assert.ok(Math.abs(unet.attention / 1e9 - 1.1) < 0.1, `unet attention ${unet.attention / 1e9}`);
-  const vq = new VQModel(config.autoencoder);
+  const vq = new VQModel(vqConfig(config));
   near(vq.encoderCost.flops(256, 256).total, 345, 'encode');
   near(vq.decoderCost.flops(256, 256).total, 671, 'decode');
 });
@@ -67,10 +67,10 @@ test('built-in presets equal the released config files', () => {
     const builtIn = PRESETS[preset].config;
     assert.equal(builtIn.unet, parsed.unet, `${preset} unet`);
     assert.equal(builtIn.diffusion, parsed.diffusion, `${preset} diffusion`);
-    for (const [key, value] of Object.entries(builtIn.autoencoder.ddconfig)) {
-      assert.equal(value, (parsed.autoencoder.ddconfig as unknown as Record<string, unknown>)[key], `${preset} ddconfig.${key}`);
+    for (const [key, value] of Object.entries(vqConfig(builtIn).ddconfig)) {
+      assert.equal(value, (vqConfig(parsed).ddconfig as unknown as Record<string, unknown>)[key], `${preset} ddconfig.${key}`);
     }
-    assert.is(builtIn.autoencoder.n_embed, parsed.autoencoder.n_embed);
+    assert.is(vqConfig(builtIn).n_embed, vqConfig(parsed).n_embed);
   }
 });
 

@@ -44,7 +44,7 @@ for (const [configName, fixtureName] of [
 
     const lrUp = bicubicUpsample(lr, 4);
     assertClose(await lrUp.readFloat(), await golden.get('lr_up'), STAGE_TOLERANCE, 'lr_up');
-    const zy = upscaler.autoencoder.encode(lrUp);
+    const zy = upscaler.firstStage.encode(lrUp);
     assertClose(await zy.readFloat(), await golden.get('z_y'), STAGE_TOLERANCE, 'z_y');
     lrUp.dispose();
     zy.dispose();

@@ -1,12 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RasterImage } from '../../src/io/image.js';
-import { ConfigError } from '../../src/nn/config.js';
+import { ConfigError, parseModelConfig } from '../../src/nn/config.js';
 import { pixelUnshuffleRef } from '../../src/ops/cpu/layout.js';
 import { bicubicUpsampleRef } from '../../src/ops/cpu/resample.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { cropAugment, randomPlacement, sampleBatch, stepRandom, toRgb, trainingExample, type CropPlacement } from '../../src/train/data.js';
-import { conditionLatent, parseTrainingModelConfig, PixelUnshuffleFirstStage } from '../../src/train/first-stage.js';
+import { conditionLatent, PixelUnshuffleFirstStage } from '../../src/nn/first-stage.js';
 import { assertClose, gpu, gpuWith, randomArray, rng } from '../helpers/gpu.js';
 import { TINY_UNET } from './tiny.js';
 
@@ -135,12 +135,12 @@ test('training model configs: pixel-unshuffle first stage and residual predictio
     autoencoder: { type: 'pixel-unshuffle' },
     diffusion: { steps: 4, kappa: 0, etas_end: 0.99, min_noise_level: 0.1, power: 0.3, predict: 'residual' },
   };
-  const config = parseTrainingModelConfig(json);
+  const config = parseModelConfig(json);
   assert.equal(config.autoencoder, { type: 'pixel-unshuffle' });
   assert.is(config.diffusion.predict, 'residual');
   assert.is(config.diffusion.normalize_input, true);
-  assert.throws(() => parseTrainingModelConfig({ ...json, unet: TINY_UNET }), (e: Error) => e instanceof ConfigError && /48 latent channels/.test(e.message));
-  assert.throws(() => parseTrainingModelConfig({ ...json, diffusion: { ...json.diffusion, predict: 'eps' } }), /predict "eps" is not supported/);
+  assert.throws(() => parseModelConfig({ ...json, unet: TINY_UNET }), (e: Error) => e instanceof ConfigError && /48 latent channels/.test(e.message));
+  assert.throws(() => parseModelConfig({ ...json, diffusion: { ...json.diffusion, predict: 'eps' } }), /predict "eps" is not supported/);
 });
 
 test.run();

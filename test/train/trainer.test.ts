@@ -8,12 +8,12 @@ import { RUN_FILES, trainCommand } from '../../src/cli/train.js';
 import { encodePng, type RasterImage } from '../../src/io/image.js';
 import { withFileSource } from '../../src/io/node-files.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
-import { PRESETS } from '../../src/nn/config.js';
+import { parseModelConfig, PRESETS } from '../../src/nn/config.js';
 import { UNetModelSwin } from '../../src/nn/unet.js';
 import { pixelUnshuffleRef } from '../../src/ops/cpu/layout.js';
 import { bicubicUpsampleRef } from '../../src/ops/cpu/resample.js';
 import { sampleBatch } from '../../src/train/data.js';
-import { createFirstStage, parseTrainingModelConfig } from '../../src/train/first-stage.js';
+import { createFirstStage } from '../../src/nn/first-stage.js';
 import { initialWeights } from '../../src/train/init.js';
 import { CHECKPOINT_FILES } from '../../src/train/node-checkpoint.js';
 import { AdamW } from '../../src/train/optimizer.js';
@@ -74,7 +74,7 @@ for (const kappa of [0, 2]) {
   const predict = kappa === 0 ? 'residual' : 'xstart';
   test(`training batches (κ = ${kappa}, ${predict}): x_t = x₀ + η_t (y − x₀) + κ√η_t ε, scaled like the sampler input`, async () => {
     const ctx = await gpu();
-    const config = parseTrainingModelConfig({ ...TINY_PIXEL_MODEL, diffusion: { ...TINY_PIXEL_MODEL.diffusion, kappa, predict } });
+    const config = parseModelConfig({ ...TINY_PIXEL_MODEL, diffusion: { ...TINY_PIXEL_MODEL.diffusion, kappa, predict } });
     const unet = new UNetModelSwin(config.unet);
     await unet.load(ctx, initialWeights(unet, 1));
     const optimizer = new AdamW(ctx, parameterTensors(unet));
