@@ -1,7 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { readImageFile, writeFileAtomic } from '../io/node-files.js';
+import { basename, extname, join, resolve } from 'node:path';
+import { readImageFile, writeFileAtomic, writeImageFile } from '../io/node-files.js';
+import { bicubicUpscaleImage } from '../metrics/bicubic.js';
 import { pairFileNames } from '../metrics/pairing.js';
 import { measureQuality, type QualityScores } from '../metrics/quality.js';
 import { parseArgs, UsageError, type FlagKind } from './args.js';
@@ -14,6 +15,7 @@ const FLAGS = {
   out: 'string',
   'crop-border': 'number',
   rgb: 'boolean',
+  bicubic: 'boolean',
   csv: 'string',
   json: 'boolean',
 } as const satisfies Record<string, FlagKind>;
@@ -74,6 +76,15 @@ function csvText(images: readonly ImageScores[], mean: QualityScores, rgb: boole
   return [header, ...images.map((s) => row(s.name, s)), row('mean', mean)].join('\n') + '\n';
 }
 
+/** The baseline: torch bicubic ×4 of each LR image, clamped and rounded, written as PNG into `outDir`. */
+async function bicubicInto(lrDir: string, outDir: string): Promise<void> {
+  await mkdir(outDir, { recursive: true });
+  for (const name of await listImageFiles(lrDir)) {
+    const lr = await readImageFile(join(lrDir, name));
+    await writeImageFile(join(outDir, `${basename(name, extname(name))}.png`), bicubicUpscaleImage(lr, 4));
+  }
+}
+
 /** Runs `upscale` on the LR folder into `outDir` (the model, weights and sampler flags pass through). */
 async function upscaleInto(lrDir: string, outDir: string, upscaleArgs: string[]): Promise<number> {
   // Loaded only here: the upscaler pulls in the whole GPU engine, which --pred never needs.
@@ -99,6 +110,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (typeof flags.gt !== 'string') throw new UsageError('eval needs --gt <dir>');
   if ((typeof flags.pred === 'string') === (lrDir !== undefined)) throw new UsageError('eval needs exactly one of --pred <dir> and --lr <dir>');
   if (flags.out !== undefined && lrDir === undefined) throw new UsageError('-o/--out only applies with --lr');
+  if (flags.bicubic === true && lrDir === undefined) throw new UsageError('--bicubic only applies with --lr');
   if (typeof flags.out === 'string' && resolve(flags.out) === resolve(flags.gt)) throw new UsageError('-o/--out must not be the ground-truth directory');
   const cropBorder = flags['crop-border'] ?? 0;
   if (typeof cropBorder !== 'number' || !(Number.isInteger(cropBorder) && cropBorder >= 0)) {
@@ -116,9 +128,14 @@ export async function evalCommand(argv: string[]): Promise<number> {
   try {
     if (lrDir !== undefined) {
       predDir = typeof flags.out === 'string' ? flags.out : (temporaryDir = await mkdtemp(join(tmpdir(), 'deltadiff-eval-')));
-      const code = await upscaleInto(lrDir, predDir, passOn);
-      if (code === 2) return 2;
-      upscaleFailed = code !== 0;
+      if (flags.bicubic === true) {
+        if (passOn.length > 0) throw new UsageError(`--bicubic takes no upscale options, got "${passOn[0]}"`);
+        await bicubicInto(lrDir, predDir);
+      } else {
+        const code = await upscaleInto(lrDir, predDir, passOn);
+        if (code === 2) return 2;
+        upscaleFailed = code !== 0;
+      }
     }
     const pairing = pairFileNames(gtNames, await listImageFiles(predDir!));
     for (const name of pairing.ambiguous) console.error(`error: ${name} shares its pairing name with another file; rename one`);

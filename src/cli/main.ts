@@ -16,7 +16,7 @@ usage:
   deltadiff upscale <input...> -o <file|dir> [--model <preset|config.json>] --unet <ckpt> --autoencoder <ckpt>
                     [--steps N] [--kappa K] [--eta-end E] [--min-noise-level M] [--power P] [--seed S]
                     [--tile N] [--overlap N] [--batch N] [--save-steps <png>] [--quiet] [--json] [--force]
-  deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [upscale options]) [--crop-border N] [--rgb] [--csv <file>] [--json]
+  deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [--bicubic | upscale options]) [--crop-border N] [--rgb] [--csv <file>] [--json]
   deltadiff entropy <hr-dir|image>... [--lr-dir <dir>] [--json]
   deltadiff degrade <input...> -o <dir> [--scale 4] [--round-once] [--force]
   deltadiff train --model <config.json> [--data <hr-dir>...] --out <run-dir> [--steps N] [--batch B] [--crop C]

@@ -49,6 +49,16 @@ test('deltadiff_set14: torch bicubic ×4 of lq (clamped, 8-bit) scores 23.20 dB 
   within(ssim, 0.6274, 0.0005, 'SSIM');
 });
 
+test('eval --lr --bicubic gives the same bicubic baseline through the command line', async () => {
+  const { code, stdout } = await captureOutput(() =>
+    evalCommand(['--gt', dataDir('deltadiff_set14', 'gt'), '--lr', dataDir('deltadiff_set14', 'lq'), '--bicubic', '--json']),
+  );
+  assert.is(code, 0);
+  const report = JSON.parse(stdout);
+  within(report.mean.psnr, 23.2, 0.01, 'PSNR');
+  within(report.mean.ssim, 0.6274, 0.0005, 'SSIM');
+});
+
 test('degrade --round-once reproduces the ResShift ImageNet inputs (one near-tie sample aside)', async () => {
   const [gtDir, lqDir] = [dataDir('imagenet256_bicx4', 'gt'), dataDir('imagenet256_bicx4', 'lq')];
   let [samples, differing, largest] = [0, 0, 0];
