@@ -11,15 +11,9 @@ import { createUpscaler } from '../../src/pipeline/upscaler.js';
 import { initialWeights } from '../../src/train/init.js';
 import { zeroOutputLayer } from '../../src/train/run.js';
 import { gpu, randomArray } from '../helpers/gpu.js';
-import { TINY_UNET } from '../train/tiny.js';
+import { TINY_PIXEL_MODEL, TINY_UNET } from '../train/tiny.js';
 
-const PIXEL_RESIDUAL_MODEL = parseModelConfig({
-  name: 'tiny-pixel-residual',
-  scale: 4,
-  unet: { ...TINY_UNET, in_channels: 48, out_channels: 48 },
-  autoencoder: { type: 'pixel-unshuffle' },
-  diffusion: { steps: 4, kappa: 0, etas_end: 0.99, min_noise_level: 0.1, power: 0.3, predict: 'residual' },
-});
+const PIXEL_RESIDUAL_MODEL = parseModelConfig(TINY_PIXEL_MODEL);
 
 function safetensorsBytes(tensors: ReadonlyMap<string, HostTensor>): Uint8Array {
   const chunks = serializeSafetensors(tensors);

@@ -8,7 +8,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { cropAugment, randomPlacement, sampleBatch, stepRandom, toRgb, trainingExample, type CropPlacement } from '../../src/train/data.js';
 import { conditionLatent, PixelUnshuffleFirstStage } from '../../src/nn/first-stage.js';
 import { assertClose, gpu, gpuWith, randomArray, rng } from '../helpers/gpu.js';
-import { TINY_UNET } from './tiny.js';
+import { TINY_PIXEL_MODEL, TINY_UNET } from './tiny.js';
 
 /** A w×h RGB image of uniform noise (so every pixel is distinguishable). */
 function noiseImage(width: number, height: number, seed: number, channels: 1 | 3 = 3): RasterImage {
@@ -128,13 +128,7 @@ test('the condition y is the first stage of bicubic ×4 of lq, within bicubic ov
 });
 
 test('training model configs: pixel-unshuffle first stage and residual prediction', () => {
-  const json = {
-    name: 'tiny',
-    scale: 4,
-    unet: { ...TINY_UNET, in_channels: 48, out_channels: 48 },
-    autoencoder: { type: 'pixel-unshuffle' },
-    diffusion: { steps: 4, kappa: 0, etas_end: 0.99, min_noise_level: 0.1, power: 0.3, predict: 'residual' },
-  };
+  const json = TINY_PIXEL_MODEL;
   const config = parseModelConfig(json);
   assert.equal(config.autoencoder, { type: 'pixel-unshuffle' });
   assert.is(config.diffusion.predict, 'residual');

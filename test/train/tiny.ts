@@ -25,6 +25,15 @@ export const TINY_UNET: UNetConfig = {
   lq_size: 16,
 };
 
+/** The tiny UNet on the pixel-unshuffle latent (48 channels at 16×16 for a 64×64 HR crop), predicting the residual (model JSON). */
+export const TINY_PIXEL_MODEL = {
+  name: 'tiny-pixel',
+  scale: 4,
+  unet: { ...TINY_UNET, in_channels: 48, out_channels: 48 },
+  autoencoder: { type: 'pixel-unshuffle' },
+  diffusion: { steps: 4, kappa: 0, etas_end: 0.99, min_noise_level: 0.1, power: 0.3, predict: 'residual' },
+};
+
 /** A fixed batch of two 16×16 examples (the target is a smooth function of lq, so it is learnable). */
 export function tinyBatch(ctx: GpuContext): UNetBatch {
   const n = 2 * 3 * 16 * 16;

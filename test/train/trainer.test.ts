@@ -20,16 +20,7 @@ import { AdamW } from '../../src/train/optimizer.js';
 import { parameterTensors } from '../../src/train/parameters.js';
 import { emaDecayAt, lossCurveSvg, TrainingRun, type TrainingSettings } from '../../src/train/run.js';
 import { assertClose, gpu, rng } from '../helpers/gpu.js';
-import { TINY_UNET } from './tiny.js';
-
-/** The tiny UNet on the pixel-unshuffle latent (48 channels at 16×16 for a 64×64 HR crop), predicting the residual. */
-const TINY_PIXEL_MODEL = {
-  name: 'tiny-pixel',
-  scale: 4,
-  unet: { ...TINY_UNET, in_channels: 48, out_channels: 48 },
-  autoencoder: { type: 'pixel-unshuffle' },
-  diffusion: { steps: 4, kappa: 0, etas_end: 0.99, min_noise_level: 0.1, power: 0.3, predict: 'residual' },
-};
+import { TINY_PIXEL_MODEL, TINY_UNET } from './tiny.js';
 
 /** A smooth synthetic photo-like image: gradients and waves plus a little noise. */
 function syntheticImage(width: number, height: number, seed: number): RasterImage {
