@@ -33,6 +33,16 @@ fn token_pixel(w: u32, k: u32) -> u32 {
   return y * p.width + x;
 }
 
+// Element offsets in qkv (q, k, v) and in the output (o) of the channels of unit = n·heads + h.
+struct HeadOffsets { q: u32, k: u32, v: u32, o: u32 }
+fn head_offsets(unit: u32) -> HeadOffsets {
+  let n = unit / p.heads;
+  let h = unit % p.heads;
+  let plane = p.height * p.width;
+  let q = (n * 3u * p.channels + h * p.head_dim) * plane;
+  return HeadOffsets(q, q + p.channels * plane, q + 2u * p.channels * plane, (n * p.channels + h * p.head_dim) * plane);
+}
+
 fn scratch_row(unit: u32, w: u32, i: u32) -> u32 {
   let tokens = p.window * p.window;
   return ((unit * p.windows + w) * tokens + i) * tokens;
@@ -70,26 +80,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (i >= tokens) { return; }
   let w = wid.x;
   let unit = wid.y;
-  let n = unit / p.heads;
   let h = unit % p.heads;
   let plane = p.height * p.width;
-  let q_base = (n * 3u * p.channels + h * p.head_dim) * plane;
-  let k_base = q_base + p.channels * plane;
-  let v_base = k_base + p.channels * plane;
-  let o_base = (n * p.channels + h * p.head_dim) * plane;
+  let base = head_offsets(unit);
   let pix_i = token_pixel(w, i);
   var q: array<f32, ${WINDOW_ATTENTION_MAX_HEAD_DIM}>;
   var d_o: array<f32, ${WINDOW_ATTENTION_MAX_HEAD_DIM}>;
   for (var c = 0u; c < p.head_dim; c++) {
-    q[c] = qkv[q_base + c * plane + pix_i];
-    d_o[c] = d_out[o_base + c * plane + pix_i];
+    q[c] = qkv[base.q + c * plane + pix_i];
+    d_o[c] = d_out[base.o + c * plane + pix_i];
   }
   var prob: array<f32, ${MAX_TOKENS}>;
   var top = -3.0e38;
   for (var j = 0u; j < tokens; j++) {
     let pix_j = token_pixel(w, j);
     var dot = 0.0;
-    for (var c = 0u; c < p.head_dim; c++) { dot += q[c] * qkv[k_base + c * plane + pix_j]; }
+    for (var c = 0u; c < p.head_dim; c++) { dot += q[c] * qkv[base.k + c * plane + pix_j]; }
     prob[j] = dot * p.scale + score_offset(w, h, i, j);
     top = max(top, prob[j]);
   }
@@ -104,7 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     prob[j] /= total;
     let pix_j = token_pixel(w, j);
     var dot = 0.0;
-    for (var c = 0u; c < p.head_dim; c++) { dot += d_o[c] * qkv[v_base + c * plane + pix_j]; }
+    for (var c = 0u; c < p.head_dim; c++) { dot += d_o[c] * qkv[base.v + c * plane + pix_j]; }
     d_prob[j] = dot;
     weighted += prob[j] * dot;
   }
@@ -116,8 +122,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   for (var c = 0u; c < p.head_dim; c++) {
     var s = 0.0;
-    for (var j = 0u; j < tokens; j++) { s += d_prob[j] * qkv[k_base + c * plane + token_pixel(w, j)]; }
-    d_qkv[q_base + c * plane + pix_i] = s * p.scale;
+    for (var j = 0u; j < tokens; j++) { s += d_prob[j] * qkv[base.k + c * plane + token_pixel(w, j)]; }
+    d_qkv[base.q + c * plane + pix_i] = s * p.scale;
   }
 }`;
 }
@@ -137,13 +143,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (j >= tokens) { return; }
   let w = wid.x;
   let unit = wid.y;
-  let n = unit / p.heads;
-  let h = unit % p.heads;
   let plane = p.height * p.width;
-  let q_base = (n * 3u * p.channels + h * p.head_dim) * plane;
-  let k_base = q_base + p.channels * plane;
-  let v_base = k_base + p.channels * plane;
-  let o_base = (n * p.channels + h * p.head_dim) * plane;
+  let base = head_offsets(unit);
   let pix_j = token_pixel(w, j);
   var prob: array<f32, ${MAX_TOKENS}>;
   var d_score: array<f32, ${MAX_TOKENS}>;
@@ -158,11 +159,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var dk = 0.0;
     var dv = 0.0;
     for (var i = 0u; i < tokens; i++) {
-      dk += d_score[i] * qkv[q_base + c * plane + pix[i]];
-      dv += prob[i] * d_out[o_base + c * plane + pix[i]];
+      dk += d_score[i] * qkv[base.q + c * plane + pix[i]];
+      dv += prob[i] * d_out[base.o + c * plane + pix[i]];
     }
-    d_qkv[k_base + c * plane + pix_j] = dk * p.scale;
-    d_qkv[v_base + c * plane + pix_j] = dv;
+    d_qkv[base.k + c * plane + pix_j] = dk * p.scale;
+    d_qkv[base.v + c * plane + pix_j] = dv;
   }
 }`;
 }
