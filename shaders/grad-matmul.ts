@@ -1,7 +1,7 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
 import { SILU_GRAD_WGSL } from './grad-elementwise.js';
-import { siluWgsl } from './matmul.js';
+import { siluWgsl } from './common.js';
 
 export const LINEAR_GRAD_WORKGROUP = 64;
 

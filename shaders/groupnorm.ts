@@ -1,6 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
-import { siluWgsl } from './matmul.js';
+import { siluWgsl } from './common.js';
 
 export const GROUPNORM_STATS_WORKGROUP = 256;
 /** Elements one statistics workgroup reduces: a group's slices are reduced in parallel. */

@@ -1,5 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { ERF_WGSL } from './elementwise.js';
+import { siluWgsl } from './common.js';
 
 export type Activation = 'silu' | 'gelu';
 
@@ -22,12 +23,6 @@ export interface MatmulShaderOptions {
   inputActivation: 'silu' | null;
   activation: Activation | null;
   tiling?: MatmulTiling;
-}
-
-/** SiLU, x·sigmoid(x), as a WGSL function `name` on a scalar or vector type (WGSL has no overloads). */
-export function siluWgsl(type = 'f32', name = 'silu'): string {
-  return /* wgsl */ `
-fn ${name}(v: ${type}) -> ${type} { return v / (1.0 + exp(-v)); }`;
 }
 
 const GELU_WGSL = /* wgsl */ `
