@@ -6,6 +6,27 @@ import { create, globals } from 'webgpu';
 import { createGpuContext, type GpuContext, type GpuContextOptions } from './context.js';
 
 let globalsInstalled = false;
+let dawnTicksThrottled = false;
+
+/** Dawn's tick: a native function without a name (bound functions are named "bound …"). */
+function isDawnTick(callback: unknown): boolean {
+  return typeof callback === 'function' && callback.name === '' && Function.prototype.toString.call(callback).includes('[native code]');
+}
+
+/**
+ * dawn.node settles its promises by re-queuing a native tick with `setImmediate` for as long as
+ * any is pending, which keeps one core spinning; on a software adapter that core is taken from
+ * the GPU's own threads (training steps on 2-core lavapipe ran 1.6× slower). Dawn's ticks are
+ * moved to the next timer turn (≈1 ms); every other callback keeps the real setImmediate.
+ */
+function throttleDawnTicks(): void {
+  if (dawnTicksThrottled) return;
+  dawnTicksThrottled = true;
+  const immediate = globalThis.setImmediate;
+  const throttled = (callback: (...args: unknown[]) => void, ...args: unknown[]) =>
+    isDawnTick(callback) ? setTimeout(callback, 0, ...args) : immediate(callback, ...args);
+  globalThis.setImmediate = Object.assign(throttled, immediate) as typeof setImmediate;
+}
 
 /**
  * Dawn's GPU object. `dawnToggles` are passed through as Dawn options, e.g.
@@ -22,10 +43,13 @@ export function createDawnGpu(dawnToggles: string[] = []): GPU {
 
 export interface NodeGpuOptions extends GpuContextOptions {
   dawnToggles?: string[];
+  /** Let Dawn poll with setImmediate (lowest latency, one core busy while waiting). Default false. */
+  spinWhileWaiting?: boolean;
 }
 
 /** A GpuContext on Dawn, with toggles from options or $DELTADIFF_DAWN_TOGGLES (comma separated). */
 export async function createNodeGpuContext(options: NodeGpuOptions = {}): Promise<GpuContext> {
+  if (!options.spinWhileWaiting) throttleDawnTicks();
   const toggles = options.dawnToggles ?? (process.env.DELTADIFF_DAWN_TOGGLES?.split(',').filter(Boolean) ?? []);
   return createGpuContext({ ...options, gpu: options.gpu ?? createDawnGpu(toggles) });
 }
