@@ -3,6 +3,7 @@
 //   deltadiff.js  the library as one ESM file, bundled from src/index.ts (the browser-safe API)
 //   app.js        the demo page's script (web/app.ts with the library sources bundled in)
 //   index.html, style.css  copied from web/
+//   weights/      the bundled model's weights (the library's default model), copied from weights/
 // The build fails when anything Node-only reaches the browser graph: a Node built-in, the Dawn
 // binding (`webgpu` package) or one of the Node-only source files.
 // Usage: node scripts/build-web.mjs [--outdir DIR]
@@ -14,9 +15,11 @@ import * as esbuild from 'esbuild';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const STATIC_FILES = ['index.html', 'style.css'];
+/** Kept equal to BUNDLED_WEIGHTS_FILE of src/pipeline/bundled.ts (a test checks). */
+export const BUNDLED_WEIGHTS_FILE = 'deltadiff-lite-x4.safetensors';
 
 /** Source files that use Node APIs; src/index.ts must never reach them. */
-const NODE_ONLY_SOURCES = ['src/node.ts', 'src/gpu/node.ts', 'src/io/node-files.ts', 'src/cli/'];
+const NODE_ONLY_SOURCES = ['src/node.ts', 'src/gpu/node.ts', 'src/io/node-files.ts', 'src/pipeline/node-bundled.ts', 'src/cli/'];
 /** Packages that only work in Node. */
 const NODE_ONLY_PACKAGES = new Set(['webgpu']);
 
@@ -77,6 +80,8 @@ export async function buildWeb({ outdir = join(root, 'dist', 'web') } = {}) {
     metafile: true,
   });
   await Promise.all(STATIC_FILES.map((f) => copyFile(join(root, 'web', f), join(outdir, f))));
+  await mkdir(join(outdir, 'weights'));
+  await copyFile(join(root, 'weights', BUNDLED_WEIGHTS_FILE), join(outdir, 'weights', BUNDLED_WEIGHTS_FILE));
   return result.metafile;
 }
 

@@ -21,3 +21,4 @@ export { loadStateDict } from './nn/load.js';
 export { ResidualShiftSampler, gaussianNoise, xstartDenoiser, type NoiseSource, type StepInfo } from './diffusion/sampler.js';
 export { etaSchedule, type Schedule, type ScheduleConfig } from './diffusion/schedule.js';
 export { createUpscaler, Upscaler, type UpscalerOptions, type UpscaleOptions, type TileProgress } from './pipeline/upscaler.js';
+export { BUNDLED_MODEL, BUNDLED_WEIGHTS_FILE, embeddedModelConfig, openBundledModel, setBundledWeightsOpener } from './pipeline/bundled.js';

@@ -2,3 +2,4 @@
 export * from './index.js';
 export { createDawnGpu, createNodeGpuContext, type NodeGpuOptions } from './gpu/node.js';
 export * from './io/node-files.js';
+export { BUNDLED_WEIGHTS_PATH } from './pipeline/node-bundled.js';

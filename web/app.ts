@@ -3,6 +3,7 @@
  * WebGPU with progress and cancellation, compare before/after, download the PNG.
  */
 import {
+  BUNDLED_MODEL,
   ConfigError,
   DeviceLostError,
   GpuError,
@@ -19,11 +20,11 @@ import {
   encodePng,
   openStateDict,
   parseModelConfig,
-  type ByteSource,
   type GpuContext,
   type GpuLimits,
   type ModelConfig,
   type RasterImage,
+  type StateDict,
   type Upscaler,
 } from '../src/index.js';
 import { urlSource } from '../src/io/url-source.js';
@@ -31,7 +32,8 @@ import { urlSource } from '../src/io/url-source.js';
 /** 4 MP in, 67 MP out: beyond this the result no longer fits comfortably in a tab's memory. */
 const MAX_INPUT_PIXELS = 2048 * 2048;
 const CUSTOM_CONFIG = 'custom';
-const DEFAULT_PRESET = 'deltadiff-x4';
+/** The model that runs with no files chosen: the one bundled in weights/ beside the page. */
+const DEFAULT_PRESET = BUNDLED_MODEL;
 
 /**
  * The kernels are written for WebGPU's default limits, which every core adapter offers; only
@@ -100,8 +102,8 @@ class InputError extends Error {
   }
 }
 
-/** A weight file chosen from disk or given as a URL; the object identity says "same weights". */
-type WeightChoice = File | string;
+/** A weight file chosen from disk or given as a URL (the object identity says "same weights"), or none. */
+type WeightChoice = File | string | undefined;
 
 interface LoadedModel {
   upscaler: Upscaler;
@@ -236,6 +238,7 @@ async function resetGpu(): Promise<void> {
 }
 
 function fillPresets(): void {
+  ui.preset.add(new Option(`${BUNDLED_MODEL} (bundled, no files needed)`, BUNDLED_MODEL));
   for (const name of Object.keys(PRESETS)) ui.preset.add(new Option(`${name} (preset)`, name));
   ui.preset.add(new Option('custom: from the config file below', CUSTOM_CONFIG));
   ui.preset.value = DEFAULT_PRESET;
@@ -244,10 +247,14 @@ function fillPresets(): void {
 
 function showWeightsHint(): void {
   const preset = PRESETS[ui.preset.value];
-  ui.weightsHint.textContent = preset ? `Official files: UNet ${preset.unetFile}; autoencoder ${preset.autoencoderFile}.` : '';
+  ui.weightsHint.textContent = ui.preset.value === BUNDLED_MODEL
+    ? 'The bundled model, trained by deltadiff itself, is loaded from this site: no weight files needed.'
+    : preset ? `Official files: UNet ${preset.unetFile}; autoencoder ${preset.autoencoderFile}.` : '';
 }
 
-async function modelConfig(): Promise<ModelConfig> {
+/** The chosen model's config; undefined for the bundled model, whose config comes with its weights. */
+async function modelConfig(): Promise<ModelConfig | undefined> {
+  if (ui.preset.value === BUNDLED_MODEL) return undefined;
   if (ui.preset.value !== CUSTOM_CONFIG) return PRESETS[ui.preset.value].config;
   const file = ui.configFile.files?.[0];
   if (!file) throw new InputError('No model configuration', 'Choose a preset or a model_*.json config file.');
@@ -268,20 +275,22 @@ function weightChoice(fileInput: HTMLInputElement, urlInput: HTMLInputElement, w
   throw new InputError(`No ${what} weights`, `Choose the ${what} checkpoint (.pth or .safetensors) or give its URL.`);
 }
 
-function byteSource(choice: WeightChoice): Promise<ByteSource> {
-  return typeof choice === 'string' ? urlSource(choice) : Promise.resolve(blobSource(choice));
+async function stateDict(choice: WeightChoice): Promise<StateDict | undefined> {
+  if (choice === undefined) return undefined;
+  return openStateDict(typeof choice === 'string' ? await urlSource(choice) : blobSource(choice));
 }
 
 /** The upscaler for these weights, loading them unless the last run used the same ones. */
-async function upscalerFor(ctx: GpuContext, model: ModelConfig, unet: WeightChoice, autoencoder: WeightChoice): Promise<{ upscaler: Upscaler; loadMs: number }> {
-  const configJson = JSON.stringify(model);
+async function upscalerFor(ctx: GpuContext, model: ModelConfig | undefined, unet: WeightChoice, autoencoder: WeightChoice): Promise<{ upscaler: Upscaler; loadMs: number }> {
+  const configJson = JSON.stringify(model ?? BUNDLED_MODEL);
   if (loaded && loaded.configJson === configJson && loaded.unet === unet && loaded.autoencoder === autoencoder) {
     return { upscaler: loaded.upscaler, loadMs: 0 };
   }
   loaded?.upscaler.dispose();
   loaded = undefined;
   const started = performance.now();
-  const [unetDict, autoencoderDict] = await Promise.all([byteSource(unet), byteSource(autoencoder)].map(async (s) => openStateDict(await s)));
+  const [unetDict, autoencoderDict] = await Promise.all([stateDict(unet), stateDict(autoencoder)]);
+  const parts = autoencoderDict ? 2 : 1;
   // The UNet is loaded first, then the autoencoder, each reporting its own byte count.
   let part = 1;
   let lastDone = 0;
@@ -293,7 +302,7 @@ async function upscalerFor(ctx: GpuContext, model: ModelConfig, unet: WeightChoi
     onLoadProgress: (done, total) => {
       if (done < lastDone) part++;
       lastDone = done;
-      showProgress(done / total, `loading weights ${part}/2: ${mebibytes(done)} of ${mebibytes(total)}`);
+      showProgress(done / total, `loading weights ${part}/${parts}: ${mebibytes(done)} of ${mebibytes(total)}`);
       // Loading cleans up after itself when interrupted, so cancelling here leaks nothing.
       if (cancelRequested) throw abortError();
     },
@@ -365,8 +374,8 @@ async function run(): Promise<void> {
     const source = selectedImage;
     if (!source) throw new InputError('No image', 'Choose or drop a PNG or JPEG first.');
     const model = await modelConfig();
-    const unet = weightChoice(ui.unetFile, ui.unetUrl, 'UNet');
-    const autoencoder = weightChoice(ui.vqFile, ui.vqUrl, 'autoencoder');
+    const unet = model ? weightChoice(ui.unetFile, ui.unetUrl, 'UNet') : undefined;
+    const autoencoder = model?.autoencoder.type === 'vq' ? weightChoice(ui.vqFile, ui.vqUrl, 'autoencoder') : undefined;
     const image = decodeImage(new Uint8Array(await source.file.arrayBuffer()), source.file.name, { maxPixels: MAX_INPUT_PIXELS });
     const ctx = await context();
     const { upscaler, loadMs } = await upscalerFor(ctx, model, unet, autoencoder);

@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { BUNDLED_MODEL, openBundledModel } from '../pipeline/bundled.js';
+import '../pipeline/node-bundled.js';
 import type { GpuContext } from '../gpu/context.js';
 import { createNodeGpuContext } from '../gpu/node.js';
 import { VQModel } from '../nn/autoencoder.js';
@@ -10,11 +12,12 @@ import { parseArgs } from './args.js';
 export async function resolveModelConfig(nameOrPath: string): Promise<ModelConfig> {
   const preset = PRESETS[nameOrPath];
   if (preset) return preset.config;
+  if (nameOrPath === BUNDLED_MODEL) return (await openBundledModel()).config;
   let text: string;
   try {
     text = await readFile(nameOrPath, 'utf8');
   } catch {
-    throw new Error(`--model ${nameOrPath}: not a preset (${Object.keys(PRESETS).join(', ')}) and not a readable file`);
+    throw new Error(`--model ${nameOrPath}: not a preset (${[...Object.keys(PRESETS), BUNDLED_MODEL].join(', ')}) and not a readable file`);
   }
   let json: unknown;
   try {

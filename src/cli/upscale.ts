@@ -1,10 +1,12 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { createNodeGpuContext } from '../gpu/node.js';
-import { openStateDict } from '../io/checkpoint.js';
-import { isImageFileName, openFileSource, readImageFile, writeImageFile } from '../io/node-files.js';
+import { openStateDict, type StateDict } from '../io/checkpoint.js';
+import { isImageFileName, openFileSource, type FileByteSource, readImageFile, writeImageFile } from '../io/node-files.js';
 import { PRESETS, type DiffusionConfig, type ModelConfig } from '../nn/config.js';
 import { horizontalStrip, tileToImage } from '../pipeline/strip.js';
+import { BUNDLED_MODEL, embeddedModelConfig, openBundledModel } from '../pipeline/bundled.js';
+import '../pipeline/node-bundled.js';
 import { createUpscaler, type Upscaler } from '../pipeline/upscaler.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { parseArgs, UsageError } from './args.js';
@@ -66,13 +68,53 @@ async function planJobs(inputs: string[], out: string): Promise<Job[]> {
   return jobs;
 }
 
+interface OpenedWeights {
+  config: ModelConfig;
+  unet: StateDict;
+  autoencoder?: StateDict;
+  close(): Promise<void>;
+}
+
+/**
+ * The model and its weights: the bundled model when neither --unet nor --model is given (or
+ * --model names it); otherwise --unet (and --autoencoder for VQ models) with --model, or the
+ * config embedded in the UNet file, or deltadiff-x4. A message naming the missing checkpoints otherwise.
+ */
+async function openWeights(flags: { model?: unknown; unet?: unknown; autoencoder?: unknown }): Promise<OpenedWeights | string> {
+  const modelName = typeof flags.model === 'string' ? flags.model : undefined;
+  const preset = modelName !== undefined && PRESETS[modelName] ? modelName : undefined;
+  if (typeof flags.unet !== 'string') {
+    if (modelName !== undefined && modelName !== BUNDLED_MODEL) return missingWeightsMessage(await resolveModelConfig(modelName), preset);
+    const { config, stateDict } = await openBundledModel();
+    return { config, unet: stateDict, close: async () => {} };
+  }
+  const unetSource = await openFileSource(flags.unet);
+  const sources: FileByteSource[] = [unetSource];
+  const close = async () => void (await Promise.all(sources.map((s) => s.close())));
+  try {
+    const unet = await openStateDict(unetSource);
+    const config = modelName !== undefined ? await resolveModelConfig(modelName) : (embeddedModelConfig(unet) ?? PRESETS['deltadiff-x4'].config);
+    if (config.autoencoder.type !== 'vq') return { config, unet, close };
+    if (typeof flags.autoencoder !== 'string') {
+      await close();
+      return missingWeightsMessage(config, preset ?? (modelName === undefined ? 'deltadiff-x4' : undefined));
+    }
+    const vqSource = await openFileSource(flags.autoencoder);
+    sources.push(vqSource);
+    return { config, unet, autoencoder: await openStateDict(vqSource), close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
 function missingWeightsMessage(config: ModelConfig, preset: string | undefined): string {
   const files = preset ? PRESETS[preset] : undefined;
   return [
     `model "${config.name}" needs two checkpoints (.pth or .safetensors):`,
     `  --unet <file>         the denoiser${files ? `, officially ${files.unetFile}` : ''}`,
     `  --autoencoder <file>  the VQ-f4 autoencoder${files ? `, officially ${files.autoencoderFile}` : ''}`,
-    'deltadiff does not ship trained weights yet.',
+    `(without --model and --unet, the bundled ${BUNDLED_MODEL} runs with no other files)`,
   ].join('\n');
 }
 
@@ -80,13 +122,12 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv, FLAGS);
   if (positionals.length === 0) throw new UsageError('upscale needs at least one input image or directory');
   if (typeof flags.out !== 'string') throw new UsageError('upscale needs -o <file|dir>');
-  const modelName = typeof flags.model === 'string' ? flags.model : 'deltadiff-x4';
-  const config = await resolveModelConfig(modelName);
-  const needsAutoencoder = config.autoencoder.type === 'vq';
-  if (typeof flags.unet !== 'string' || (needsAutoencoder && typeof flags.autoencoder !== 'string')) {
-    console.error(missingWeightsMessage(config, PRESETS[modelName] ? modelName : undefined));
+  const weights = await openWeights(flags);
+  if (typeof weights === 'string') {
+    console.error(weights);
     return 2;
   }
+  const { config } = weights;
   const overrides: Partial<DiffusionConfig> = {};
   const num = (name: keyof typeof FLAGS) => (typeof flags[name] === 'number' ? (flags[name] as number) : undefined);
   if (num('steps') !== undefined) overrides.steps = num('steps');
@@ -105,19 +146,17 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   let upscaler: Upscaler | undefined;
   const results: { input: string; output?: string; width?: number; height?: number; seconds?: number; error?: string }[] = [];
   try {
-    const unetSource = await openFileSource(flags.unet);
-    const vqSource = needsAutoencoder ? await openFileSource(flags.autoencoder as string) : undefined;
     try {
       upscaler = await createUpscaler({
         model: config,
-        unet: await openStateDict(unetSource),
-        autoencoder: vqSource ? await openStateDict(vqSource) : undefined,
+        unet: weights.unet,
+        autoencoder: weights.autoencoder,
         device: ctx,
         diffusion: overrides,
         onLoadProgress: (done, total) => progress.update(`loading weights`, done, total),
       });
     } finally {
-      await Promise.all([unetSource.close(), vqSource?.close()]);
+      await weights.close();
     }
     progress.done();
     for (const w of upscaler.warnings) if (!quiet) console.error(`warning: ${w}`);

@@ -1,7 +1,7 @@
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
 import type { ProgressCallback, StateDict } from '../io/checkpoint.js';
 import { imageToPlanarFloat, planarFloatToImage, type RasterImage } from '../io/image.js';
-import type { DiffusionConfig, ModelConfig } from '../nn/config.js';
+import { ConfigError, type DiffusionConfig, type ModelConfig } from '../nn/config.js';
 import { loadStateDict } from '../nn/load.js';
 import { UNetModelSwin } from '../nn/unet.js';
 import { scale } from '../ops/elementwise.js';
@@ -9,12 +9,14 @@ import { bicubicUpsampleRef } from '../ops/cpu/resample.js';
 import { gaussianNoise, ResidualShiftSampler, xstartDenoiser, type NoiseSource, type StepInfo } from '../diffusion/sampler.js';
 import { conditionLatent, createFirstStage, VQFirstStage, type FirstStage } from '../nn/first-stage.js';
 import { Tensor } from '../tensor/tensor.js';
+import { embeddedModelConfig, openBundledModel } from './bundled.js';
 import { blendProfile, extractTile, planAxis } from './tiling.js';
 
 export interface UpscalerOptions {
-  model: ModelConfig;
-  /** The denoiser's state dict (official key layout), e.g. from openStateDict(). */
-  unet: StateDict;
+  /** The model; by default the config embedded in `unet`'s metadata (the bundled model's when `unet` is absent too). */
+  model?: ModelConfig;
+  /** The denoiser's state dict (official key layout), e.g. from openStateDict(); by default the bundled model's. */
+  unet?: StateDict;
   /** The VQ-f4 autoencoder's state dict (models with a pixel-unshuffle first stage have none). */
   autoencoder?: StateDict;
   /** A GPU context; by default one is created from navigator.gpu. */
@@ -85,7 +87,14 @@ export class Upscaler {
   }
 
   static async create(options: UpscalerOptions): Promise<Upscaler> {
-    const config: ModelConfig = { ...options.model, diffusion: { ...options.model.diffusion, ...options.diffusion } };
+    const bundled = options.unet ? undefined : await openBundledModel();
+    if (bundled && options.model && options.model.name !== bundled.config.name) {
+      throw new ConfigError(`model ${options.model.name} needs its UNet weights (only ${bundled.config.name} is bundled)`);
+    }
+    const unetWeights = options.unet ?? bundled!.stateDict;
+    const model = options.model ?? embeddedModelConfig(unetWeights);
+    if (!model) throw new ConfigError(`${unetWeights.sourceName} carries no model config: pass the model (a preset or config)`);
+    const config: ModelConfig = { ...model, diffusion: { ...model.diffusion, ...options.diffusion } };
     const unet = new UNetModelSwin(config.unet);
     const firstStage = createFirstStage(config);
     if (firstStage instanceof VQFirstStage && !options.autoencoder) {
@@ -94,7 +103,7 @@ export class Upscaler {
     const sampler = new ResidualShiftSampler(config.diffusion);
     const ctx = options.device ?? (await createGpuContext());
     try {
-      const warnings = (await loadStateDict(ctx, unet, options.unet, options.onLoadProgress)).warnings;
+      const warnings = (await loadStateDict(ctx, unet, unetWeights, options.onLoadProgress)).warnings;
       if (firstStage instanceof VQFirstStage) {
         warnings.push(...(await loadStateDict(ctx, firstStage.model, options.autoencoder!, options.onLoadProgress)).warnings);
       }

@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeImage } from '../../src/io/image.js';
+import { BUNDLED_MODEL } from '../../src/pipeline/bundled.js';
+import '../../src/pipeline/node-bundled.js';
+import { createUpscaler } from '../../src/pipeline/upscaler.js';
+import { gpu } from '../helpers/gpu.js';
 import { GoldenTensors, worstLevelDifference } from '../helpers/fixtures.js';
 import { fixturePath, repoRoot } from '../helpers/paths.js';
 
@@ -62,6 +66,23 @@ test('without checkpoints, upscale says which files it needs', () => {
   assert.is(r.code, 2);
   assert.match(r.stderr, /resshift_bicsrx4_s4\.pth/);
   assert.match(r.stderr, /autoencoder_vq_f4\.pth/);
+});
+
+test('with no weight options, upscale runs the bundled model from any directory, as the library does', async () => {
+  const out = join(work, 'bundled.png');
+  const r = spawnSync(process.execPath, [CLI, 'upscale', fixturePath('pipeline_lr.png'), '-o', out, '--quiet'], { encoding: 'utf8', cwd: work });
+  assert.is(r.status, 0, r.stderr);
+  const ctx = await gpu();
+  const upscaler = await createUpscaler({ device: ctx });
+  try {
+    assert.is(upscaler.config.name, BUNDLED_MODEL);
+    const expected = await upscaler.upscale(decodeImage(readFileSync(fixturePath('pipeline_lr.png')), 'pipeline_lr.png'));
+    const written = decodeImage(readFileSync(out), out);
+    assert.equal([written.width, written.height], [128, 128]);
+    assert.ok(Buffer.from(written.data).equals(Buffer.from(expected.data)), 'the CLI and the library give the same pixels');
+  } finally {
+    upscaler.dispose();
+  }
 });
 
 test('info prints the adapter, and the model sizes with --model', () => {
