@@ -79,6 +79,8 @@ test('wrong inputs get clear messages: missing weights, swapped checkpoints, an 
       assert.is(await waitForState(page, ['ready', 'unsupported', 'error'], PAGE_READY_MS), 'ready', JSON.stringify(await pageMessage(page)));
 
       await page.setInputFiles('#image-file', fixturePath('pipeline_lr.png'));
+      // The bundled model needs no files; an official preset does.
+      await page.selectOption('#preset', 'deltadiff-x4');
       await page.click('#run');
       assert.is(await waitForState(page, ['done', 'error'], FAILURE_MS), 'error');
       let message = await pageMessage(page);
