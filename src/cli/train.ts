@@ -8,7 +8,7 @@ import { UNetModelSwin } from '../nn/unet.js';
 import { ConfigError, parseModelConfig, type ModelConfig } from '../nn/config.js';
 import { createFirstStage, VQFirstStage } from '../nn/first-stage.js';
 import { initialWeights } from '../train/init.js';
-import { CHECKPOINT_FILES, loadTrainingCheckpoint, saveTrainingCheckpoint } from '../train/node-checkpoint.js';
+import { BEST_EMA_FILE, CHECKPOINT_FILES, loadTrainingCheckpoint, saveBestEma, saveTrainingCheckpoint } from '../train/node-checkpoint.js';
 import { listTrainingImages, loadTrainingImages } from '../train/node-data.js';
 import { TrainingLog } from '../train/node-log.js';
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.js';
@@ -200,6 +200,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
       say(`step 0: validation PSNR ${v.psnr.toFixed(3)} dB (bicubic ${v.bicubicPsnr.toFixed(3)} dB)`);
     }
     const optimizerState = optimizer;
+    // Step 0 (the untrained model, bicubic for residual models) does not count as a best.
+    let bestPsnr = Math.max(-Infinity, ...log.rows.filter((r) => r.step > 0 && r.psnr !== undefined).map((r) => r.psnr!));
     await run.run({
       onStep: async (r) => {
         log.add({ step: r.step, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, seconds: secondsBefore + (performance.now() - started) / 1000 });
@@ -209,6 +211,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
         }
       },
       onValidation: async (v) => {
+        // Later steps can score lower (the sampler's exposure bias): keep the best EMA too.
+        if (v.psnr > bestPsnr) {
+          bestPsnr = v.psnr;
+          await saveBestEma(checkpointDir, unet, optimizerState);
+        }
         log.add(v);
         await log.flush();
         say(`step ${v.step}: validation PSNR ${v.psnr.toFixed(3)} dB (bicubic ${v.bicubicPsnr.toFixed(3)} dB, gain ${(v.psnr - v.bicubicPsnr).toFixed(3)} dB)`);
@@ -219,7 +226,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
       },
     });
     await log.flush();
-    say(`done: ${settings.steps} steps; EMA weights for export in ${join(checkpointDir, CHECKPOINT_FILES.ema)}, log in ${log.csvPath}, curve in ${log.svgPath}`);
+    const best = Number.isFinite(bestPsnr) ? `, the best validation's (${bestPsnr.toFixed(3)} dB) in ${join(checkpointDir, BEST_EMA_FILE)}` : '';
+    say(`done: ${settings.steps} steps; EMA weights for export in ${join(checkpointDir, CHECKPOINT_FILES.ema)}${best}, log in ${log.csvPath}, curve in ${log.svgPath}`);
     return 0;
   } finally {
     optimizer?.dispose();

@@ -49,6 +49,12 @@ function stateTensors(optimizer: AdamW, pick: (s: ParamState) => Tensor): Map<st
   return new Map([...optimizer.state].map(([name, s]) => [name, pick(s)]));
 }
 
+/** The EMA weights (or, without EMA, the weights) as an official state dict file, with the step (syncs). */
+export async function serializeEmaWeights(unet: UNetModelSwin, optimizer: AdamW): Promise<Uint8Array[]> {
+  const tensors = optimizer.config.emaDecay === null ? parameterTensors(unet) : stateTensors(optimizer, (s) => s.ema!);
+  return serializeSafetensors(officialStateDict(unet, await readOfficialLayout(unet, tensors)), { format: 'pt', step: String(optimizer.step) });
+}
+
 /** Reads the model, the optimizer state and the EMA back from the GPU as checkpoint files (syncs). */
 export async function serializeTrainingState(unet: UNetModelSwin, optimizer: AdamW): Promise<TrainingCheckpointFiles> {
   const params = await readOfficialLayout(unet, parameterTensors(unet));

@@ -4,10 +4,19 @@ import type { GpuContext } from '../gpu/context.js';
 import { withFileSource, writeFileAtomic } from '../io/node-files.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import type { UNetModelSwin } from '../nn/unet.js';
-import { restoreTrainingState, serializeTrainingState } from './checkpoint.js';
+import { restoreTrainingState, serializeEmaWeights, serializeTrainingState } from './checkpoint.js';
 import type { AdamW } from './optimizer.js';
 
 export const CHECKPOINT_FILES = { model: 'model.safetensors', ema: 'ema.safetensors', state: 'training-state.safetensors' } as const;
+
+/** The EMA weights of the best validation so far (written only by runs that validate). */
+export const BEST_EMA_FILE = 'best-ema.safetensors';
+
+/** Writes the current EMA weights as dir/best-ema.safetensors (atomically; the step is in its metadata). */
+export async function saveBestEma(dir: string, unet: UNetModelSwin, optimizer: AdamW): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFileAtomic(join(dir, BEST_EMA_FILE), await serializeEmaWeights(unet, optimizer));
+}
 
 /**
  * Writes a checkpoint directory: model.safetensors and ema.safetensors (official state dicts) and

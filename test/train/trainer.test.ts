@@ -15,7 +15,7 @@ import { bicubicUpsampleRef } from '../../src/ops/cpu/resample.js';
 import { sampleBatch } from '../../src/train/data.js';
 import { createFirstStage } from '../../src/nn/first-stage.js';
 import { initialWeights } from '../../src/train/init.js';
-import { CHECKPOINT_FILES } from '../../src/train/node-checkpoint.js';
+import { BEST_EMA_FILE, CHECKPOINT_FILES } from '../../src/train/node-checkpoint.js';
 import { AdamW } from '../../src/train/optimizer.js';
 import { parameterTensors } from '../../src/train/parameters.js';
 import { emaDecayAt, lossCurveSvg, TrainingRun, type TrainingSettings } from '../../src/train/run.js';
@@ -136,6 +136,14 @@ test('deltadiff train: a tiny pixel-unshuffle run writes log, curve and checkpoi
     assert.ok(columns(rows[4])[1]! > 0 && Number.isFinite(columns(rows[5])[5]), rows.join('\n'));
     assert.match(readFileSync(join(out, 'log.svg'), 'utf8'), /^<svg/);
     for (const f of Object.values(CHECKPOINT_FILES)) assert.ok(existsSync(join(out, RUN_FILES.checkpoint, f)), f);
+    // The only validation after step 0 is the best so far: its EMA equals the checkpoint's.
+    const best = join(out, RUN_FILES.checkpoint, BEST_EMA_FILE);
+    assert.is(await withFileSource(best, async (s) => (await SafetensorsFile.open(s)).metadata.step), '3');
+    const tensorBytes = (path: string) => {
+      const bytes = readFileSync(path);
+      return bytes.subarray(8 + Number(bytes.readBigUInt64LE(0)));
+    };
+    assert.ok(tensorBytes(best).equals(tensorBytes(join(out, RUN_FILES.checkpoint, CHECKPOINT_FILES.ema))), 'best-ema holds the EMA weights');
 
     try {
       await trainCommand([...args, '--out', out, ...common, '--steps', '5']);
