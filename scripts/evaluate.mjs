@@ -49,15 +49,23 @@ function pairs(set) {
 const rows = [];
 for (const set of sets) {
   const { gt, lr } = pairs(set);
-  const pred = join(work, 'pred', label, set);
-  rmSync(pred, { recursive: true, force: true });
-  mkdirSync(pred, { recursive: true });
+  // Each upscaler runs once into a folder; the 4-pixel crop re-scores the same images.
+  const outputs = (name) => {
+    const dir = join(work, 'pred', name, set);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  };
+  const pred = outputs(label);
+  const bicubicPred = outputs('bicubic');
   const started = Date.now();
   const model0 = scores(['--gt', gt, '--lr', lr, '--out', pred, ...upscaleFlags]);
   const seconds = (Date.now() - started) / 1000;
+  const bicubic0 = scores(['--gt', gt, '--lr', lr, '--out', bicubicPred, '--bicubic']);
   for (const crop of [0, 4]) {
-    const model = crop === 0 ? model0 : scores(['--gt', gt, '--pred', pred, '--crop-border', String(crop)]);
-    const bicubic = scores(['--gt', gt, '--lr', lr, '--bicubic', '--crop-border', String(crop)]);
+    const rescore = (dir) => scores(['--gt', gt, '--pred', dir, '--crop-border', String(crop)]);
+    const model = crop === 0 ? model0 : rescore(pred);
+    const bicubic = crop === 0 ? bicubic0 : rescore(bicubicPred);
     rows.push({ label, set, crop, psnr: model.psnr, ssim: model.ssim, bicubicPsnr: bicubic.psnr, bicubicSsim: bicubic.ssim, seconds });
   }
   console.error(`${label} ${set}: ${model0.psnr.toFixed(3)} dB / ${model0.ssim.toFixed(4)} in ${seconds.toFixed(0)} s`);

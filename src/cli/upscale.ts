@@ -97,7 +97,7 @@ async function openWeights(flags: { model?: unknown; unet?: unknown; autoencoder
     if (config.autoencoder.type !== 'vq') return { config, unet, close };
     if (typeof flags.autoencoder !== 'string') {
       await close();
-      return missingWeightsMessage(config, preset ?? (modelName === undefined ? 'deltadiff-x4' : undefined));
+      return missingWeightsMessage(config, PRESETS[config.name] ? config.name : undefined);
     }
     const vqSource = await openFileSource(flags.autoencoder);
     sources.push(vqSource);
