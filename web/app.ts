@@ -70,6 +70,7 @@ const ui = {
   seed: byId<HTMLInputElement>('seed'),
   tile: byId<HTMLInputElement>('tile'),
   batch: byId<HTMLInputElement>('batch'),
+  reference: byId<HTMLInputElement>('reference'),
   run: byId<HTMLButtonElement>('run'),
   cancel: byId<HTMLButtonElement>('cancel'),
   progress: byId<HTMLProgressElement>('progress'),
@@ -388,6 +389,7 @@ async function run(): Promise<void> {
     const result = await upscaler.upscale(image, {
       seed: numberOption(ui.seed),
       tile: numberOption(ui.tile),
+      reference: ui.reference.checked,
       batch,
       onProgress: (p) => {
         // The tile count advances only between batches, when no tensor of the run is alive:

@@ -7,6 +7,7 @@ import { PRESETS, type DiffusionConfig, type ModelConfig } from '../nn/config.js
 import { horizontalStrip, tileToImage } from '../pipeline/strip.js';
 import { BUNDLED_MODEL, embeddedModelConfig, openBundledModel } from '../pipeline/bundled.js';
 import '../pipeline/node-bundled.js';
+import { REFERENCE_CHOP_SIZE } from '../pipeline/tiling.js';
 import { createUpscaler, type Upscaler } from '../pipeline/upscaler.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { parseArgs, UsageError } from './args.js';
@@ -19,6 +20,8 @@ const FLAGS = {
   model: 'string',
   unet: 'string',
   autoencoder: 'string',
+  'weights-key': 'string',
+  reference: 'boolean',
   steps: 'number',
   kappa: 'number',
   'eta-end': 'number',
@@ -80,10 +83,13 @@ interface OpenedWeights {
  * --model names it); otherwise --unet (and --autoencoder for VQ models) with --model, or the
  * config embedded in the UNet file, or deltadiff-x4. A message naming the missing checkpoints otherwise.
  */
-async function openWeights(flags: { model?: unknown; unet?: unknown; autoencoder?: unknown }): Promise<OpenedWeights | string> {
+async function openWeights(flags: { model?: unknown; unet?: unknown; autoencoder?: unknown; 'weights-key'?: unknown }): Promise<OpenedWeights | string> {
   const modelName = typeof flags.model === 'string' ? flags.model : undefined;
   const preset = modelName !== undefined && PRESETS[modelName] ? modelName : undefined;
+  // Which state dict to use when a checkpoint holds several (e.g. state_dict and ema).
+  const wrapperKey = typeof flags['weights-key'] === 'string' ? flags['weights-key'] : undefined;
   if (typeof flags.unet !== 'string') {
+    if (wrapperKey !== undefined) throw new UsageError('--weights-key chooses inside the --unet/--autoencoder checkpoints; give --unet');
     if (modelName !== undefined && modelName !== BUNDLED_MODEL) return missingWeightsMessage(await resolveModelConfig(modelName), preset);
     const { config, stateDict } = await openBundledModel();
     return { config, unet: stateDict, close: async () => {} };
@@ -92,7 +98,7 @@ async function openWeights(flags: { model?: unknown; unet?: unknown; autoencoder
   const sources: FileByteSource[] = [unetSource];
   const close = async () => void (await Promise.all(sources.map((s) => s.close())));
   try {
-    const unet = await openStateDict(unetSource);
+    const unet = await openStateDict(unetSource, { wrapperKey });
     const config = modelName !== undefined ? await resolveModelConfig(modelName) : (embeddedModelConfig(unet) ?? PRESETS['deltadiff-x4'].config);
     if (config.autoencoder.type !== 'vq') return { config, unet, close };
     if (typeof flags.autoencoder !== 'string') {
@@ -101,7 +107,7 @@ async function openWeights(flags: { model?: unknown; unet?: unknown; autoencoder
     }
     const vqSource = await openFileSource(flags.autoencoder);
     sources.push(vqSource);
-    return { config, unet, autoencoder: await openStateDict(vqSource), close };
+    return { config, unet, autoencoder: await openStateDict(vqSource, { wrapperKey }), close };
   } catch (e) {
     await close();
     throw e;
@@ -167,7 +173,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
           throw new Error(`${job.output} exists (use --force to overwrite)`);
         }
         const image = await readImageFile(job.input);
-        const tile = num('tile') ?? config.unet.image_size;
+        const tile = num('tile') ?? (flags.reference ? REFERENCE_CHOP_SIZE : config.unet.image_size);
         if (saveSteps && (image.width > tile || image.height > tile)) {
           throw new UsageError(`--save-steps needs an image that fits in one tile (${image.width}×${image.height} > ${tile}; raise --tile)`);
         }
@@ -178,6 +184,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
           // Decodes are recorded during the run and read back after it.
           onStep: saveSteps ? (info) => stepTensors.push(decoder.decode(info.predXstart)) : undefined,
           seed: num('seed'),
+          reference: flags.reference === true,
           tile: num('tile'),
           overlap: num('overlap'),
           batch: num('batch'),

@@ -285,6 +285,18 @@ export interface PlanarFloatOutputOptions {
   /** height × width in [0, 1], appended as an alpha channel. */
   alpha?: Float32Array;
   bitDepth?: 8 | 16;
+  /**
+   * 'half-up' (default): round((x + 1) / 2 · max) in double precision. 'half-even': what the
+   * official scripts' tensor2img does on float32 tensors, `(x · 0.5 + 0.5) · 255` with each
+   * product rounded to float32, then numpy's round (ties to even).
+   */
+  rounding?: 'half-up' | 'half-even';
+}
+
+/** Nearest integer, ties to the even one (numpy.round, IEEE roundTiesToEven). */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /**
@@ -297,7 +309,7 @@ export function planarFloatToImage(
   height: number,
   options: PlanarFloatOutputOptions = {},
 ): RasterImage {
-  const { gray = false, alpha, bitDepth = 8 } = options;
+  const { gray = false, alpha, bitDepth = 8, rounding = 'half-up' } = options;
   const pixels = width * height;
   if (!(Number.isInteger(pixels) && pixels > 0) || rgb.length !== 3 * pixels || (alpha && alpha.length !== pixels)) {
     throw new ImageError('output image', `planar data does not match ${width}×${height}`);
@@ -306,7 +318,10 @@ export function planarFloatToImage(
   const colorChannels = gray ? 1 : 3;
   const channels = (colorChannels + (alpha ? 1 : 0)) as 1 | 2 | 3 | 4;
   const data = bitDepth === 16 ? new Uint16Array(pixels * channels) : new Uint8Array(pixels * channels);
-  const quantize = (unit: number) => (unit > 0 ? Math.min(Math.round(unit * max), max) : 0);
+  const quantize =
+    rounding === 'half-even'
+      ? (unit: number) => (unit > 0 ? Math.min(roundHalfEven(Math.fround(Math.fround(unit) * max)), max) : 0)
+      : (unit: number) => (unit > 0 ? Math.min(Math.round(unit * max), max) : 0);
   for (let p = 0; p < pixels; p++) {
     if (gray) {
       data[p * channels] = quantize(((rgb[p] + rgb[pixels + p] + rgb[2 * pixels + p]) / 3 + 1) / 2);

@@ -30,7 +30,10 @@ const DERIVED_BUFFER_NAMES = new Set(['relative_position_index', 'attn_mask', 'n
 const LISTED_NAMES = 10;
 
 export interface NormalizeOptions {
-  /** The wrapper key to descend into when several are present (e.g. 'ema' or 'model'). */
+  /**
+   * The wrapper to descend into when a checkpoint holds several state dicts (e.g. 'state_dict'
+   * and 'ema'; the CLI's --weights-key). With one or none to choose from it changes nothing.
+   */
   wrapperKey?: string;
 }
 
@@ -72,9 +75,10 @@ export function normalizeStateDict(root: PickleValue, fileName: string, options:
         : WRAPPER_KEYS.filter((key) => dict.get(key) instanceof Map);
     if (candidates.length === 0) break;
     if (candidates.length > 1) {
+      const asked = options.wrapperKey === undefined ? '' : `, none of them '${options.wrapperKey}'`;
       throw new CheckpointError(
         fileName,
-        `the checkpoint holds several state dicts (${candidates.join(', ')}); choose one with the wrapperKey option`,
+        `the checkpoint holds several state dicts (${candidates.join(', ')})${asked}; choose one with --weights-key <key> (library: the wrapperKey option)`,
       );
     }
     unwrapped.push(candidates[0]);

@@ -1,5 +1,14 @@
 /** Tile plans in LR pixels, reflect-padding, and smooth blend weights for the overlaps. */
 
+/**
+ * The official inference script's tiling (ResShift inference_resshift.py, `--chop_size` 512 and
+ * its default stride (512 − 64)·(4 // scale) = 448 at ×4), in LR pixels. planAxis with these
+ * reproduces ImageSpliterTh.extract_starts (utils/util_image.py) exactly; an axis no longer
+ * than the chop size is one pass padded like sampler.py's sample_func.
+ */
+export const REFERENCE_CHOP_SIZE = 512;
+export const REFERENCE_CHOP_OVERLAP = 64;
+
 export interface AxisPlan {
   /** Start of each tile along the axis, ascending (LR pixels). */
   starts: number[];
@@ -75,4 +84,12 @@ export function blendProfile(length: number, ramp: number, rampStart: boolean, r
     w[i] = v;
   }
   return w;
+}
+
+/**
+ * ImageSpliterTh's weights: every tile counts once (`pixel_count += 1`), so overlaps are a plain
+ * average of the tiles covering a pixel.
+ */
+export function uniformProfile(length: number): Float32Array {
+  return new Float32Array(length).fill(1);
 }

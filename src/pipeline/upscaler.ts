@@ -10,7 +10,7 @@ import { gaussianNoise, ResidualShiftSampler, xstartDenoiser, type NoiseSource, 
 import { conditionLatent, createFirstStage, VQFirstStage, type FirstStage } from '../nn/first-stage.js';
 import { Tensor } from '../tensor/tensor.js';
 import { embeddedModelConfig, openBundledModel } from './bundled.js';
-import { blendProfile, extractTile, planAxis } from './tiling.js';
+import { blendProfile, extractTile, planAxis, REFERENCE_CHOP_OVERLAP, REFERENCE_CHOP_SIZE, uniformProfile } from './tiling.js';
 
 export interface UpscalerOptions {
   /** The model; by default the config embedded in `unet`'s metadata (the bundled model's when `unet` is absent too). */
@@ -38,9 +38,20 @@ export interface TileProgress {
 export interface UpscaleOptions {
   /** Seed of the Gaussian noise (κ > 0 only). Default 0. */
   seed?: number;
-  /** Tile size in LR pixels (default: the model's build size). */
+  /**
+   * Do what the official inference script does (ResShift sampler.py / utils/util_image.py), so
+   * the output can be compared pixel for pixel: tiles of `tile` (default 512) LR pixels at a
+   * stride of tile − overlap (default 448) placed as ImageSpliterTh places them, an image that
+   * fits in one tile run whole; every pass reflect-padded right and bottom to a multiple of the
+   * model's lq_size (64 for the releases) and cropped; overlaps averaged with equal weights;
+   * 8-bit RGB out (gray becomes R = G = B, alpha is dropped) rounded half to even. 16-bit input
+   * is refused (the script divides its samples by 255). Needs far more GPU memory than the
+   * default small tiles (see the README).
+   */
+  reference?: boolean;
+  /** Tile size in LR pixels (default: the model's build size; 512 in reference mode). */
   tile?: number;
-  /** Minimum overlap of neighbouring tiles in LR pixels (default 16). */
+  /** Minimum overlap of neighbouring tiles in LR pixels (default 16; 64 in reference mode). */
   overlap?: number;
   /** Tiles per forward pass (default 1). */
   batch?: number;
@@ -153,11 +164,19 @@ export class Upscaler {
     this.assertAlive();
     const started = Date.now();
     const s = this.scale;
+    const reference = options.reference === true;
+    if (reference && image.bitDepth === 16) {
+      throw new Error('reference mode takes 8-bit images: the official script reads 16-bit samples as 8-bit ones (divides them by 255), so there is no reference output to match');
+    }
     const planar = imageToPlanarFloat(image);
     const { width, height } = planar;
-    const multiple = this.unet.sizeMultiple;
-    const tile = options.tile ?? this.config.unet.image_size;
-    const overlap = options.overlap ?? Math.min(16, tile / 2);
+    // sample_func pads each pass to a multiple of padding_offset = the config's lq_size.
+    const multiple = reference ? leastCommonMultiple(this.config.unet.lq_size, this.unet.sizeMultiple) : this.unet.sizeMultiple;
+    const tile = options.tile ?? (reference ? REFERENCE_CHOP_SIZE : this.config.unet.image_size);
+    const overlap = options.overlap ?? (reference ? REFERENCE_CHOP_OVERLAP : Math.min(16, tile / 2));
+    if (reference && tile % multiple !== 0) {
+      throw new Error(`reference mode: tile ${tile} must be a multiple of ${multiple} (the official script pads every pass to that multiple)`);
+    }
     const batch = Math.max(1, Math.floor(options.batch ?? 1));
     const rows = planAxis(height, tile, overlap, multiple);
     const cols = planAxis(width, tile, overlap, multiple);
@@ -170,13 +189,17 @@ export class Upscaler {
 
     // Blend profiles (output pixels) per tile row and column: ramps only towards neighbours.
     const ramp = overlap * s;
-    const rowProfiles = rows.starts.map((_, i) => blendProfile(th * s, ramp, i > 0, i < rows.starts.length - 1));
-    const colProfiles = cols.starts.map((_, i) => blendProfile(tw * s, ramp, i > 0, i < cols.starts.length - 1));
+    const profile = (length: number, count: number, i: number) =>
+      reference ? uniformProfile(length) : blendProfile(length, ramp, i > 0, i < count - 1);
+    const rowProfiles = rows.starts.map((_, i) => profile(th * s, rows.starts.length, i));
+    const colProfiles = cols.starts.map((_, i) => profile(tw * s, cols.starts.length, i));
 
     const outW = width * s;
     const outH = height * s;
-    const output = new OutputBands(outW, outH, planar.gray, image.bitDepth);
-    const alphaUp = planar.alpha ? upscaleAlpha(planar.alpha, width, height, s) : undefined;
+    const output = reference
+      ? new OutputBands(outW, outH, false, 8, 'half-even')
+      : new OutputBands(outW, outH, planar.gray, image.bitDepth, 'half-up');
+    const alphaUp = planar.alpha && !reference ? upscaleAlpha(planar.alpha, width, height, s) : undefined;
     const tileSize = 3 * th * tw;
     const seed = options.seed ?? 0;
     let done = 0;
@@ -242,6 +265,12 @@ function perTileNoise(generators: NoiseSource[]): NoiseSource {
   };
 }
 
+function leastCommonMultiple(a: number, b: number): number {
+  let [x, y] = [a, b];
+  while (y !== 0) [x, y] = [y, x % y];
+  return (a / x) * b;
+}
+
 /** Alpha is upscaled with plain bicubic (the model only sees RGB), then clamped by quantisation. */
 function upscaleAlpha(alpha: Float32Array, width: number, height: number, s: number): Float32Array {
   return bicubicUpsampleRef(alpha, [1, 1, height, width], s);
@@ -262,6 +291,7 @@ class OutputBands {
     private readonly height: number,
     private readonly gray: boolean,
     bitDepth: 8 | 16,
+    private readonly rounding: 'half-up' | 'half-even',
   ) {
     this.image = { width, height, channels: gray ? 1 : 3, bitDepth, data: bitDepth === 16 ? new Uint16Array(0) : new Uint8Array(0) };
   }
@@ -310,6 +340,7 @@ class OutputBands {
       gray: this.gray,
       alpha: alpha?.subarray(this.finishedUpTo * W, end * W),
       bitDepth: this.image.bitDepth,
+      rounding: this.rounding,
     });
     if (this.image.data.length === 0) {
       this.image.channels = band.channels;
