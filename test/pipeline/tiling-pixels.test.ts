@@ -1,0 +1,179 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { bytesSource } from '../../src/io/byte-source.js';
+import { openStateDict } from '../../src/io/checkpoint.js';
+import type { HostTensor } from '../../src/io/host-tensor.js';
+import type { RasterImage } from '../../src/io/image.js';
+import { serializeSafetensors } from '../../src/io/safetensors.js';
+import { parseModelConfig } from '../../src/nn/config.js';
+import { UNetModelSwin } from '../../src/nn/unet.js';
+import { bicubicUpsampleRef } from '../../src/ops/cpu/resample.js';
+import '../../src/pipeline/node-bundled.js';
+import { createUpscaler, type Upscaler } from '../../src/pipeline/upscaler.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { initialWeights } from '../../src/train/init.js';
+import { zeroOutputLayer } from '../../src/train/run.js';
+import { gpu, randomArray } from '../helpers/gpu.js';
+import { TINY_PIXEL_MODEL } from '../train/tiny.js';
+
+// Tiles of 16 LR pixels with an overlap of 4 on a 44×28 image: columns start at 0, 12, 24 and
+// 28 (the last one aligned to the right edge, overlapping its neighbour by 12), rows at 0 and 12.
+const TILE = 16;
+const OVERLAP = 4;
+const WIDTH = 44;
+const HEIGHT = 28;
+const COLUMN_STARTS = [0, 12, 24, 28];
+const ROW_STARTS = [0, 12];
+const SCALE = 4;
+
+/** An upscaler whose residual UNet has a zero output layer: it predicts no residual, so it is bicubic. */
+async function untrainedResidualUpscaler(): Promise<Upscaler> {
+  const config = parseModelConfig(TINY_PIXEL_MODEL);
+  const unet = new UNetModelSwin(config.unet);
+  const lookup = zeroOutputLayer(initialWeights(unet, 5));
+  const tensors = new Map<string, HostTensor>();
+  for (const [name, shape] of unet.layout.parameterShapes()) tensors.set(name, { dtype: 'f32', shape, data: await lookup(name) });
+  const chunks = serializeSafetensors(tensors);
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  chunks.reduce((offset, chunk) => (bytes.set(chunk, offset), offset + chunk.length), 0);
+  return createUpscaler({ model: config, unet: await openStateDict(bytesSource(bytes, 'untrained.safetensors')), device: await gpu() });
+}
+
+function rgbImage(width: number, height: number, sample: (x: number, y: number, c: number) => number, bitDepth: 8 | 16 = 8): RasterImage {
+  const data = bitDepth === 16 ? new Uint16Array(width * height * 3) : new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = sample(x, y, c);
+  return { width, height, channels: 3, bitDepth, data };
+}
+
+/** The raised-cosine weight, written out from its definition: sin²(π/2 · (d + ½) / ramp) at d pixels from a tile edge that has a neighbour. */
+function raisedCosine(index: number, length: number, ramp: number, hasBefore: boolean, hasAfter: boolean): number {
+  let weight = 1;
+  if (hasBefore && index < ramp) weight = Math.min(weight, Math.sin((Math.PI / 2) * ((index + 0.5) / ramp)) ** 2);
+  const fromEnd = length - 1 - index;
+  if (hasAfter && fromEnd < ramp) weight = Math.min(weight, Math.sin((Math.PI / 2) * ((fromEnd + 0.5) / ramp)) ** 2);
+  return weight;
+}
+
+function differingSamples(a: RasterImage, b: RasterImage): number {
+  assert.is(a.data.length, b.data.length);
+  let n = 0;
+  for (let i = 0; i < a.data.length; i++) if (a.data[i] !== b.data[i]) n++;
+  return n;
+}
+
+test('blending, pixel by pixel: tiles of distinct values are weighted and normalised by the raised cosine', async () => {
+  const upscaler = await untrainedResidualUpscaler();
+  // Each LR pixel carries its own coordinates (R = 1000·x, G = 1000·y at 16 bits), so the fake
+  // network below can tell from a tile's corner where the pipeline cut it, whatever the order.
+  const image = rgbImage(WIDTH, HEIGHT, (x, y, c) => [1000 * x, 1000 * y, 0][c], 16);
+  const sampleOf = (v: number) => Math.round(((v + 1) / 2) * 65535);
+  const tileValue = (top: number, left: number) => (((ROW_STARTS.indexOf(top) * COLUMN_STARTS.length + COLUMN_STARTS.indexOf(left)) * 3) % 8) / 8 - 0.45;
+  // Tile-local detail, so a tile pasted at the wrong place shows.
+  const detail = (y: number, x: number, c: number) => 0.003 * (y - x) + 0.05 * c;
+  const seen: string[] = [];
+  upscaler.upscaleTiles = async (lr: Tensor) => {
+    const [batch, , th, tw] = lr.shape;
+    const lrData = await lr.readFloat();
+    const hr = new Float32Array(batch * 3 * th * tw * SCALE * SCALE);
+    const plane = th * tw * SCALE * SCALE;
+    for (let b = 0; b < batch; b++) {
+      const left = sampleOf(lrData[b * 3 * th * tw]) / 1000;
+      const top = sampleOf(lrData[b * 3 * th * tw + th * tw]) / 1000;
+      seen.push(`${top},${left}`);
+      for (let c = 0; c < 3; c++) {
+        for (let y = 0; y < th * SCALE; y++) {
+          for (let x = 0; x < tw * SCALE; x++) hr[(b * 3 + c) * plane + y * tw * SCALE + x] = tileValue(top, left) + detail(y, x, c);
+        }
+      }
+    }
+    return hr;
+  };
+  const out = await upscaler.upscale(image, { tile: TILE, overlap: OVERLAP, batch: 3 });
+  assert.equal(seen, ROW_STARTS.flatMap((top) => COLUMN_STARTS.map((left) => `${top},${left}`)), 'tiles in row-major order');
+  assert.is(out.bitDepth, 16);
+  assert.equal([out.width, out.height, out.channels], [WIDTH * SCALE, HEIGHT * SCALE, 3]);
+
+  const span = TILE * SCALE;
+  const ramp = OVERLAP * SCALE;
+  let worst = 0;
+  for (let y = 0; y < out.height; y++) {
+    for (let x = 0; x < out.width; x++) {
+      for (let c = 0; c < 3; c++) {
+        let weighted = 0;
+        let total = 0;
+        ROW_STARTS.forEach((top, r) => {
+          const ty = y - top * SCALE;
+          if (ty < 0 || ty >= span) return;
+          COLUMN_STARTS.forEach((left, k) => {
+            const tx = x - left * SCALE;
+            if (tx < 0 || tx >= span) return;
+            const weight =
+              raisedCosine(ty, span, ramp, r > 0, r < ROW_STARTS.length - 1) * raisedCosine(tx, span, ramp, k > 0, k < COLUMN_STARTS.length - 1);
+            weighted += weight * (tileValue(top, left) + detail(ty, tx, c));
+            total += weight;
+          });
+        });
+        const expected = sampleOf(weighted / total);
+        worst = Math.max(worst, Math.abs(out.data[(y * out.width + x) * 3 + c] - expected));
+      }
+    }
+  }
+  assert.ok(worst <= 1, `worst pixel differs from the independent blend by ${worst} 16-bit levels`);
+  upscaler.dispose();
+});
+
+test('an untrained residual model upscales a multi-tile image like bicubic within one 8-bit level', async () => {
+  const upscaler = await untrainedResidualUpscaler();
+  // A smooth image: near the tile edges each tile's bicubic sees its own border, not the
+  // neighbouring pixels, which only a smooth signal makes negligible.
+  const image = rgbImage(WIDTH, HEIGHT, (x, y, c) => Math.round(127.5 + 100 * Math.sin(0.21 * x + 0.9 * c) * Math.cos(0.17 * y - 0.4 * c)));
+  const planar = new Float32Array(3 * WIDTH * HEIGHT);
+  for (let p = 0; p < WIDTH * HEIGHT; p++) for (let c = 0; c < 3; c++) planar[c * WIDTH * HEIGHT + p] = Math.fround(image.data[p * 3 + c] / 255) * 2 - 1;
+  const bicubic = bicubicUpsampleRef(planar, [1, 3, HEIGHT, WIDTH], SCALE);
+  const plane = WIDTH * HEIGHT * SCALE * SCALE;
+  const worstAgainstBicubic = (out: RasterImage) => {
+    let worst = 0;
+    for (let p = 0; p < plane; p++) {
+      for (let c = 0; c < 3; c++) {
+        const expected = Math.round(((Math.min(1, Math.max(-1, bicubic[c * plane + p])) + 1) / 2) * 255);
+        worst = Math.max(worst, Math.abs(out.data[p * 3 + c] - expected));
+      }
+    }
+    return worst;
+  };
+  let tiles = 0;
+  const out = await upscaler.upscale(image, { tile: TILE, overlap: OVERLAP, batch: 4, onProgress: (p) => (tiles = p.tiles) });
+  assert.is(tiles, ROW_STARTS.length * COLUMN_STARTS.length);
+  const worst = worstAgainstBicubic(out);
+  assert.ok(worst <= 1, `default blend: worst pixel differs from bicubic by ${worst} levels`);
+  upscaler.dispose();
+});
+
+test('the bundled model gives identical pixels at --batch 1 and --batch 7', async () => {
+  const upscaler = await createUpscaler({ device: await gpu() });
+  const pixels = randomArray(WIDTH * HEIGHT * 3, 21, 0, 255);
+  const image = rgbImage(WIDTH, HEIGHT, (x, y, c) => Math.round(pixels[(y * WIDTH + x) * 3 + c]));
+  let tiles = 0;
+  const one = await upscaler.upscale(image, { batch: 1, onProgress: (p) => (tiles = p.tiles) });
+  // Tiles of 16 with the default overlap of 8: columns 0, 8, 16, 24, 28 and rows 0, 8, 12.
+  assert.is(tiles, 15);
+  const seven = await upscaler.upscale(image, { batch: 7 });
+  assert.is(differingSamples(one, seven), 0, 'batching changed pixels');
+  upscaler.dispose();
+});
+
+test('with noise (κ = 2) the same seed gives identical pixels, batched or not, and another seed different ones', async () => {
+  const upscaler = await createUpscaler({ device: await gpu(), diffusion: { kappa: 2 } });
+  const pixels = randomArray(WIDTH * HEIGHT * 3, 22, 0, 255);
+  const image = rgbImage(WIDTH, HEIGHT, (x, y, c) => Math.round(pixels[(y * WIDTH + x) * 3 + c]));
+  const first = await upscaler.upscale(image, { seed: 5, batch: 7 });
+  const again = await upscaler.upscale(image, { seed: 5, batch: 1 });
+  const other = await upscaler.upscale(image, { seed: 6, batch: 7 });
+  assert.is(differingSamples(first, again), 0, 'the same seed gave different pixels');
+  const changed = differingSamples(first, other);
+  // κ = 2 noise moves most samples; a seed that changed only a few would not be feeding the sampler.
+  assert.ok(changed > first.data.length / 2, `another seed changed only ${changed} of ${first.data.length} samples`);
+  upscaler.dispose();
+});
+
+test.run();
