@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `deltadiff` command line: a thin edge over the library. */
+import { ConfigError } from '../nn/config.js';
 import { UsageError } from './args.js';
 import { convertCommand } from './convert.js';
 import { degradeCommand } from './degrade.js';
@@ -53,7 +54,8 @@ async function main(argv: string[]): Promise<number> {
     console.error(`deltadiff ${command}: ${err.message}`);
     if (err instanceof UsageError) console.error(`\n${USAGE}`);
     if (process.env.DELTADIFF_DEBUG && err.stack) console.error(err.stack);
-    return err instanceof UsageError ? 2 : 1;
+    // A bad flag or model config is the user's to fix: exit 2, like a usage error.
+    return err instanceof UsageError || err instanceof ConfigError ? 2 : 1;
   }
 }
 

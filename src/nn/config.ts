@@ -164,52 +164,230 @@ export function resBlocksPerLevel(config: UNetConfig): number[] {
   return typeof n === 'number' ? config.channel_mult.map(() => n) : n;
 }
 
-function requireNumbers(where: string, obj: Record<string, unknown>, keys: string[]): void {
-  for (const k of keys) {
-    const v = obj[k];
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${where}.${k} must be a number, got ${JSON.stringify(v)}`);
+
+/** GroupNorm in both networks (the reference's GroupNorm32 and LDM's Normalize) uses 32 groups. */
+export const NORM_GROUPS = 32;
+/**
+ * Generous bounds that every real configuration is far inside; beyond them a config is a typo
+ * (a GPU buffer cannot hold one layer of a 16384-channel 3×3 conv's square anyway).
+ */
+const MAX_CHANNELS = 16384;
+const MAX_LEVELS = 8;
+const MAX_BLOCKS = 64;
+const MAX_SIZE = 65536;
+
+interface Range {
+  min: number;
+  max: number;
+  /** The bounds themselves are outside the range. */
+  exclusive?: boolean;
+}
+
+/** Reads and checks the fields of one JSON object; every error names the key's full path. */
+class ConfigReader {
+  constructor(
+    private readonly source: string,
+    private readonly path: string,
+    readonly obj: Record<string, unknown>,
+  ) {}
+
+  fail(key: string, problem: string): never {
+    throw new ConfigError(`${this.source}: ${this.name(key)} ${problem}`);
+  }
+
+  name(key: string): string {
+    return this.path ? `${this.path}.${key}` : key;
+  }
+
+  private value(key: string, what: string): unknown {
+    const value = this.obj[key];
+    if (value === undefined) throw new ConfigError(`${this.source}: missing ${this.name(key)} (${what})`);
+    return value;
+  }
+
+  section(key: string): ConfigReader {
+    const value = this.obj[key];
+    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${this.source}: missing "${this.name(key)}" section`);
+    return new ConfigReader(this.source, this.name(key), value as Record<string, unknown>);
+  }
+
+  number(key: string, range: Range, fallback?: number): number {
+    const wanted = describeRange('a number', range);
+    const value = fallback !== undefined && this.obj[key] === undefined ? fallback : this.value(key, wanted);
+    if (typeof value !== 'number') this.fail(key, `must be a number, got ${JSON.stringify(value)} (${wanted})`);
+    if (!inRange(value, range)) this.fail(key, `must be ${wanted}, got ${value}`);
+    return value;
+  }
+
+  integer(key: string, range: Range, fallback?: number): number {
+    const wanted = describeRange('an integer', range);
+    const value = fallback !== undefined && this.obj[key] === undefined ? fallback : this.value(key, wanted);
+    if (typeof value !== 'number') this.fail(key, `must be a number, got ${JSON.stringify(value)} (${wanted})`);
+    if (!Number.isInteger(value) || !inRange(value, range)) this.fail(key, `must be ${wanted}, got ${value}`);
+    return value;
+  }
+
+  integerList(key: string, range: Range, options: { nonEmpty: boolean; fallback?: number[] }): number[] {
+    const wanted = `a list of ${describeRange('integers', range)}`;
+    const value = options.fallback !== undefined && this.obj[key] === undefined ? options.fallback : this.value(key, wanted);
+    if (!Array.isArray(value)) this.fail(key, `must be a list, got ${JSON.stringify(value)} (${wanted})`);
+    if (options.nonEmpty && value.length === 0) this.fail(key, `must not be empty (${wanted})`);
+    value.forEach((item, i) => {
+      if (typeof item !== 'number' || !Number.isInteger(item) || !inRange(item, range)) this.fail(`${key}[${i}]`, `must be ${describeRange('an integer', range)}, got ${JSON.stringify(item)}`);
+    });
+    return value as number[];
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const value = this.obj[key] ?? fallback;
+    if (typeof value !== 'boolean') this.fail(key, `must be true or false, got ${JSON.stringify(value)}`);
+    return value;
   }
 }
 
-/** Checks a parsed model JSON and returns it typed; errors name the offending key. */
-export function parseModelConfig(json: unknown, source = 'model config'): ModelConfig {
-  if (!json || typeof json !== 'object') throw new ConfigError(`${source}: not a JSON object`);
-  const c = json as Record<string, unknown>;
-  for (const part of ['unet', 'autoencoder', 'diffusion']) {
-    if (!c[part] || typeof c[part] !== 'object') throw new ConfigError(`${source}: missing "${part}" section`);
+function inRange(value: number, { min, max, exclusive }: Range): boolean {
+  return exclusive ? value > min && value < max : value >= min && value <= max;
+}
+
+function describeRange(what: string, { min, max, exclusive }: Range): string {
+  if (exclusive) return `${what} in (${min}, ${max})`;
+  return max === Infinity ? `${what} ≥ ${min}` : `${what} in ${min}…${max}`;
+}
+
+const positive = (max: number): Range => ({ min: 1, max });
+
+function parseUNet(unet: ConfigReader): UNetConfig {
+  const channelMult = unet.integerList('channel_mult', positive(MAX_CHANNELS), { nonEmpty: true });
+  const levels = channelMult.length;
+  if (levels > MAX_LEVELS) unet.fail('channel_mult', `has ${levels} levels; at most ${MAX_LEVELS} are supported`);
+  const n = unet.obj.num_res_blocks;
+  const numResBlocks = Array.isArray(n) ? unet.integerList('num_res_blocks', positive(MAX_BLOCKS), { nonEmpty: true }) : unet.integer('num_res_blocks', positive(MAX_BLOCKS));
+  if (Array.isArray(numResBlocks) && numResBlocks.length !== levels) {
+    unet.fail('num_res_blocks', `has ${numResBlocks.length} entries but channel_mult has ${levels} levels`);
   }
-  const unet = c.unet as Record<string, unknown>;
-  requireNumbers(`${source}: unet`, unet, [
-    'image_size', 'in_channels', 'model_channels', 'out_channels', 'num_head_channels',
-    'swin_depth', 'swin_embed_dim', 'window_size', 'mlp_ratio', 'lq_size',
-  ]);
-  for (const k of ['attention_resolutions', 'channel_mult']) {
-    if (!Array.isArray(unet[k])) throw new ConfigError(`${source}: unet.${k} must be a list`);
-  }
-  const ae = c.autoencoder as Record<string, unknown>;
-  let autoencoder: FirstStageConfig;
-  if (ae.type === 'pixel-unshuffle') autoencoder = { type: 'pixel-unshuffle' };
-  else {
-    if (ae.type !== undefined && ae.type !== 'vq') {
-      throw new ConfigError(`${source}: autoencoder.type "${String(ae.type)}" is not supported ("vq" or "pixel-unshuffle")`);
+  const config: UNetConfig = {
+    image_size: unet.integer('image_size', positive(MAX_SIZE)),
+    in_channels: unet.integer('in_channels', positive(MAX_CHANNELS)),
+    model_channels: unet.integer('model_channels', positive(MAX_CHANNELS)),
+    out_channels: unet.integer('out_channels', positive(MAX_CHANNELS)),
+    attention_resolutions: unet.integerList('attention_resolutions', positive(MAX_SIZE), { nonEmpty: false }),
+    channel_mult: channelMult,
+    num_res_blocks: numResBlocks,
+    conv_resample: unet.boolean('conv_resample', true),
+    num_head_channels: unet.integer('num_head_channels', positive(MAX_CHANNELS)),
+    use_scale_shift_norm: unet.boolean('use_scale_shift_norm', true),
+    resblock_updown: unet.boolean('resblock_updown', false),
+    swin_depth: unet.integer('swin_depth', positive(MAX_BLOCKS)),
+    swin_embed_dim: unet.integer('swin_embed_dim', positive(MAX_CHANNELS)),
+    window_size: unet.integer('window_size', positive(MAX_SIZE)),
+    mlp_ratio: unet.number('mlp_ratio', { min: 0, max: 64, exclusive: true }),
+    cond_lq: unet.boolean('cond_lq', true),
+    lq_size: unet.integer('lq_size', positive(MAX_SIZE)),
+  };
+  const { model_channels: mc, image_size: size, window_size: window, swin_embed_dim: embed, num_head_channels: head } = config;
+  channelMult.forEach((mult, level) => {
+    const width = mc * mult;
+    if (width > MAX_CHANNELS || width % NORM_GROUPS !== 0) {
+      unet.fail('model_channels', `× channel_mult[${level}] = ${width} channels: must be a multiple of the ${NORM_GROUPS} norm groups, at most ${MAX_CHANNELS}`);
     }
-    requireNumbers(`${source}: autoencoder`, ae, ['embed_dim', 'n_embed']);
-    const dd = ae.ddconfig as Record<string, unknown> | undefined;
-    if (!dd) throw new ConfigError(`${source}: missing autoencoder.ddconfig`);
-    requireNumbers(`${source}: autoencoder.ddconfig`, dd, ['z_channels', 'in_channels', 'out_ch', 'ch', 'num_res_blocks', 'resolution']);
-    autoencoder = { type: 'vq', ...ae, ddconfig: { attn_resolutions: [], ...dd } } as unknown as AutoencoderConfig;
+  });
+  if (embed % NORM_GROUPS !== 0) unet.fail('swin_embed_dim', `${embed} must be a multiple of the ${NORM_GROUPS} norm groups`);
+  if (embed % head !== 0) unet.fail('num_head_channels', `${head} must divide swin_embed_dim ${embed} (the heads split the embedding)`);
+  if (Math.round(embed * config.mlp_ratio) < 1) unet.fail('mlp_ratio', `${config.mlp_ratio} leaves the Swin MLP no hidden channels`);
+  const downsamplings = levels - 1;
+  if (size % 2 ** downsamplings !== 0) {
+    unet.fail('image_size', `${size} must be a multiple of ${2 ** downsamplings} (it is halved at each of the ${downsamplings} downsamplings)`);
   }
-  const diffusion = c.diffusion as Record<string, unknown>;
-  requireNumbers(`${source}: diffusion`, diffusion, ['steps', 'kappa', 'etas_end', 'min_noise_level', 'power']);
-  if (diffusion.predict !== undefined && diffusion.predict !== 'xstart' && diffusion.predict !== 'residual') {
-    throw new ConfigError(`${source}: diffusion.predict "${String(diffusion.predict)}" is not supported ("xstart" or "residual")`);
+  // Swin runs at the levels attention_resolutions names and in the middle block (the deepest level).
+  for (let level = 0; level < levels; level++) {
+    const levelSize = size / 2 ** level;
+    if (!(config.attention_resolutions.includes(levelSize) || level === levels - 1) || levelSize <= window) continue;
+    if (levelSize % window !== 0) {
+      unet.fail('window_size', `${window} must divide the ${levelSize}×${levelSize} Swin level (image_size ${size} at level ${level})`);
+    }
+    if (config.swin_depth > 1 && window % 2 !== 0) {
+      unet.fail('window_size', `${window} must be even: every second Swin block shifts its windows by window_size / 2`);
+    }
   }
+  return config;
+}
+
+function parseVQ(ae: ConfigReader, scale: number): AutoencoderConfig {
+  const dd = ae.section('ddconfig');
+  const chMult = dd.integerList('ch_mult', positive(MAX_CHANNELS), { nonEmpty: true });
+  if (chMult.length > MAX_LEVELS) dd.fail('ch_mult', `has ${chMult.length} levels; at most ${MAX_LEVELS} are supported`);
+  const ddconfig: DDConfig = {
+    ...dd.obj,
+    z_channels: dd.integer('z_channels', positive(MAX_CHANNELS)),
+    resolution: dd.integer('resolution', positive(MAX_SIZE)),
+    in_channels: dd.integer('in_channels', { min: 3, max: 3 }),
+    out_ch: dd.integer('out_ch', { min: 3, max: 3 }),
+    ch: dd.integer('ch', positive(MAX_CHANNELS)),
+    ch_mult: chMult,
+    num_res_blocks: dd.integer('num_res_blocks', positive(MAX_BLOCKS)),
+    attn_resolutions: dd.integerList('attn_resolutions', positive(MAX_SIZE), { nonEmpty: false, fallback: [] }),
+    double_z: dd.boolean('double_z', false),
+  };
+  chMult.forEach((mult, level) => {
+    const width = ddconfig.ch * mult;
+    if (width > MAX_CHANNELS || width % NORM_GROUPS !== 0) {
+      dd.fail('ch', `× ch_mult[${level}] = ${width} channels: must be a multiple of the ${NORM_GROUPS} norm groups, at most ${MAX_CHANNELS}`);
+    }
+  });
+  const factor = 2 ** (chMult.length - 1);
+  if (factor !== scale) dd.fail('ch_mult', `has ${chMult.length} levels, so the autoencoder downsamples by ${factor}, but the model's scale is ${scale}`);
+  return {
+    ...ae.obj,
+    type: 'vq',
+    embed_dim: ae.integer('embed_dim', positive(MAX_CHANNELS)),
+    n_embed: ae.integer('n_embed', positive(1 << 24)),
+    ddconfig,
+  };
+}
+
+function parseDiffusion(diffusion: ConfigReader): DiffusionConfig {
+  const predict = diffusion.obj.predict ?? 'xstart';
+  if (predict !== 'xstart' && predict !== 'residual') {
+    diffusion.fail('predict', `"${String(predict)}" is not supported ("xstart" or "residual")`);
+  }
+  const etasEnd = diffusion.number('etas_end', { min: 0, max: 1, exclusive: true });
+  return {
+    ...diffusion.obj,
+    steps: diffusion.integer('steps', { min: 2, max: Infinity }),
+    kappa: diffusion.number('kappa', { min: 0, max: Infinity }),
+    etas_end: etasEnd,
+    // The schedule climbs from the minimum noise level to etas_end.
+    min_noise_level: diffusion.number('min_noise_level', { min: 0, max: etasEnd, exclusive: true }),
+    power: diffusion.number('power', { min: 0, max: Infinity, exclusive: true }),
+    normalize_input: diffusion.boolean('normalize_input', true),
+    scale_factor: diffusion.number('scale_factor', { min: 0, max: Infinity, exclusive: true }, 1),
+    predict,
+  };
+}
+
+/**
+ * Checks a parsed model JSON and returns it typed. Every field the networks use is checked for
+ * type and range (and the networks' structural constraints: norm groups, heads, Swin windows,
+ * downsampling) before anything is built; errors name the key's path and the allowed values.
+ */
+export function parseModelConfig(json: unknown, source = 'model config'): ModelConfig {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(`${source}: not a JSON object`);
+  const root: ConfigReader = new ConfigReader(source, '', json as Record<string, unknown>);
+  const sections = { unet: root.section('unet'), autoencoder: root.section('autoencoder'), diffusion: root.section('diffusion') };
+  const name = root.obj.name ?? 'custom';
+  if (typeof name !== 'string') root.fail('name', `must be a string, got ${JSON.stringify(name)}`);
+  const scale = root.integer('scale', { min: 1, max: 16 }, 4);
+  const ae: ConfigReader = sections.autoencoder;
+  let autoencoder: FirstStageConfig;
+  if (ae.obj.type === 'pixel-unshuffle') autoencoder = { type: 'pixel-unshuffle' };
+  else if (ae.obj.type === undefined || ae.obj.type === 'vq') autoencoder = parseVQ(ae, scale);
+  else ae.fail('type', `"${String(ae.obj.type)}" is not supported ("vq" or "pixel-unshuffle")`);
   const config: ModelConfig = {
-    name: typeof c.name === 'string' ? c.name : 'custom',
-    scale: typeof c.scale === 'number' ? c.scale : 4,
-    unet: { conv_resample: true, resblock_updown: false, use_scale_shift_norm: true, cond_lq: true, ...unet } as unknown as UNetConfig,
+    name,
+    scale,
+    unet: { ...sections.unet.obj, ...parseUNet(sections.unet) },
     autoencoder,
-    diffusion: { normalize_input: true, scale_factor: 1.0, predict: 'xstart', ...diffusion } as unknown as DiffusionConfig,
+    diffusion: parseDiffusion(sections.diffusion),
   };
   const channels = firstStageChannels(config);
   const { in_channels: cin, out_channels: cout } = config.unet;
