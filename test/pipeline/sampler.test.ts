@@ -105,7 +105,8 @@ test('cancelling (an aborted signal, or a throwing step callback) leaves nothing
 test('a multi-tile run of a larger input completes with a bounded pool', async () => {
   const upscaler = await upscalerFor('model_small-deltadiff.json');
   const image = decodeImage(readFileSync(fixturePath('pipeline_lr.png')), 'pipeline_lr.png');
-  // 80×56 from the 32×32 crop, mirrored: 5×3 tiles of 32 with overlap 16 at batch 2.
+  // 80×56 from the 32×32 crop, repeated: tiles of 32 with overlap 16 start at columns 0, 16,
+  // 32, 48 and rows 0, 16, 24 (the last aligned to the edge), so 4×3 = 12 tiles at batch 2.
   const width = 80;
   const height = 56;
   const data = new Uint8Array(width * height * 3);
@@ -116,11 +117,13 @@ test('a multi-tile run of a larger input completes with a bounded pool', async (
   }
   const big = { width, height, channels: 3 as const, bitDepth: 8 as const, data };
   const progress: number[] = [];
+  let tiles = 0;
   upscaler.ctx.pool.resetPeak();
   const before = upscaler.ctx.poolStats();
-  const out = await upscaler.upscale(big, { batch: 2, onProgress: (p) => progress.push(p.tile) });
+  const out = await upscaler.upscale(big, { batch: 2, onProgress: (p) => (progress.push(p.tile), (tiles = p.tiles)) });
   assert.is(out.width, width * 4);
   assert.is(out.height, height * 4);
+  assert.is(tiles, 12);
   assert.is(progress[progress.length - 1], 12);
   const peak = upscaler.ctx.poolStats().peakInUseBytes - before.inUseBytes;
   // A batch of two 32×32 tiles needs a few MB; the bound must not scale with the image.
