@@ -13,7 +13,7 @@ import { listTrainingImages, loadTrainingImages } from '../train/node-data.js';
 import { TrainingLog } from '../train/node-log.js';
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.js';
 import { parameterTensors } from '../train/parameters.js';
-import { TrainingRun, zeroOutputLayer, type TrainingSettings } from '../train/run.js';
+import { TrainingRun, trainingCropMultiple, zeroOutputLayer, type TrainingSettings } from '../train/run.js';
 import { parseArgs, UsageError } from './args.js';
 import { formatDuration } from './progress.js';
 
@@ -159,6 +159,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
   };
   const { config, manifest } = await planRun(flags, positionals, out);
   const { settings } = manifest;
+  // Building the networks checks what the config alone cannot (options no release uses), before
+  // the run directory exists. Nothing is on the GPU until the weights load.
+  const unet = new UNetModelSwin(config.unet);
+  const firstStage = createFirstStage(config);
+  const cropMultiple = trainingCropMultiple(config, unet);
+  if (settings.crop % cropMultiple !== 0) {
+    throw new UsageError(`--crop ${settings.crop} must be a multiple of ${cropMultiple} (scale ${config.scale} × the UNet's size multiple ${unet.sizeMultiple})`);
+  }
 
   const paths = await listTrainingImages(manifest.data);
   const { images, skipped } = await loadTrainingImages(paths, settings.crop);
@@ -175,8 +183,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   await writeFileAtomic(join(out, RUN_FILES.run), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
 
   const ctx = await createNodeGpuContext();
-  const unet = new UNetModelSwin(config.unet);
-  const firstStage = createFirstStage(config);
   let optimizer: AdamW | undefined;
   try {
     if (firstStage instanceof VQFirstStage) {

@@ -9,7 +9,7 @@ import { residualStep } from '../ops/residual-step.js';
 import { Tensor } from '../tensor/tensor.js';
 import { centerPlacement, sampleBatch, stepRandom, STREAMS, trainingExample } from './data.js';
 import { xstartDenoiser } from '../diffusion/sampler.js';
-import type { ModelConfig } from '../nn/config.js';
+import { ConfigError, type ModelConfig } from '../nn/config.js';
 import { conditionLatent, type FirstStage } from '../nn/first-stage.js';
 import type { AdamW } from './optimizer.js';
 import { readOfficialLayout } from './parameters.js';
@@ -77,6 +77,11 @@ export function zeroOutputLayer(lookup: WeightLookup): WeightLookup {
   return async (name) => (name.startsWith('out.2.') ? new Float32Array((await lookup(name)).length) : lookup(name));
 }
 
+/** HR crops must be multiples of this: scale × the size multiple the UNet's windows and downsamplings need. */
+export function trainingCropMultiple(config: ModelConfig, unet: UNetModelSwin): number {
+  return config.scale * unet.sizeMultiple;
+}
+
 /** Contiguous [B, …] tensor from B tensors of shape [1, …] (a copy on the GPU; records only). */
 function stackBatch(parts: Tensor[], label: string): Tensor {
   const [first] = parts;
@@ -103,8 +108,8 @@ export class TrainingRun {
     readonly validationImages: readonly RasterImage[],
     readonly settings: TrainingSettings,
   ) {
-    const multiple = config.scale * unet.sizeMultiple;
-    if (settings.crop % multiple) throw new Error(`training: crop ${settings.crop} must be a multiple of ${multiple} (scale × UNet size multiple)`);
+    const multiple = trainingCropMultiple(config, unet);
+    if (settings.crop % multiple) throw new ConfigError(`training: crop ${settings.crop} must be a multiple of ${multiple} (scale × UNet size multiple)`);
     this.sampler = new ResidualShiftSampler({ ...config.diffusion, predict: 'xstart' });
     this.schedule = { peak: settings.lr, warmupSteps: settings.warmupSteps, totalSteps: settings.steps, minimum: settings.minLr };
   }
