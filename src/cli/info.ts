@@ -4,7 +4,7 @@ import '../pipeline/node-bundled.js';
 import type { GpuContext } from '../gpu/context.js';
 import { createNodeGpuContext } from '../gpu/node.js';
 import { VQModel } from '../nn/autoencoder.js';
-import { parseModelConfig, PRESETS, vqConfig, type ModelConfig } from '../nn/config.js';
+import { ConfigError, parseModelConfig, PRESETS, vqConfig, type ModelConfig } from '../nn/config.js';
 import { UNetModelSwin } from '../nn/unet.js';
 import { parseArgs } from './args.js';
 
@@ -17,13 +17,13 @@ export async function resolveModelConfig(nameOrPath: string): Promise<ModelConfi
   try {
     text = await readFile(nameOrPath, 'utf8');
   } catch {
-    throw new Error(`--model ${nameOrPath}: not a preset (${[...Object.keys(PRESETS), BUNDLED_MODEL].join(', ')}) and not a readable file`);
+    throw new ConfigError(`--model ${nameOrPath}: not a preset (${[...Object.keys(PRESETS), BUNDLED_MODEL].join(', ')}) and not a readable file`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`--model ${nameOrPath}: invalid JSON (${(e as Error).message})`);
+    throw new ConfigError(`--model ${nameOrPath}: invalid JSON (${(e as Error).message})`);
   }
   return parseModelConfig(json, nameOrPath);
 }
