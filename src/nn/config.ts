@@ -250,6 +250,7 @@ function inRange(value: number, { min, max, exclusive }: Range): boolean {
 }
 
 function describeRange(what: string, { min, max, exclusive }: Range): string {
+  if (min === max) return String(min);
   if (exclusive) return `${what} in (${min}, ${max})`;
   return max === Infinity ? `${what} ≥ ${min}` : `${what} in ${min}…${max}`;
 }
