@@ -85,6 +85,26 @@ test('with no weight options, upscale runs the bundled model from any directory,
   }
 });
 
+test('--kappa, --seed and --batch reach the sampler: the CLI gives the library pixels for that seed, unbatched', async () => {
+  const out = join(work, 'kappa.png');
+  const r = spawnSync(process.execPath, [CLI, 'upscale', fixturePath('pipeline_lr.png'), '-o', out, '--kappa', '2', '--seed', '3', '--batch', '7', '--quiet'], {
+    encoding: 'utf8',
+    cwd: work,
+  });
+  assert.is(r.status, 0, r.stderr);
+  const upscaler = await createUpscaler({ device: await gpu(), diffusion: { kappa: 2 } });
+  try {
+    const image = decodeImage(readFileSync(fixturePath('pipeline_lr.png')), 'pipeline_lr.png');
+    const sameSeed = await upscaler.upscale(image, { seed: 3, batch: 1 });
+    const otherSeed = await upscaler.upscale(image, { seed: 4, batch: 1 });
+    const written = Buffer.from(decodeImage(readFileSync(out), out).data);
+    assert.ok(written.equals(Buffer.from(sameSeed.data)), 'the same seed gives the same pixels');
+    assert.not.ok(written.equals(Buffer.from(otherSeed.data)), 'another seed gives other pixels');
+  } finally {
+    upscaler.dispose();
+  }
+});
+
 test('info prints the adapter, and the model sizes with --model', () => {
   const r = run(['info', '--json', '--model', 'deltadiff-x4']);
   assert.is(r.code, 0, r.stderr);
