@@ -2,22 +2,40 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isImageFileName } from '../io/node-files.js';
 import { UsageError } from './args.js';
+import { checkRegularFile } from './output-safety.js';
 
-/** The image files (.png, .jpg, .jpeg) in a directory, in natural order (2.png before 10.png). */
+/**
+ * The image files (.png, .jpg, .jpeg) in a directory, in natural order (2.png before 10.png).
+ * Only regular files (or symlinks to them) are taken: reading a FIFO or a device named `*.png`
+ * would block forever, so each such entry is skipped with a warning on stderr.
+ */
 export async function listImageFiles(dir: string): Promise<string[]> {
-  const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+  const entries = await readdir(dir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(e.code === 'ENOENT' ? `no such directory: ${dir}` : `cannot list ${dir}: ${e.message}`);
   });
-  return names.filter(isImageFileName).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const names: string[] = [];
+  for (const entry of entries) {
+    if (!isImageFileName(entry.name)) continue;
+    const isRegular = entry.isFile() || (entry.isSymbolicLink() && (await stat(join(dir, entry.name)).then((s) => s.isFile(), () => false)));
+    if (isRegular) names.push(entry.name);
+    else console.error(`warning: skipping ${join(dir, entry.name)}: not a regular file`);
+  }
+  return names.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
 }
 
-/** Input arguments as image paths: directories expand to their image files (sorted), files stay. */
+/**
+ * Input arguments as image paths: directories expand to their image files (sorted), files stay.
+ * A path that does not exist or is neither a directory nor a regular file is refused up front.
+ */
 export async function expandImageInputs(inputs: readonly string[]): Promise<string[]> {
   const files: string[] = [];
   for (const input of inputs) {
-    const isDirectory = await stat(input).then((s) => s.isDirectory(), () => false);
-    if (isDirectory) files.push(...(await listImageFiles(input)).map((n) => join(input, n)));
-    else files.push(input);
+    const found = await stat(input).catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(e.code === 'ENOENT' ? `no such file or directory: ${input}` : `cannot read ${input}: ${e.message}`);
+    });
+    if (found.isDirectory()) files.push(...(await listImageFiles(input)).map((n) => join(input, n)));
+    else if (found.isFile()) files.push(input);
+    else await checkRegularFile(input);
   }
   if (files.length === 0) throw new UsageError('no input images found');
   return files;

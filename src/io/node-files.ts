@@ -56,26 +56,41 @@ export type FileContent = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint
  * Writes a file so that it is either complete or absent: the content goes to a temporary file in
  * the same directory, is flushed to disk, then renamed over `path`. On any failure (including an
  * exception from the content iterator) the temporary file is removed and `path` is untouched.
+ * File-system errors name `path`, never the temporary file.
  */
 export async function writeFileAtomic(path: string, content: FileContent): Promise<void> {
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined = await open(temporary, 'wx');
+  const onDisk = <T>(operation: Promise<T>): Promise<T> => operation.catch((e: NodeJS.ErrnoException) => Promise.reject(writeError(path, e)));
+  let handle: FileHandle | undefined = await onDisk(open(temporary, 'wx'));
   try {
     const chunks = content instanceof Uint8Array ? [content] : content;
     for await (const chunk of chunks) {
       for (let written = 0; written < chunk.byteLength; ) {
-        written += (await handle.write(chunk, written, chunk.byteLength - written)).bytesWritten;
+        written += (await onDisk(handle.write(chunk, written, chunk.byteLength - written))).bytesWritten;
       }
     }
-    await handle.sync();
-    await handle.close();
+    await onDisk(handle.sync());
+    await onDisk(handle.close());
     handle = undefined;
-    await rename(temporary, path);
+    await onDisk(rename(temporary, path));
   } catch (error) {
     await handle?.close();
     await unlink(temporary).catch(() => {});
     throw error;
   }
+}
+
+/** The words of a file-system error without the path Node appends: "ENOENT: no such file or directory". */
+export function systemErrorReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/, \w+ '.*'$/s, '');
+}
+
+/** A file-system error while writing `path`, reported under that name (code and syscall kept). */
+function writeError(path: string, error: NodeJS.ErrnoException): NodeJS.ErrnoException {
+  const wrapped: NodeJS.ErrnoException = new Error(`cannot write ${path} (${systemErrorReason(error)})`, { cause: error });
+  Object.assign(wrapped, { code: error.code, errno: error.errno, syscall: error.syscall, path });
+  return wrapped;
 }
 
 export async function readImageFile(path: string, limits?: ImageDecodeLimits): Promise<RasterImage> {

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { openStateDict } from '../../src/io/checkpoint.js';
 import { ImageError, IoError } from '../../src/io/errors.js';
 import type { RasterImage } from '../../src/io/image.js';
-import { openFileSource, readImageFile, withFileSource, writeFileAtomic, writeImageFile } from '../../src/io/node-files.js';
+import { openFileSource, readImageFile, systemErrorReason, withFileSource, writeFileAtomic, writeImageFile } from '../../src/io/node-files.js';
 import { expectError } from './support.js';
 import { fixturePath } from '../helpers/paths.js';
 
@@ -62,6 +62,19 @@ test('a failing write leaves neither a partial file nor a temporary file', async
   assert.not.ok(names.includes('new.bin'));
   assert.equal(names.filter((name) => name.endsWith('.tmp')), []);
   await expectError(() => writeFileAtomic(join(directory, 'missing-dir', 'x.bin'), new Uint8Array(1)), Error, /ENOENT/);
+});
+
+test('a failed write names the file asked for, not the temporary file, and keeps the error code', async () => {
+  const target = join(directory, 'missing-dir', 'x.bin');
+  const error = (await expectError(() => writeFileAtomic(target, new Uint8Array(1)), Error)) as NodeJS.ErrnoException;
+  assert.is(error.message, `cannot write ${target} (ENOENT: no such file or directory)`);
+  assert.not.ok(error.message.includes('.tmp'));
+  assert.equal([error.code, error.syscall, error.path], ['ENOENT', 'open', target]);
+  const intoFile = path('a-file/x.bin');
+  writeFileSync(path('a-file'), '');
+  const notDir = (await expectError(() => writeFileAtomic(intoFile, new Uint8Array(1)), Error)) as NodeJS.ErrnoException;
+  assert.is(notDir.message, `cannot write ${intoFile} (ENOTDIR: not a directory)`);
+  assert.is(systemErrorReason(new Error("EACCES: permission denied, open '/x/.y.tmp'")), 'EACCES: permission denied');
 });
 
 test('image files: PNG and JPEG by extension, round trip', async () => {
