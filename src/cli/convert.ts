@@ -1,5 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStateDict } from '../io/checkpoint.js';
 import { IoError } from '../io/errors.js';
@@ -7,16 +7,16 @@ import { type HostTensor, TensorHandle, isFloatDType, toFloat32 } from '../io/ho
 import { withFileSource, writeFileAtomic } from '../io/node-files.js';
 import { streamSafetensors } from '../io/safetensors.js';
 import { toFloat16Array } from '../tensor/f16.js';
+import { UsageError } from './args.js';
+import { checkOutputs, checkRegularFile, ReadFiles, reportExisting } from './output-safety.js';
 
-export const CONVERT_USAGE = `usage: deltadiff convert <in.pth|in.safetensors> <out.safetensors> [--fp16] [--config <model.json>]
+export const CONVERT_USAGE = `usage: deltadiff convert <in.pth|in.safetensors> <out.safetensors> [--fp16] [--config <model.json>] [--force]
 
 Rewrites a checkpoint (torch.save zip or legacy, or safetensors) as safetensors with plain
 state-dict keys (wrappers such as {"state_dict": …} and module./_orig_mod. prefixes removed).
   --fp16             store floating-point tensors as float16 (integer buffers stay as they are)
-  --config <file>    embed this model config JSON in the file's metadata`;
-
-/** A CLI failure with a message for the user (bad arguments, unreadable config). */
-class UsageError extends Error {}
+  --config <file>    embed this model config JSON in the file's metadata
+  --force            replace <out.safetensors> if it exists (never the input or the config)`;
 
 /**
  * `deltadiff convert …`; `argv` holds the arguments after "convert". Returns the exit code:
@@ -28,7 +28,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { fp16: { type: 'boolean' }, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { fp16: { type: 'boolean' }, config: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${CONVERT_USAGE}`);
@@ -45,6 +45,12 @@ export async function convertCommand(argv: string[]): Promise<number> {
   }
   const [input, output] = positionals;
   try {
+    for (const path of [input, values.config]) if (path !== undefined) await checkRegularFile(path);
+    const reads = new ReadFiles();
+    await reads.add([input], 'the input');
+    if (values.config !== undefined) await reads.add([values.config], 'the config');
+    if (reportExisting(await checkOutputs([output], reads, values.force ?? false))) return 1;
+    if (extname(output).toLowerCase() !== '.safetensors') throw new UsageError(`the output ${output} is written as safetensors: name it *.safetensors`);
     const summary = await convert(input, output, values.fp16 ?? false, values.config);
     for (const warning of summary.warnings) console.error(`warning: ${warning}`);
     console.log(`wrote ${summary.tensorCount} tensors (${(summary.bytes / 1e6).toFixed(1)} MB) to ${output}`);
@@ -69,7 +75,6 @@ interface ConvertSummary {
 }
 
 async function convert(input: string, output: string, fp16: boolean, configPath: string | undefined): Promise<ConvertSummary> {
-  await refuseSameFile(input, output);
   const config = configPath === undefined ? undefined : await readConfig(configPath);
   return withFileSource(input, async (source) => {
     const stateDict = await openStateDict(source);
@@ -109,14 +114,6 @@ function toFloat16Tensor(tensor: HostTensor): { tensor: HostTensor; overflowCoun
     if ((bits[i] & 0x7fff) === 0x7c00 && Number.isFinite(values[i])) overflowCount++;
   }
   return { tensor: { dtype: 'f16', shape: tensor.shape, data: bits }, overflowCount };
-}
-
-async function refuseSameFile(input: string, output: string): Promise<void> {
-  const [inputStat, outputStat] = await Promise.all([stat(input), stat(output).catch(() => undefined)]);
-  // Also catches hard links and symlinks to the input.
-  const sameInode = outputStat !== undefined && outputStat.dev === inputStat.dev && outputStat.ino === inputStat.ino;
-  const sameFile = resolve(input) === resolve(output) || sameInode;
-  if (sameFile) throw new UsageError(`refusing to overwrite the input ${input}: choose another output file`);
 }
 
 /** The config file's JSON, re-serialised compactly (and so validated). */

@@ -1,9 +1,9 @@
-import { mkdir, stat } from 'node:fs/promises';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { readImageFile, writeImageFile } from '../io/node-files.js';
 import { degradeImage } from '../metrics/imresize.js';
-import { parseArgs, UsageError } from './args.js';
+import { numberOption, parseArgs, UsageError } from './args.js';
 import { expandImageInputs } from './image-files.js';
+import { checkOutputs, isImageOutputName, ReadFiles, reportExisting } from './output-safety.js';
 
 const FLAGS = {
   out: 'string',
@@ -13,6 +13,12 @@ const FLAGS = {
 } as const;
 
 /**
+ * --scale: a downscale, so at least 1; the cap keeps it meaningful (MATLAB's kernel spans 4·scale
+ * input pixels per output pixel, and ×32 already turns a 512² image into 16²).
+ */
+const SCALE_RANGE = { min: 1, max: 32 };
+
+/**
  * `deltadiff degrade <input...> -o <dir> [--scale 4] [--round-once] [--force]`: the LR of each
  * image as MATLAB's bicubic imresize(·, 1/scale) makes it, written to <dir>/<name>.png.
  */
@@ -20,26 +26,17 @@ export async function degradeCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv, FLAGS);
   if (positionals.length === 0) throw new UsageError('degrade needs at least one input image or directory');
   if (typeof flags.out !== 'string') throw new UsageError('degrade needs -o <dir>');
-  const factor = flags.scale ?? 4;
-  if (typeof factor !== 'number' || !(factor >= 1)) throw new UsageError(`--scale must be a number ≥ 1, got ${factor}`);
-  const inputs = await expandImageInputs(positionals);
+  const factor = numberOption(flags, 'scale', SCALE_RANGE) ?? 4;
   const outDir = flags.out;
-  const inputPaths = new Set(inputs.map((p) => resolve(p)));
+  if (await isImageOutputName(outDir)) throw new UsageError(`degrade writes into a directory: -o ${outDir} names an image file`);
+  const inputs = await expandImageInputs(positionals);
   const jobs = inputs.map((input) => ({ input, output: join(outDir, `${basename(input, extname(input))}.png`) }));
-  const outputs = new Set<string>();
-  for (const { output } of jobs) {
-    const path = resolve(output);
-    if (inputPaths.has(path)) throw new UsageError(`output ${output} would overwrite an input`);
-    if (outputs.has(path)) throw new UsageError(`two inputs map to the same output ${output}; rename one`);
-    outputs.add(path);
-  }
-  await mkdir(outDir, { recursive: true });
+  const reads = new ReadFiles();
+  await reads.add(inputs, 'an input');
+  if (reportExisting(await checkOutputs(jobs.map((j) => j.output), reads, flags.force === true))) return 1;
   let failed = 0;
   for (const { input, output } of jobs) {
     try {
-      if (!flags.force && (await stat(output).then(() => true, () => false))) {
-        throw new Error(`${output} exists (use --force to overwrite)`);
-      }
       const image = await readImageFile(input);
       const low = degradeImage(image, factor, { roundBetweenPasses: flags['round-once'] !== true });
       await writeImageFile(output, low);

@@ -1,12 +1,13 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { readImageFile, writeFileAtomic, writeImageFile } from '../io/node-files.js';
 import { bicubicUpscaleImage } from '../metrics/bicubic.js';
 import { pairFileNames } from '../metrics/pairing.js';
 import { measureQuality, type QualityScores } from '../metrics/quality.js';
 import { parseArgs, UsageError, type FlagKind } from './args.js';
 import { listImageFiles } from './image-files.js';
+import { checkOutputs, isSameFile, ReadFiles, reportExisting } from './output-safety.js';
 
 const FLAGS = {
   gt: 'string',
@@ -18,6 +19,7 @@ const FLAGS = {
   bicubic: 'boolean',
   csv: 'string',
   json: 'boolean',
+  force: 'boolean',
 } as const satisfies Record<string, FlagKind>;
 
 /**
@@ -76,20 +78,22 @@ function csvText(images: readonly ImageScores[], mean: QualityScores, rgb: boole
   return [header, ...images.map((s) => row(s.name, s)), row('mean', mean)].join('\n') + '\n';
 }
 
+/** The file each LR image's prediction is written to in `outDir` (as `upscale` names it). */
+const predictionPath = (outDir: string, lrName: string): string => join(outDir, `${basename(lrName, extname(lrName))}.png`);
+
 /** The baseline: torch bicubic ×4 of each LR image, clamped and rounded, written as PNG into `outDir`. */
-async function bicubicInto(lrDir: string, outDir: string): Promise<void> {
-  await mkdir(outDir, { recursive: true });
-  for (const name of await listImageFiles(lrDir)) {
+async function bicubicInto(lrDir: string, lrNames: readonly string[], outDir: string): Promise<void> {
+  for (const name of lrNames) {
     const lr = await readImageFile(join(lrDir, name));
-    await writeImageFile(join(outDir, `${basename(name, extname(name))}.png`), bicubicUpscaleImage(lr, 4));
+    await writeImageFile(predictionPath(outDir, name), bicubicUpscaleImage(lr, 4));
   }
 }
 
-/** Runs `upscale` on the LR folder into `outDir` (the model, weights and sampler flags pass through). */
-async function upscaleInto(lrDir: string, outDir: string, upscaleArgs: string[]): Promise<number> {
+/** Runs `upscale` on the LR images into `outDir` (the model, weights and sampler flags pass through). */
+async function upscaleInto(lrFiles: readonly string[], outDir: string, upscaleArgs: string[]): Promise<number> {
   // Loaded only here: the upscaler pulls in the whole GPU engine, which --pred never needs.
   const { upscaleCommand } = await import('./upscale.js');
-  return upscaleCommand([lrDir, '-o', outDir, ...upscaleArgs]);
+  return upscaleCommand([...lrFiles, '-o', outDir, ...upscaleArgs]);
 }
 
 /**
@@ -111,33 +115,49 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if ((typeof flags.pred === 'string') === (lrDir !== undefined)) throw new UsageError('eval needs exactly one of --pred <dir> and --lr <dir>');
   if (flags.out !== undefined && lrDir === undefined) throw new UsageError('-o/--out only applies with --lr');
   if (flags.bicubic === true && lrDir === undefined) throw new UsageError('--bicubic only applies with --lr');
-  if (typeof flags.out === 'string' && resolve(flags.out) === resolve(flags.gt)) throw new UsageError('-o/--out must not be the ground-truth directory');
+  if (flags.force === true && flags.out === undefined && flags.csv === undefined) throw new UsageError('--force only applies with -o/--out or --csv');
+  if (flags.bicubic === true && passOn.length > 0) throw new UsageError(`--bicubic takes no upscale options, got "${passOn[0]}"`);
+  const out = typeof flags.out === 'string' ? flags.out : undefined;
+  if (out !== undefined && (await isSameFile(out, flags.gt))) throw new UsageError('-o/--out must not be the ground-truth directory');
+  if (out !== undefined && lrDir !== undefined && (await isSameFile(out, lrDir))) throw new UsageError('-o/--out must not be the --lr directory');
   const cropBorder = flags['crop-border'] ?? 0;
   if (typeof cropBorder !== 'number' || !(Number.isInteger(cropBorder) && cropBorder >= 0)) {
     throw new UsageError(`--crop-border needs a whole number ≥ 0, got ${cropBorder}`);
   }
   const rgb = flags.rgb === true;
   const json = flags.json === true;
+  const force = flags.force === true;
+  const csvPath = typeof flags.csv === 'string' ? flags.csv : undefined;
   const gtDir = flags.gt;
   const gtNames = await listImageFiles(gtDir);
   if (gtNames.length === 0) throw new UsageError(`no images in ${gtDir}`);
+  const lrNames = lrDir === undefined ? [] : await listImageFiles(lrDir);
+  if (lrDir !== undefined && lrNames.length === 0) throw new UsageError(`no images in ${lrDir}`);
+
+  // Everything eval reads, and everything it will write, is checked before any work.
+  const reads = new ReadFiles();
+  await reads.add(gtNames.map((n) => join(gtDir, n)), 'the ground truth');
+  await reads.add(lrNames.map((n) => join(lrDir!, n)), 'an LR input');
+  const givenPredNames = typeof flags.pred === 'string' ? await listImageFiles(flags.pred) : [];
+  await reads.add(givenPredNames.map((n) => join(flags.pred as string, n)), 'a prediction');
+  const predictions = out === undefined ? [] : lrNames.map((n) => predictionPath(out, n));
+  if (reportExisting(await checkOutputs([...predictions, ...(csvPath ? [csvPath] : [])], reads, force))) return 1;
 
   let predDir = typeof flags.pred === 'string' ? flags.pred : undefined;
   let temporaryDir: string | undefined;
   let upscaleFailed = false;
   try {
     if (lrDir !== undefined) {
-      predDir = typeof flags.out === 'string' ? flags.out : (temporaryDir = await mkdtemp(join(tmpdir(), 'deltadiff-eval-')));
+      predDir = out ?? (temporaryDir = await mkdtemp(join(tmpdir(), 'deltadiff-eval-')));
       if (flags.bicubic === true) {
-        if (passOn.length > 0) throw new UsageError(`--bicubic takes no upscale options, got "${passOn[0]}"`);
-        await bicubicInto(lrDir, predDir);
+        await bicubicInto(lrDir, lrNames, predDir);
       } else {
-        const code = await upscaleInto(lrDir, predDir, passOn);
+        const code = await upscaleInto(lrNames.map((n) => join(lrDir, n)), predDir, [...passOn, ...(force ? ['--force'] : [])]);
         if (code === 2) return 2;
         upscaleFailed = code !== 0;
       }
     }
-    const pairing = pairFileNames(gtNames, await listImageFiles(predDir!));
+    const pairing = pairFileNames(gtNames, lrDir === undefined ? givenPredNames : await listImageFiles(predDir!));
     for (const name of pairing.ambiguous) console.error(`error: ${name} shares its pairing name with another file; rename one`);
     for (const name of pairing.missing) console.error(`error: no prediction for ${name}`);
     for (const name of pairing.unused) console.error(`warning: ${name} has no ground truth; ignored`);
@@ -159,7 +179,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       return 1;
     }
     const mean = meanScores(images, rgb);
-    if (typeof flags.csv === 'string') await writeFileAtomic(flags.csv, new TextEncoder().encode(csvText(images, mean, rgb)));
+    if (csvPath !== undefined) await writeFileAtomic(csvPath, new TextEncoder().encode(csvText(images, mean, rgb)));
     if (json) {
       const report = {
         mean: scoresJson(mean),

@@ -17,12 +17,16 @@ usage:
   deltadiff upscale <input...> -o <file|dir> [--model <preset|config.json> --unet <ckpt> [--autoencoder <ckpt>]]
                     [--steps N] [--kappa K] [--eta-end E] [--min-noise-level M] [--power P] [--seed S]
                     [--tile N] [--overlap N] [--batch N] [--save-steps <png>] [--quiet] [--json] [--force]
-  deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [--bicubic | upscale options]) [--crop-border N] [--rgb] [--csv <file>] [--json]
+  deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [--bicubic | upscale options]) [--crop-border N] [--rgb] [--csv <file>] [--json] [--force]
   deltadiff entropy <hr-dir|image>... [--lr-dir <dir>] [--json]
   deltadiff degrade <input...> -o <dir> [--scale 4] [--round-once] [--force]
   deltadiff train --model <config.json> [--data <hr-dir>...] --out <run-dir> [--steps N] [--batch B] [--crop C]
                   [--lr L] [--resume] [--kappa K] [--seed S] [--autoencoder <ckpt>] (see docs in README)
-  deltadiff convert <in.pth|in.safetensors> <out.safetensors> [--fp16] [--config <model.json>]
+  deltadiff convert <in.pth|in.safetensors> <out.safetensors> [--fp16] [--config <model.json>] [--force]
+
+No command writes over an existing file without --force, nor ever over a file it reads. Options are
+checked before any work: --steps 2…1000, --eta-end and --min-noise-level in (0, 1), 0 ≤ --overlap < --tile,
+--batch ≥ 1, degrade --scale 1…32.
 
 Set DELTADIFF_DAWN_TOGGLES (comma separated) to pass options to Dawn.`;
 

@@ -1,4 +1,4 @@
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createNodeGpuContext } from '../gpu/node.js';
 import { openStateDict } from '../io/checkpoint.js';
@@ -15,6 +15,7 @@ import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.js';
 import { parameterTensors } from '../train/parameters.js';
 import { TrainingRun, trainingCropMultiple, zeroOutputLayer, type TrainingSettings } from '../train/run.js';
 import { parseArgs, UsageError } from './args.js';
+import { checkFreshDirectory, prepareDirectory } from './output-safety.js';
 import { formatDuration } from './progress.js';
 
 const FLAGS = {
@@ -94,6 +95,8 @@ async function planRun(flags: Record<string, string | number | boolean | undefin
     if (await exists(join(out, RUN_FILES.checkpoint, CHECKPOINT_FILES.state))) {
       throw new UsageError(`${out} already holds a training run: pass --resume to continue it, or choose another --out`);
     }
+    // A run that never reached its first checkpoint may be restarted; anything else is not ours.
+    await checkFreshDirectory(out, RUN_FILES.run, 'training run');
     json = await readJson(flags.model);
   }
   const source = resume ? join(out, RUN_FILES.model) : (flags.model as string);
@@ -167,6 +170,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (settings.crop % cropMultiple !== 0) {
     throw new UsageError(`--crop ${settings.crop} must be a multiple of ${cropMultiple} (scale ${config.scale} × the UNet's size multiple ${unet.sizeMultiple})`);
   }
+  await prepareDirectory(out);
 
   const paths = await listTrainingImages(manifest.data);
   const { images, skipped } = await loadTrainingImages(paths, settings.crop);
@@ -178,7 +182,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const validationImages = images.slice(images.length - held);
   say(`${trainImages.length} training image(s), ${validationImages.length} for validation`);
 
-  await mkdir(out, { recursive: true });
   await writeFileAtomic(join(out, RUN_FILES.model), new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
   await writeFileAtomic(join(out, RUN_FILES.run), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
 

@@ -1,18 +1,19 @@
-import { mkdir, stat } from 'node:fs/promises';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { createNodeGpuContext } from '../gpu/node.js';
 import { openStateDict, type StateDict } from '../io/checkpoint.js';
-import { isImageFileName, openFileSource, type FileByteSource, readImageFile, writeImageFile } from '../io/node-files.js';
+import { openFileSource, type FileByteSource, readImageFile, writeImageFile } from '../io/node-files.js';
 import { PRESETS, type DiffusionConfig, type ModelConfig } from '../nn/config.js';
+import { UNetModelSwin } from '../nn/unet.js';
 import { horizontalStrip, tileToImage } from '../pipeline/strip.js';
 import { BUNDLED_MODEL, embeddedModelConfig, openBundledModel } from '../pipeline/bundled.js';
 import '../pipeline/node-bundled.js';
-import { REFERENCE_CHOP_SIZE } from '../pipeline/tiling.js';
+import { planAxis, REFERENCE_CHOP_OVERLAP, REFERENCE_CHOP_SIZE } from '../pipeline/tiling.js';
 import { createUpscaler, type Upscaler } from '../pipeline/upscaler.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { parseArgs, UsageError } from './args.js';
+import { checkNumber, numberOption, parseArgs, UsageError, type ParsedArgs } from './args.js';
 import { expandImageInputs } from './image-files.js';
 import { resolveModelConfig } from './info.js';
+import { checkImageOutputName, checkOutputs, checkRegularFile, isImageOutputName, ReadFiles, reportExisting } from './output-safety.js';
 import { Progress } from './progress.js';
 
 const FLAGS = {
@@ -37,38 +38,60 @@ const FLAGS = {
   force: 'boolean',
 } as const;
 
+/**
+ * The bounds on --steps: the η schedule needs at least 2; any count above that is valid, and the
+ * cap only bounds the work (each step is a UNet pass per tile; the released models use 4 to 15).
+ */
+const STEPS_RANGE = { integer: true, min: 2, max: 1000 };
+
+/** Above this many UNet passes (tiles × steps) for one image, the work is announced before it starts. */
+const LARGE_JOB_TILE_STEPS = 10_000;
+
 interface Job {
   input: string;
   output: string;
 }
 
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /** Expands directories into their image files (sorted) and decides each output path. */
 async function planJobs(inputs: string[], out: string): Promise<Job[]> {
   const files = await expandImageInputs(inputs);
-  let sawDirectory = false;
-  for (const input of inputs) sawDirectory ||= await isDirectory(input);
-  const outIsFile = !sawDirectory && files.length === 1 && isImageFileName(out) && !(await isDirectory(out));
-  if (!outIsFile) await mkdir(out, { recursive: true });
-  const jobs = files.map((input) => ({
+  const outIsFile = await isImageOutputName(out);
+  if (outIsFile && files.length > 1) throw new UsageError(`${files.length} input images need -o to be a directory, not the image file ${out}`);
+  return files.map((input) => ({
     input,
     output: outIsFile ? out : join(out, `${basename(input, extname(input))}.png`),
   }));
-  const seen = new Set<string>();
-  for (const job of jobs) {
-    const o = resolve(job.output);
-    if (o === resolve(job.input)) throw new UsageError(`output ${job.output} would overwrite its input`);
-    if (seen.has(o)) throw new UsageError(`two inputs map to the same output ${job.output}; rename one`);
-    seen.add(o);
+}
+
+/**
+ * The tiling options, checked against each other and the model before any work. The defaults are
+ * the Upscaler's, resolved here so that the work estimate describes the run.
+ */
+function tilingOptions(flags: ParsedArgs['flags'], config: ModelConfig): { tile: number; overlap: number; batch: number } {
+  const reference = flags.reference === true;
+  const givenTile = numberOption(flags, 'tile', { integer: true, min: 1 });
+  const tile = givenTile ?? (reference ? REFERENCE_CHOP_SIZE : config.unet.image_size);
+  // Reference mode checks its own, stricter multiple (the official script's padding).
+  if (givenTile !== undefined && !reference) {
+    const multiple = new UNetModelSwin(config.unet).sizeMultiple;
+    if (tile % multiple !== 0) throw new UsageError(`--tile must be a multiple of ${multiple} for model ${config.name}, got ${tile}`);
   }
-  return jobs;
+  const overlap = numberOption(flags, 'overlap', { integer: true, min: 0 }) ?? (reference ? REFERENCE_CHOP_OVERLAP : Math.min(16, tile / 2));
+  checkNumber('overlap', overlap, { integer: true, min: 0, max: tile, maxExclusive: true });
+  const batch = numberOption(flags, 'batch', { integer: true, min: 1 }) ?? 1;
+  return { tile, overlap, batch };
+}
+
+/**
+ * The tiles an image needs and the UNet's GFLOP over all of them and all sampler steps (the FLOP
+ * model of nn/cost.ts; tiles counted unpadded, so a slight underestimate for padded edge tiles).
+ */
+function estimateWork(upscaler: Upscaler, width: number, height: number, tile: number, overlap: number): { tiles: number; gflop: number } {
+  const rows = planAxis(height, tile, overlap, 1);
+  const cols = planAxis(width, tile, overlap, 1);
+  const tiles = rows.starts.length * cols.starts.length;
+  const perStep = upscaler.unet.cost.flops(rows.extent, cols.extent).total;
+  return { tiles, gflop: (tiles * upscaler.config.diffusion.steps * perStep) / 1e9 };
 }
 
 interface OpenedWeights {
@@ -128,29 +151,56 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv, FLAGS);
   if (positionals.length === 0) throw new UsageError('upscale needs at least one input image or directory');
   if (typeof flags.out !== 'string') throw new UsageError('upscale needs -o <file|dir>');
+  const overrides: Partial<DiffusionConfig> = {};
+  const steps = numberOption(flags, 'steps', STEPS_RANGE);
+  const kappa = numberOption(flags, 'kappa', { min: 0 });
+  const etaEnd = numberOption(flags, 'eta-end', { min: 0, max: 1, minExclusive: true, maxExclusive: true });
+  const minNoiseLevel = numberOption(flags, 'min-noise-level', { min: 0, max: 1, minExclusive: true, maxExclusive: true });
+  const power = numberOption(flags, 'power', { min: 0, minExclusive: true });
+  const seed = numberOption(flags, 'seed', { integer: true, min: 0, max: 2 ** 32 - 1 });
+  if (steps !== undefined) overrides.steps = steps;
+  if (kappa !== undefined) overrides.kappa = kappa;
+  if (etaEnd !== undefined) overrides.etas_end = etaEnd;
+  if (minNoiseLevel !== undefined) overrides.min_noise_level = minNoiseLevel;
+  if (power !== undefined) overrides.power = power;
+
+  const saveSteps = typeof flags['save-steps'] === 'string' ? flags['save-steps'] : undefined;
+  if (saveSteps !== undefined) checkImageOutputName('--save-steps', saveSteps);
+  const jobs = await planJobs(positionals, flags.out);
+  if (saveSteps && jobs.length > 1) throw new UsageError('--save-steps takes a single input image');
+  const reads = new ReadFiles();
+  await reads.add(jobs.map((j) => j.input), jobs.length === 1 ? 'its input' : 'an input');
+  const weightFiles = [flags.unet, flags.autoencoder].filter((p): p is string => typeof p === 'string');
+  for (const path of weightFiles) await checkRegularFile(path);
+  await reads.add(weightFiles, 'the weights file');
+  if (typeof flags.model === 'string') await reads.add([flags.model], 'the model config');
+  const outputs = [...jobs.map((j) => j.output), ...(saveSteps ? [saveSteps] : [])];
+
   const weights = await openWeights(flags);
   if (typeof weights === 'string') {
     console.error(weights);
     return 2;
   }
   const { config } = weights;
-  const overrides: Partial<DiffusionConfig> = {};
-  const num = (name: keyof typeof FLAGS) => (typeof flags[name] === 'number' ? (flags[name] as number) : undefined);
-  if (num('steps') !== undefined) overrides.steps = num('steps');
-  if (num('kappa') !== undefined) overrides.kappa = num('kappa');
-  if (num('eta-end') !== undefined) overrides.etas_end = num('eta-end');
-  if (num('min-noise-level') !== undefined) overrides.min_noise_level = num('min-noise-level');
-  if (num('power') !== undefined) overrides.power = num('power');
-
-  const jobs = await planJobs(positionals, flags.out);
-  const saveSteps = typeof flags['save-steps'] === 'string' ? flags['save-steps'] : undefined;
-  if (saveSteps && jobs.length > 1) throw new UsageError('--save-steps takes a single input image');
+  let tiling: ReturnType<typeof tilingOptions>;
+  try {
+    tiling = tilingOptions(flags, config);
+    // Last of the checks: it creates the output directories.
+    if (reportExisting(await checkOutputs(outputs, reads, flags.force === true))) {
+      await weights.close();
+      return 1;
+    }
+  } catch (e) {
+    await weights.close();
+    throw e;
+  }
+  const { tile, overlap, batch } = tiling;
   const quiet = flags.quiet === true;
   const progress = new Progress(process.stderr, quiet);
   const started = Date.now();
   const ctx = await createNodeGpuContext();
   let upscaler: Upscaler | undefined;
-  const results: { input: string; output?: string; width?: number; height?: number; seconds?: number; error?: string }[] = [];
+  const results: { input: string; output?: string; width?: number; height?: number; tiles?: number; gflop?: number; seconds?: number; error?: string }[] = [];
   try {
     try {
       upscaler = await createUpscaler({
@@ -169,11 +219,14 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
     for (const [i, job] of jobs.entries()) {
       const label = `[${i + 1}/${jobs.length}] ${basename(job.input)}`;
       try {
-        if (!flags.force && (await stat(job.output).then(() => true, () => false))) {
-          throw new Error(`${job.output} exists (use --force to overwrite)`);
-        }
         const image = await readImageFile(job.input);
-        const tile = num('tile') ?? (flags.reference ? REFERENCE_CHOP_SIZE : config.unet.image_size);
+        const work = estimateWork(upscaler, image.width, image.height, tile, overlap);
+        if (work.tiles * config.diffusion.steps > LARGE_JOB_TILE_STEPS && !quiet) {
+          console.error(
+            `${label}: ${image.width}×${image.height} needs ${work.tiles.toLocaleString('en-US')} tiles of ${tile}² × ${config.diffusion.steps} steps, ` +
+              `≈ ${Math.round(work.gflop).toLocaleString('en-US')} GFLOP of UNet work: this may take hours (a larger --tile needs fewer tiles; Ctrl-C stops)`,
+          );
+        }
         if (saveSteps && (image.width > tile || image.height > tile)) {
           throw new UsageError(`--save-steps needs an image that fits in one tile (${image.width}×${image.height} > ${tile}; raise --tile)`);
         }
@@ -183,11 +236,11 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
         const result = await upscaler.upscale(image, {
           // Decodes are recorded during the run and read back after it.
           onStep: saveSteps ? (info) => stepTensors.push(decoder.decode(info.predXstart)) : undefined,
-          seed: num('seed'),
+          seed,
           reference: flags.reference === true,
-          tile: num('tile'),
-          overlap: num('overlap'),
-          batch: num('batch'),
+          tile,
+          overlap,
+          batch,
           onProgress: (p) => progress.update(`${label} tile ${Math.min(p.tile + 1, p.tiles)}/${p.tiles} step ${p.step}/${p.steps}`, p.tile * p.steps + p.step, p.tiles * p.steps),
         });
         await writeImageFile(job.output, result);
@@ -203,7 +256,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
         const seconds = (Date.now() - t0) / 1000;
         progress.done();
         if (!quiet && !flags.json) console.error(`${label}: ${image.width}×${image.height} → ${result.width}×${result.height} in ${seconds.toFixed(1)} s → ${job.output}`);
-        results.push({ input: job.input, output: job.output, width: result.width, height: result.height, seconds });
+        results.push({ input: job.input, output: job.output, width: result.width, height: result.height, tiles: work.tiles, gflop: work.gflop, seconds });
       } catch (e) {
         progress.done();
         const message = (e as Error).message;
