@@ -20,27 +20,22 @@ test('axis plans cover the image, overlap at least as asked, end aligned', () =>
   assert.throws(() => planAxis(200, 48, 16, 32), /multiple of 32/);
 });
 
-test('normalised blend weights sum to one everywhere', () => {
-  const size = 200;
-  const tile = 64;
-  const scale = 4;
-  const plan = planAxis(size, tile, 16, 32);
-  const total = new Float64Array(size * scale);
-  const profiles = plan.starts.map((_, i) => blendProfile(tile * scale, 16 * scale, i > 0, i < plan.starts.length - 1));
-  plan.starts.forEach((s, i) => profiles[i].forEach((w, j) => (total[s * scale + j] += w)));
-  plan.starts.forEach((s, i) =>
-    profiles[i].forEach((w, j) => {
-      assert.ok(w > 0, 'no zero weight');
-      const normalised = w / total[s * scale + j];
-      assert.ok(normalised > 0 && normalised <= 1);
-    }),
-  );
-  // Sum of normalised weights at each pixel is exactly one by construction; check numerically.
-  const sums = new Float64Array(size * scale);
-  plan.starts.forEach((s, i) => profiles[i].forEach((w, j) => (sums[s * scale + j] += w / total[s * scale + j])));
-  for (const v of sums) assert.ok(Math.abs(v - 1) < 1e-12);
-  // And the profile is smooth: no jump larger than a ramp step.
-  for (const p of profiles) for (let j = 1; j < p.length; j++) assert.ok(Math.abs(p[j] - p[j - 1]) < 0.05);
+test('blend profiles: 1 away from neighbours, raised-cosine ramps that two neighbours overlapping by the ramp complete to one', () => {
+  const length = 64;
+  const ramp = 16;
+  const alone = blendProfile(length, ramp, false, false);
+  assert.ok(alone.every((w) => w === 1), 'no neighbour, no ramp');
+  const left = blendProfile(length, ramp, false, true);
+  const right = blendProfile(length, ramp, true, false);
+  for (let i = 0; i < length - ramp; i++) assert.is(left[i], 1);
+  for (let d = 0; d < ramp; d++) {
+    // d pixels from the edge that has a neighbour: sin²(π/2 · (d + ½) / ramp), never zero.
+    const expected = Math.sin((Math.PI / 2) * ((d + 0.5) / ramp)) ** 2;
+    assert.ok(Math.abs(left[length - 1 - d] - expected) < 1e-7, `end ramp at ${d}`);
+    assert.ok(Math.abs(right[d] - expected) < 1e-7, `start ramp at ${d}`);
+    // The right tile starts `ramp` pixels before the left one ends: sin² + cos² = 1.
+    assert.ok(Math.abs(left[length - ramp + d] + right[d] - 1) < 1e-6, `overlap sum at ${d}`);
+  }
 });
 
 test('reflect padding mirrors without repeating the edge, like torch', () => {
