@@ -159,7 +159,7 @@ export class Upscaler {
     return pixels;
   }
 
-  /** Upscales an image ({ width, height, channels, data }); grayscale stays gray, alpha is kept. */
+  /** Upscales an image ({ width, height, channels, data }); grayscale stays gray and alpha is kept, except in reference mode (RGB out). */
   async upscale(image: RasterImage, options: UpscaleOptions = {}): Promise<RasterImage> {
     this.assertAlive();
     const started = Date.now();
