@@ -103,8 +103,38 @@ export class ResidualShiftSampler {
     });
   }
 
-  /** y: the LR latent E(bicubic(lr)); lq: the LR image in [−1, 1]. Returns x_{−1}. Records only. */
+  /**
+   * y: the LR latent E(bicubic(lr)); lq: the LR image in [−1, 1]. Returns x_{−1}. Records only,
+   * so the whole run is queued for the GPU at once: for a few steps (validation). Long runs use
+   * samplePaced.
+   */
   sample(ctx: GpuContext, denoiser: Denoiser, y: Tensor, lq: Tensor, options: SampleOptions = {}): Tensor {
+    const steps = this.steps(ctx, denoiser, y, lq, options);
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+    }
+  }
+
+  /**
+   * sample() that lets the GPU catch up after every step (GpuContext.throttle): memory stays
+   * flat however many steps run, and the GPU still never waits for the host.
+   */
+  async samplePaced(ctx: GpuContext, denoiser: Denoiser, y: Tensor, lq: Tensor, options: SampleOptions = {}): Promise<Tensor> {
+    const steps = this.steps(ctx, denoiser, y, lq, options);
+    try {
+      for (;;) {
+        const next = steps.next();
+        if (next.done) return next.value;
+        await ctx.throttle();
+      }
+    } finally {
+      steps.return(undefined as never); // a failed throttle: dispose the sample (no-op when done)
+    }
+  }
+
+  /** Records the run one step per iteration. */
+  private *steps(ctx: GpuContext, denoiser: Denoiser, y: Tensor, lq: Tensor, options: SampleOptions): Generator<void, Tensor, void> {
     const { steps, kappa } = this.config;
     const s = this.schedule;
     const stochastic = kappa > 0;
@@ -120,7 +150,8 @@ export class ResidualShiftSampler {
     } else {
       x = y.clone('x_T');
     }
-    // A throwing callback (e.g. a cancel) must not strand the step's tensors in the pool.
+    // A throwing callback (e.g. a cancel) or an abandoned run must not strand tensors in the pool.
+    let finished = false;
     try {
       for (let t = steps - 1, step = 0; t >= 0; t--, step++) {
         const inputScale = this.config.normalize_input ? 1 / Math.sqrt(s.etas[t] * kappa * kappa + 1) : 1;
@@ -143,11 +174,13 @@ export class ResidualShiftSampler {
         } finally {
           predXstart.dispose();
         }
+        yield;
       }
-    } catch (e) {
-      x.dispose();
-      throw e;
+      finished = true;
+      return x;
+    } finally {
+      if (!finished) x.dispose();
     }
-    return x;
   }
 }
+

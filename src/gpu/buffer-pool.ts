@@ -27,19 +27,28 @@ export interface PoolStats {
 
 /**
  * Storage buffers recycled by size class. Release is explicit (Tensor.dispose), so memory use
- * is deterministic: a repeated graph reuses exactly the buffers of its first run.
+ * is deterministic: a repeated graph reuses exactly the buffers of its first run. A request
+ * takes the oldest free buffer of its class, whatever order buffers were released in, so the
+ * same graph binds the same buffers every time and the context's cached bind groups are hit
+ * (with last-in-first-out reuse, each image permuted the buffers for the next one).
  * Reuse inside one command encoder is safe because WebGPU orders dispatches; the context
  * flushes before any queue.writeBuffer so queue writes never overtake recorded work.
  */
 export class BufferPool {
+  /** Free buffers per size class, newest first (the oldest is popped). */
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly classOf = new WeakMap<GPUBuffer, number>();
+  /** Creation order of each buffer. */
+  private readonly serialOf = new WeakMap<GPUBuffer, number>();
+  private nextSerial = 0;
   private stats: PoolStats = { inUseBytes: 0, allocatedBytes: 0, peakInUseBytes: 0, peakAllocatedBytes: 0, buffers: 0 };
 
   constructor(
     private readonly device: GPUDevice,
     private readonly maxBufferSize: number,
     private readonly onAllocate: (label: string, create: () => GPUBuffer) => GPUBuffer,
+    /** Called before trim() destroys buffers, so nothing that binds them is used again. */
+    private readonly beforeTrim: () => void = () => {},
   ) {}
 
   acquire(bytes: number, label: string): GPUBuffer {
@@ -57,6 +66,7 @@ export class BufferPool {
         this.device.createBuffer({ size: exactSize, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `pool:${exactSize}` }),
       );
       this.classOf.set(buffer, exactSize);
+      this.serialOf.set(buffer, this.nextSerial++);
       this.stats.allocatedBytes += exactSize;
       this.stats.buffers++;
       this.stats.peakAllocatedBytes = Math.max(this.stats.peakAllocatedBytes, this.stats.allocatedBytes);
@@ -72,11 +82,20 @@ export class BufferPool {
     this.stats.inUseBytes -= size;
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
-    list.push(buffer);
+    const serial = this.serialOf.get(buffer)!;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.serialOf.get(list[mid])! > serial) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, buffer);
   }
 
   /** Destroys every free buffer (after the work that used them has been submitted). */
   trim(): void {
+    this.beforeTrim();
     for (const [size, list] of this.free) {
       for (const buffer of list) {
         buffer.destroy();

@@ -72,12 +72,26 @@ const LIMIT_NAMES: (keyof GpuLimits)[] = [
   'minStorageBufferOffsetAlignment',
 ];
 
-const MAX_CACHED_PARAM_BUFFERS = 8192;
+/**
+ * Bind groups (with their uniform buffers) kept for reuse. Every bind group is a descriptor set
+ * that lavapipe maps into the address space, and WebGPU frees one only when garbage collection
+ * finds it, so steady-state work must create none; the cap bounds what varied work leaves.
+ */
+const MAX_CACHED_BIND_GROUPS = 8192;
+/** Uniform contents kept per site before the least recently used one is rewritten in place. */
+const SLOTS_PER_SITE = 4;
 /**
  * Recorded commands per submission. Dawn on lavapipe crashes past ~30,000 dispatches in one
  * encoder; submitting in batches costs nothing measurable and is not a sync.
  */
 const MAX_COMMANDS_PER_SUBMIT = 2048;
+/**
+ * Batches of work throttle() lets run ahead of the GPU. Dawn frees what a submission holds
+ * (command buffers, upload staging) only once it has finished and Dawn gets a turn of the event
+ * loop, so a long synchronous recording grows memory with every step; two batches keep the GPU
+ * busy while the next one is recorded.
+ */
+const MAX_QUEUED_BATCHES = 2;
 
 /**
  * The device plus everything that makes it usable as a tensor engine: a pipeline cache, a
@@ -88,11 +102,20 @@ export class GpuContext {
   readonly pool: BufferPool;
   readonly limits: GpuLimits;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
-  private readonly paramBuffers = new Map<string, GPUBuffer>();
+  /** Bind groups by dispatch site, least recently used first. */
+  private readonly sites = new Map<string, BindingSlot[]>();
+  private siteSlots = 0;
+  /** Numbers naming pipelines and buffers in site keys. */
+  private readonly objectIds = new WeakMap<object, number>();
+  private nextObjectId = 1;
+  /** Counts flushes: a slot recorded in the current one is still waiting to be submitted. */
+  private submission = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private recordedOps: string[] = [];
   private readonly pendingScopes: Promise<void>[] = [];
+  /** Completion of the batches submitted by throttle(), oldest first. */
+  private readonly queuedBatches: Promise<void>[] = [];
   private readonly errors: Error[] = [];
   private lost: DeviceLostError | null = null;
   private disposed = false;
@@ -111,7 +134,12 @@ export class GpuContext {
     limits: GpuLimits,
   ) {
     this.limits = limits;
-    this.pool = new BufferPool(device, limits.maxBufferSize, (label, create) => this.scoped(label, 'out-of-memory', create));
+    this.pool = new BufferPool(
+      device,
+      limits.maxBufferSize,
+      (label, create) => this.scoped(label, 'out-of-memory', create),
+      () => this.forgetBindings(),
+    );
     device.lost.then((info) => {
       if (!this.disposed) this.lost = new DeviceLostError(info.reason, info.message);
     });
@@ -176,15 +204,7 @@ export class GpuContext {
       }
     }
     const pipeline = this.pipeline(call.op, call.code, call.entryPoint);
-    const entries: GPUBindGroupEntry[] = [];
-    if (call.params) entries.push({ binding: 0, resource: { buffer: this.paramBuffer(call.params) } });
-    const first = call.params ? 1 : 0;
-    call.bindings.forEach((b, i) =>
-      entries.push({ binding: first + i, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } }),
-    );
-    const bindGroup = this.scoped(call.op, 'validation', () =>
-      this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: call.op }),
-    );
+    const bindGroup = this.bindGroup(call, pipeline);
     const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -222,10 +242,22 @@ export class GpuContext {
     this.recordedOps = [];
     const summary = summariseOps(ops);
     this.scoped(`submit [${summary}]`, 'validation', () => this.device.queue.submit([encoder.finish()]));
-    if (this.paramBuffers.size > MAX_CACHED_PARAM_BUFFERS) {
-      for (const b of this.paramBuffers.values()) b.destroy();
-      this.paramBuffers.clear();
-    }
+    this.submission++;
+  }
+
+  /**
+   * Submits what is recorded and waits until at most MAX_QUEUED_BATCHES batches submitted this
+   * way are unfinished: back-pressure for long recordings (thousands of sampler steps), so the
+   * work queued ahead of the GPU, and the memory behind it, stays bounded. Not a readback: the
+   * GPU always has the latest batch to run while the host records the next one.
+   */
+  async throttle(): Promise<void> {
+    this.assertUsable('throttle');
+    this.flush();
+    // Settles on device loss too: the loss is reported below, and by the next sync.
+    this.queuedBatches.push(this.device.queue.onSubmittedWorkDone().catch(() => {}));
+    while (this.queuedBatches.length > MAX_QUEUED_BATCHES) await this.queuedBatches.shift();
+    if (this.lost) throw this.lost;
   }
 
   /** Waits for the GPU to finish all submitted work; throws the first error recorded. */
@@ -265,13 +297,16 @@ export class GpuContext {
     return this.pool.snapshot();
   }
 
+  /** Cached dispatch sites and their bind groups (each with its own uniform buffer when it has params). */
+  get bindingStats(): { sites: number; bindGroups: number } {
+    return { sites: this.sites.size, bindGroups: this.siteSlots };
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.flush();
-    this.pool.trim();
-    for (const b of this.paramBuffers.values()) b.destroy();
-    this.paramBuffers.clear();
+    this.pool.trim(); // forgets the cached bind groups too
     this.pipelines.clear();
     this.device.destroy();
   }
@@ -310,22 +345,103 @@ export class GpuContext {
   }
 
   /**
-   * Uniform buffers are immutable and cached by content: a layer's parameters are the same at
-   * every sampler step, so steady-state forwards upload nothing.
+   * The bind group for a dispatch, reused whenever the same pipeline binds the same buffer ranges
+   * again: tensors come from the pool in a deterministic order, so every sampler step after the
+   * first creates no bind group and no uniform buffer. A site keeps up to SLOTS_PER_SITE uniform
+   * contents (one per distinct params block); a new one beyond that is written over the least
+   * recently used slot's buffer, so values that change every step (a timestep's coefficients)
+   * reuse one buffer and one bind group instead of making new ones.
    */
-  private paramBuffer(params: ArrayBuffer): GPUBuffer {
-    const bytes = new Uint8Array(params);
-    const key = String.fromCharCode(...new Uint16Array(params, 0, bytes.byteLength >> 1));
-    let buffer = this.paramBuffers.get(key);
-    if (!buffer) {
-      const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
-      buffer = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true, label: 'params' });
-      new Uint8Array(buffer.getMappedRange()).set(bytes);
-      buffer.unmap();
-      this.paramBuffers.set(key, buffer);
+  private bindGroup(call: KernelCall, pipeline: GPUComputePipeline): GPUBindGroup {
+    let siteKey = String(this.objectId(pipeline));
+    for (const b of call.bindings) siteKey += `,${this.objectId(b.buffer)}:${b.offset ?? 0}:${b.size ?? ''}`;
+    const paramsKey = call.params ? contentKey(call.params) : '';
+    let slots = this.sites.get(siteKey);
+    if (slots) this.sites.delete(siteKey); // re-inserted below as the most recently used
+    else slots = [];
+    this.sites.set(siteKey, slots);
+    let index = slots.findIndex((slot) => slot.paramsKey === paramsKey);
+    if (index < 0 && slots.length >= SLOTS_PER_SITE) {
+      index = 0;
+      const slot = slots[0];
+      // Recorded-but-unsubmitted dispatches must still read the old contents.
+      if (slot.recordedIn === this.submission) this.flush();
+      this.device.queue.writeBuffer(slot.uniform!, 0, call.params!);
+      slot.paramsKey = paramsKey;
     }
-    return buffer;
+    let slot: BindingSlot;
+    if (index < 0) {
+      slot = this.createSlot(call, pipeline, paramsKey);
+      this.siteSlots++;
+      this.evictSites(siteKey);
+    } else {
+      slot = slots.splice(index, 1)[0];
+    }
+    slots.push(slot);
+    slot.recordedIn = this.submission;
+    return slot.bindGroup;
   }
+
+  private createSlot(call: KernelCall, pipeline: GPUComputePipeline, paramsKey: string): BindingSlot {
+    const entries: GPUBindGroupEntry[] = [];
+    let uniform: GPUBuffer | undefined;
+    if (call.params) {
+      const bytes = new Uint8Array(call.params);
+      const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
+      uniform = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, mappedAtCreation: true, label: 'params' });
+      new Uint8Array(uniform.getMappedRange()).set(bytes);
+      uniform.unmap();
+      entries.push({ binding: 0, resource: { buffer: uniform } });
+    }
+    const first = call.params ? 1 : 0;
+    call.bindings.forEach((b, i) =>
+      entries.push({ binding: first + i, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } }),
+    );
+    const bindGroup = this.scoped(call.op, 'validation', () =>
+      this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: call.op }),
+    );
+    return { bindGroup, uniform, paramsKey, recordedIn: this.submission };
+  }
+
+  /** Drops the least recently used sites beyond the cap (never `keep`, the one being dispatched). */
+  private evictSites(keep: string): void {
+    for (const [key, slots] of this.sites) {
+      if (this.siteSlots <= MAX_CACHED_BIND_GROUPS) return;
+      if (key === keep) continue;
+      if (slots.some((slot) => slot.recordedIn === this.submission)) this.flush();
+      for (const slot of slots) slot.uniform?.destroy();
+      this.siteSlots -= slots.length;
+      this.sites.delete(key);
+    }
+  }
+
+  /** Forgets every cached bind group, e.g. before the pool destroys buffers they bind. */
+  private forgetBindings(): void {
+    this.flush();
+    for (const slots of this.sites.values()) for (const slot of slots) slot.uniform?.destroy();
+    this.sites.clear();
+    this.siteSlots = 0;
+  }
+
+  private objectId(object: object): number {
+    let id = this.objectIds.get(object);
+    if (id === undefined) this.objectIds.set(object, (id = this.nextObjectId++));
+    return id;
+  }
+}
+
+/** One bind group of a dispatch site, with the uniform buffer it binds and that buffer's contents. */
+interface BindingSlot {
+  bindGroup: GPUBindGroup;
+  uniform: GPUBuffer | undefined;
+  paramsKey: string;
+  /** The value of GpuContext.submission when it was last recorded. */
+  recordedIn: number;
+}
+
+/** A params block as a string, for use as a map key. */
+function contentKey(params: ArrayBuffer): string {
+  return String.fromCharCode(...new Uint16Array(params, 0, params.byteLength >> 1));
 }
 
 function summariseOps(ops: string[]): string {

@@ -142,7 +142,7 @@ export class Upscaler {
       let x: Tensor;
       try {
         const denoiser = xstartDenoiser(this.unet, this.config.diffusion.predict, yScaled);
-        x = this.sampler.sample(this.ctx, denoiser, yScaled, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
+        x = await this.sampler.samplePaced(this.ctx, denoiser, yScaled, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
       } finally {
         if (yScaled !== y) yScaled.dispose();
       }

@@ -68,6 +68,35 @@ test('repeating a graph 20 times does not grow the pool, and pipelines compile o
   input.dispose();
 });
 
+test('a dispatch site reuses its bind groups; params that change every call rewrite one of its uniform buffers in order', async () => {
+  const ctx = await gpu();
+  const input = Tensor.from(ctx, [1, 2, 3, 4], [4]);
+  // Each scale() binds the same input and (from the pool) the same output buffer: one site. The
+  // clones are recorded in the same command encoder, so a recycled uniform buffer must not be
+  // rewritten before the dispatches recorded with its old contents have been submitted.
+  const factors = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29];
+  const round = async (n: number) => {
+    const kept = factors.map((k) => {
+      const scaled = scale(input, k);
+      const copy = scaled.clone();
+      scaled.dispose();
+      return copy;
+    });
+    for (const [i, copy] of kept.entries()) {
+      assert.equal([...(await copy.readFloat())], [1, 2, 3, 4].map((v) => v * factors[i]), `factor ${factors[i]}, round ${n}`);
+      copy.dispose();
+    }
+  };
+  await round(0);
+  await round(1);
+  const warm = ctx.bindingStats;
+  const pipelines = ctx.pipelineCount;
+  for (let n = 2; n < 8; n++) await round(n);
+  assert.equal(ctx.bindingStats, warm, 'no bind group is created once the site has its slots');
+  assert.is(ctx.pipelineCount, pipelines);
+  input.dispose();
+});
+
 test('a shader error surfaces at the next sync with the op name', async () => {
   const ctx = await gpuWith({});
   const t = Tensor.empty(ctx, [4]);
