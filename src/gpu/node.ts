@@ -4,6 +4,7 @@
  */
 import { create, globals } from 'webgpu';
 import { createGpuContext, type GpuContext, type GpuContextOptions } from './context.js';
+import { captureNativeStderr } from './node-stderr.js';
 
 let globalsInstalled = false;
 let dawnTicksThrottled = false;
@@ -47,9 +48,30 @@ export interface NodeGpuOptions extends GpuContextOptions {
   spinWhileWaiting?: boolean;
 }
 
+/**
+ * Dawn's notice, on each adapter discovery, that it caps two limits of Vulkan drivers such as
+ * lavapipe (dynamic-offset buffers, which deltadiff never uses): nothing a user can act on.
+ */
+const DAWN_LIMIT_NOTICE = /^Warning: maxDynamic\w+BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
+
+/**
+ * The adapter, with what Dawn and the driver print while discovering it filtered: Dawn's limit
+ * notices are dropped, anything else is passed on to stderr. DELTADIFF_DEBUG shows it all as is.
+ */
+function requestAdapterQuietly(gpu: GPU, powerPreference: GPUPowerPreference = 'high-performance'): Promise<GPUAdapter | null> {
+  if (process.env.DELTADIFF_DEBUG) return gpu.requestAdapter({ powerPreference });
+  // dawn.node discovers adapters inside the synchronous part of requestAdapter().
+  const { result, captured } = captureNativeStderr(() => gpu.requestAdapter({ powerPreference }));
+  const kept = captured.split('\n').filter((line) => line && !DAWN_LIMIT_NOTICE.test(line));
+  if (kept.length) process.stderr.write(`${kept.join('\n')}\n`);
+  return result;
+}
+
 /** A GpuContext on Dawn, with toggles from options or $DELTADIFF_DAWN_TOGGLES (comma separated). */
 export async function createNodeGpuContext(options: NodeGpuOptions = {}): Promise<GpuContext> {
   if (!options.spinWhileWaiting) throttleDawnTicks();
   const toggles = options.dawnToggles ?? (process.env.DELTADIFF_DAWN_TOGGLES?.split(',').filter(Boolean) ?? []);
-  return createGpuContext({ ...options, gpu: options.gpu ?? createDawnGpu(toggles) });
+  const gpu = options.gpu ?? createDawnGpu(toggles);
+  const adapter = options.adapter !== undefined ? options.adapter : await requestAdapterQuietly(gpu, options.powerPreference);
+  return createGpuContext({ ...options, gpu, adapter });
 }
