@@ -98,9 +98,10 @@ async function upscaleInto(lrFiles: readonly string[], outDir: string, upscaleAr
 
 /**
  * `deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [upscale options])
- * [--crop-border N] [--rgb] [--csv <file>] [--json]`: Y-channel PSNR/SSIM of each prediction
- * against its ground truth (paired by metrics/pairing.ts) and their means. Exits 1 when a ground
- * truth image has no prediction, names are ambiguous or an image fails.
+ * [--crop-border N] [--rgb] [--csv <file>] [--json] [--force]`: Y-channel PSNR/SSIM of each
+ * prediction against its ground truth (paired by metrics/pairing.ts) and their means. Exits 1 when
+ * a ground truth image has no prediction, names are ambiguous or an image fails, or (without
+ * --force) when a prediction in -o or the --csv file exists; no output may be a file eval reads.
  */
 export async function evalCommand(argv: string[]): Promise<number> {
   const { own, passOn } = splitOwnArgs(argv);

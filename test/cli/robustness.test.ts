@@ -13,6 +13,9 @@ import { decodeImage, encodePng, type RasterImage } from '../../src/io/image.js'
 import { openStateDict } from '../../src/io/checkpoint.js';
 import { bytesSource } from '../../src/io/byte-source.js';
 import { bicubicUpscaleImage } from '../../src/metrics/bicubic.js';
+import { UNetModelSwin } from '../../src/nn/unet.js';
+import { openBundledModel } from '../../src/pipeline/bundled.js';
+import '../../src/pipeline/node-bundled.js';
 import { rng } from '../helpers/gpu.js';
 import { fixturePath, repoRoot } from '../helpers/paths.js';
 import { expectError } from '../io/support.js';
@@ -146,7 +149,7 @@ test('convert: an existing output needs --force; the input never, also not throu
   assertUsageError(['convert', input, join(work, 'out.pth')], /name it \*\.safetensors/);
 });
 
-test('a FIFO among the inputs is skipped with a warning (or refused when named), never read', () => {
+test('a FIFO among the inputs is skipped with a warning (or refused when named), never read', async () => {
   const dir = folder('fifo');
   writePng(join(dir, 'a.png'), randomImage(8, 8, 6));
   const made = spawnSync('mkfifo', [join(dir, 'pipe.png')]);
@@ -164,8 +167,13 @@ test('a FIFO among the inputs is skipped with a warning (or refused when named),
   assert.is(up.signal, null, 'upscale hung on the FIFO');
   assert.is(up.code, 0, up.stderr);
   assert.match(up.stderr, /skipping .*pipe\.png/);
-  const report = JSON.parse(up.stdout) as { files: { input: string; width: number; tiles: number }[] };
+  const report = JSON.parse(up.stdout) as { files: { input: string; width: number; tiles: number; gflop: number }[] };
   assert.equal(report.files.map((f) => [f.input.endsWith('a.png'), f.width, f.tiles]), [[true, 32, 1]]);
+  // One 8×8 tile (the bundled UNet's multiple divides 8) for each sampler step, by the FLOP model.
+  const { config } = await openBundledModel();
+  const unet = new UNetModelSwin(config.unet);
+  assert.is(8 % unet.sizeMultiple, 0);
+  assert.ok(Math.abs(report.files[0].gflop - (config.diffusion.steps * unet.cost.flops(8, 8).total) / 1e9) < 1e-9, `${report.files[0].gflop} GFLOP`);
 });
 
 test('output directories: /proc and a file in the way fail at once naming the path; missing ones are created', () => {
