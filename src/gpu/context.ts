@@ -403,12 +403,16 @@ export class GpuContext {
     return { bindGroup, uniform, paramsKey, recordedIn: this.submission };
   }
 
-  /** Drops the least recently used sites beyond the cap (never `keep`, the one being dispatched). */
+  /**
+   * Drops the least recently used sites beyond the cap (never `keep`, the one being dispatched).
+   * Their uniform buffers can be destroyed at once: the cap holds more sites than one submission
+   * can record (MAX_CACHED_BIND_GROUPS / SLOTS_PER_SITE ≥ MAX_COMMANDS_PER_SUBMIT), so the least
+   * recently used one was submitted already, and WebGPU frees a buffer only after submitted work.
+   */
   private evictSites(keep: string): void {
     for (const [key, slots] of this.sites) {
       if (this.siteSlots <= MAX_CACHED_BIND_GROUPS) return;
       if (key === keep) continue;
-      if (slots.some((slot) => slot.recordedIn === this.submission)) this.flush();
       for (const slot of slots) slot.uniform?.destroy();
       this.siteSlots -= slots.length;
       this.sites.delete(key);

@@ -4,6 +4,7 @@ import { createGpuContext } from '../../src/gpu/context.js';
 import { GpuLimitError, GpuValidationError, NoAdapterError } from '../../src/gpu/errors.js';
 import { sizeClass } from '../../src/gpu/buffer-pool.js';
 import { add, gelu, scale, silu } from '../../src/ops/elementwise.js';
+import { Params } from '../../src/ops/kernel.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { gpu, gpuWith, randomArray } from '../helpers/gpu.js';
 
@@ -95,6 +96,41 @@ test('a dispatch site reuses its bind groups; params that change every call rewr
   assert.equal(ctx.bindingStats, warm, 'no bind group is created once the site has its slots');
   assert.is(ctx.pipelineCount, pipelines);
   input.dispose();
+});
+
+test('the pool hands out its oldest free buffer, whatever order buffers were released in', async () => {
+  const ctx = await gpu();
+  const [a, b, c] = [0, 1, 2].map(() => Tensor.empty(ctx, [3000]));
+  const buffers = [a.buffer, b.buffer, c.buffer];
+  b.dispose();
+  c.dispose();
+  a.dispose();
+  const again = [0, 1, 2].map(() => Tensor.empty(ctx, [3000]));
+  assert.ok(again.every((t, i) => t.buffer === buffers[i]), 'same buffers, in creation order');
+  for (const t of [again[2], again[0], again[1]]) t.dispose();
+  const third = Tensor.empty(ctx, [3000]);
+  assert.is(third.buffer, buffers[0]);
+  third.dispose();
+});
+
+test('past the cap, the least recently used dispatch sites are dropped without disturbing recorded work', async () => {
+  const ctx = await gpuWith({});
+  const sites = 8192 + 300;
+  const code = `struct Params { add: f32 }
+    @group(0) @binding(0) var<uniform> params: Params;
+    @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+    @compute @workgroup_size(1) fn main() { out[0] = out[0] + params.add; }`;
+  const target = Tensor.from(ctx, new Float32Array(sites * 64), [sites * 64]);
+  const addAt = (i: number) =>
+    ctx.dispatch({ op: 'add-at', code, params: new Params().f32((i % 7) + 1).build(), bindings: [{ buffer: target.buffer, offset: i * 256, size: 256 }], workgroups: [1] });
+  for (let i = 0; i < sites; i++) addAt(i); // one recording: evicted sites' uniforms were bound in it
+  assert.ok(ctx.bindingStats.bindGroups <= 8192, `${ctx.bindingStats.bindGroups} bind groups cached`);
+  for (let i = 0; i < 100; i++) addAt(i); // evicted long ago: made again
+  const values = await target.readFloat();
+  for (let i = 0; i < sites; i++) assert.is(values[i * 64], ((i % 7) + 1) * (i < 100 ? 2 : 1), `site ${i}`);
+  assert.is(ctx.bindingStats.bindGroups, 8192);
+  target.dispose();
+  ctx.dispose();
 });
 
 test('a shader error surfaces at the next sync with the op name', async () => {
