@@ -200,7 +200,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   const started = Date.now();
   const ctx = await createNodeGpuContext();
   let upscaler: Upscaler | undefined;
-  const results: { input: string; output?: string; width?: number; height?: number; tiles?: number; gflop?: number; seconds?: number; error?: string }[] = [];
+  const results: { input: string; output?: string; width?: number; height?: number; tiles?: number; gflop?: number; seconds?: number; orientation?: number; warnings?: string[]; error?: string }[] = [];
   try {
     try {
       upscaler = await createUpscaler({
@@ -220,6 +220,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
       const label = `[${i + 1}/${jobs.length}] ${basename(job.input)}`;
       try {
         const image = await readImageFile(job.input);
+        for (const w of image.warnings ?? []) if (!quiet) console.error(`${label}: warning: ${w}`);
         const work = estimateWork(upscaler, image.width, image.height, tile, overlap);
         if (work.tiles * config.diffusion.steps > LARGE_JOB_TILE_STEPS && !quiet) {
           console.error(
@@ -256,7 +257,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
         const seconds = (Date.now() - t0) / 1000;
         progress.done();
         if (!quiet && !flags.json) console.error(`${label}: ${image.width}×${image.height} → ${result.width}×${result.height} in ${seconds.toFixed(1)} s → ${job.output}`);
-        results.push({ input: job.input, output: job.output, width: result.width, height: result.height, tiles: work.tiles, gflop: work.gflop, seconds });
+        results.push({ input: job.input, output: job.output, width: result.width, height: result.height, tiles: work.tiles, gflop: work.gflop, seconds, orientation: image.orientation, warnings: image.warnings });
       } catch (e) {
         progress.done();
         const message = (e as Error).message;

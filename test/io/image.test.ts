@@ -167,7 +167,7 @@ test('unsupported and corrupt images fail with ImageError naming the file', asyn
   await expectError(() => decodeImage(bigJpeg, 'big.jpg'), ImageError, /65535×65535 pixels cannot come from 141 bytes/);
   const tallJpeg = grayJpeg();
   tallJpeg.set([0x03, 0xe8], 2 + 69 + 5); // height 1000: plausible for the data, beyond a 4000-pixel limit
-  await expectError(() => decodeImage(tallJpeg, 'tall.jpg', { maxPixels: 4000 }), ImageError, /maxResolutionInMP/);
+  await expectError(() => decodeImage(tallJpeg, 'tall.jpg', { maxPixels: 4000 }), ImageError, /8×1000 is larger than the 4000-pixel limit/);
   const inconsistent: RasterImage = { width: 2, height: 2, channels: 3, bitDepth: 8, data: new Uint8Array(5) };
   await expectError(() => encodePng(inconsistent), ImageError, /inconsistent image/);
   await expectError(() => encodeJpeg(randomImage(2, 2, 3, 8), 0), ImageError, /quality 0/);
