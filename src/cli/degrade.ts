@@ -38,6 +38,7 @@ export async function degradeCommand(argv: string[]): Promise<number> {
   for (const { input, output } of jobs) {
     try {
       const image = await readImageFile(input);
+      for (const w of image.warnings ?? []) console.error(`${input}: warning: ${w}`);
       const low = degradeImage(image, factor, { roundBetweenPasses: flags['round-once'] !== true });
       await writeImageFile(output, low);
       console.error(`${input}: ${image.width}×${image.height} → ${low.width}×${low.height} → ${output}`);
