@@ -206,7 +206,10 @@ function decodePng(bytes: Uint8Array, name: string, maxPixels: number): Decoded 
   const animation = chunks.find((c) => c.type === 'acTL');
   if (animation) {
     const frames = animation.data.length >= 4 ? new DataView(animation.data.buffer, animation.data.byteOffset).getUint32(0) : '?';
-    warnings.push(`animated PNG (${frames} frames): only its default image, the first frame, is used`);
+    // The default image (IDAT) is the first frame when a frame control chunk comes before it.
+    const firstIdat = chunks.findIndex((c) => c.type === 'IDAT');
+    const isFirstFrame = chunks.slice(0, firstIdat).some((c) => c.type === 'fcTL');
+    warnings.push(`animated PNG (${frames} frame${frames === 1 ? '' : 's'}): only ${isFirstFrame ? 'the first frame' : 'its still default image, which is not one of the frames,'} is used`);
   }
   return { image: pngPixels(decodePngData(pixelsOnly)), exif: chunks.find((c) => c.type === 'eXIf')?.data, warnings };
 }
@@ -341,7 +344,7 @@ const TIFF_SHORT = 3;
  * is none or the block is malformed. PNG writers put the TIFF data in eXIf directly, some after
  * an "Exif\0\0" header as in JPEG: both are read.
  */
-export function readExifOrientation(block: Uint8Array): number | undefined {
+function readExifOrientation(block: Uint8Array): number | undefined {
   const tiff = EXIF_HEADER.every((byte, i) => block[i] === byte) ? block.subarray(EXIF_HEADER.length) : block;
   if (tiff.length < 8) return undefined;
   const view = new DataView(tiff.buffer, tiff.byteOffset, tiff.byteLength);
@@ -367,7 +370,7 @@ export function readExifOrientation(block: Uint8Array): number | undefined {
  * stored pixel (sx, sy). 2 mirrors, 3 turns 180°, 4 flips, 5 transposes, 6 turns 90° clockwise,
  * 7 transverses, 8 turns 90° counter-clockwise; 5–8 swap width and height.
  */
-export function orientImage(image: RasterImage, orientation: number): RasterImage {
+function orientImage(image: RasterImage, orientation: number): RasterImage {
   const { width: w, height: h, channels, bitDepth, data } = image;
   const source: Record<number, (x: number, y: number) => number> = {
     1: (x, y) => y * w + x,

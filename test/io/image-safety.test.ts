@@ -285,13 +285,16 @@ test('PNG eXIf orientations are exact, for any depth and channels; a bad tag is 
   assert.equal(decodeImage(pngWith(image, [{ type: 'eXIf', data: broken }]), 'broken.png'), image);
 });
 
-/** A two-frame APNG: the default image (IDAT, also frame 0) and a second frame (fdAT). */
-function animatedPng(first: RasterImage, second: RasterImage): Uint8Array {
+/**
+ * A two-frame APNG: the default image (IDAT, also frame 0) and a second frame (fdAT). With
+ * `stillDefault`, the default image is no frame and the animation is the one fdAT frame.
+ */
+function animatedPng(first: RasterImage, second: RasterImage, stillDefault = false): Uint8Array {
   const [ihdr, ...firstRest] = chunksOf(encodePng(first));
   const firstData = firstRest.filter((c) => c.type === 'IDAT');
   const secondData = chunksOf(encodePng(second)).filter((c) => c.type === 'IDAT');
   const actl = Buffer.alloc(8);
-  actl.writeUInt32BE(2, 0);
+  actl.writeUInt32BE(stillDefault ? 1 : 2, 0);
   const fctl = (sequence: number) => {
     const data = Buffer.alloc(26);
     data.writeUInt32BE(sequence, 0);
@@ -307,7 +310,9 @@ function animatedPng(first: RasterImage, second: RasterImage): Uint8Array {
     c.data.copy(data, 4);
     return { type: 'fdAT', data };
   });
-  return png([ihdr, { type: 'acTL', data: actl }, fctl(0), ...firstData, fctl(1), ...fdat, { type: 'IEND', data: Buffer.alloc(0) }]);
+  const iend = { type: 'IEND', data: Buffer.alloc(0) };
+  if (stillDefault) return png([ihdr, { type: 'acTL', data: actl }, ...firstData, fctl(0), ...fdat, iend]);
+  return png([ihdr, { type: 'acTL', data: actl }, fctl(0), ...firstData, fctl(1), ...fdat, iend]);
 }
 
 test('an animated PNG decodes its default image (the first frame) and says so', () => {
@@ -315,7 +320,10 @@ test('an animated PNG decodes its default image (the first frame) and says so', 
   const second = randomImage(6, 4, 3, 8, 9);
   const decoded = decodeImage(animatedPng(first, second), 'anim.png');
   assert.equal(decoded.data, first.data);
-  assert.equal(decoded.warnings, ['animated PNG (2 frames): only its default image, the first frame, is used']);
+  assert.equal(decoded.warnings, ['animated PNG (2 frames): only the first frame is used']);
+  const still = decodeImage(animatedPng(first, second, true), 'still.png');
+  assert.equal(still.data, first.data);
+  assert.equal(still.warnings, ['animated PNG (1 frame): only its still default image, which is not one of the frames, is used']);
 });
 
 test('deltadiff upscale: the photo comes out upright, --json gives the orientation, an APNG prints its warning', () => {
@@ -333,8 +341,8 @@ test('deltadiff upscale: the photo comes out upright, --json gives the orientati
   const byName = new Map(files.map((f) => [f.input.split('/').at(-1), f]));
   assert.equal([byName.get('photo.jpg')!.width, byName.get('photo.jpg')!.height, byName.get('photo.jpg')!.orientation], [32, 64, 6]);
   assert.is(byName.get('anim.png')!.orientation, undefined);
-  assert.equal(byName.get('anim.png')!.warnings, ['animated PNG (2 frames): only its default image, the first frame, is used']);
-  assert.match(r.stderr, /anim\.png: warning: animated PNG \(2 frames\): only its default image, the first frame, is used/);
+  assert.equal(byName.get('anim.png')!.warnings, ['animated PNG (2 frames): only the first frame is used']);
+  assert.match(r.stderr, /anim\.png: warning: animated PNG \(2 frames\): only the first frame is used/);
   // Upright: block A (red) is now on top, B (green) below.
   const upscaled = decodeImage(readFileSync(join(out, 'photo.png')), 'photo.png');
   const pixel = (x: number, y: number) => [...upscaled.data.subarray((y * 32 + x) * 3, (y * 32 + x) * 3 + 3)];
