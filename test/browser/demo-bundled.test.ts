@@ -1,7 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeImage } from '../../src/io/image.js';
+import { decodeImage, encodePng } from '../../src/io/image.js';
 import { BUNDLED_MODEL } from '../../src/pipeline/bundled.js';
 import '../../src/pipeline/node-bundled.js';
 import { createUpscaler } from '../../src/pipeline/upscaler.js';
@@ -36,6 +38,22 @@ test('with no files chosen, the page upscales with the bundled model, within one
       for (let i = 0; i < out.data.length; i++) worst = Math.max(worst, Math.abs(out.data[i] - expected.data[i]));
       console.log(`worst pixel difference from Node: ${worst} levels`);
       assert.ok(worst <= 1, `worst pixel differs by ${worst} levels`);
+
+      // The reference-mode setting reaches the library: a gray input comes back RGB.
+      const dir = await mkdtemp(join(tmpdir(), 'deltadiff-page-'));
+      try {
+        const grayPath = join(dir, 'gray.png');
+        await writeFile(grayPath, encodePng({ width: 8, height: 8, channels: 1, bitDepth: 8, data: new Uint8Array(64).map((_, i) => i * 4) }));
+        await page.click('details > summary'); // the setting sits under Options
+        await page.check('#reference');
+        await page.setInputFiles('#image-file', grayPath);
+        await page.click('#run');
+        assert.is(await waitForState(page, ['done', 'error'], RUN_MS), 'done', JSON.stringify(await pageMessage(page)));
+        const [grayDownload] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+        assert.is(decodeImage(await readFile((await grayDownload.path())!), 'reference PNG').channels, 3);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
   } finally {
     await session.close();
