@@ -1,13 +1,12 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isImageFileName } from '../io/node-files.js';
+import { isImageFileName, isRegularFileEntry } from '../io/node-files.js';
 import { UsageError } from './args.js';
 import { checkRegularFile } from './output-safety.js';
 
 /**
  * The image files (.png, .jpg, .jpeg) in a directory, in natural order (2.png before 10.png).
- * Only regular files (or symlinks to them) are taken: reading a FIFO or a device named `*.png`
- * would block forever, so each such entry is skipped with a warning on stderr.
+ * Only regular files (or symlinks to them) are taken; anything else is skipped with a warning.
  */
 export async function listImageFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
@@ -16,8 +15,7 @@ export async function listImageFiles(dir: string): Promise<string[]> {
   const names: string[] = [];
   for (const entry of entries) {
     if (!isImageFileName(entry.name)) continue;
-    const isRegular = entry.isFile() || (entry.isSymbolicLink() && (await stat(join(dir, entry.name)).then((s) => s.isFile(), () => false)));
-    if (isRegular) names.push(entry.name);
+    if (await isRegularFileEntry(dir, entry)) names.push(entry.name);
     else console.error(`warning: skipping ${join(dir, entry.name)}: not a regular file`);
   }
   return names.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));

@@ -170,8 +170,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (settings.crop % cropMultiple !== 0) {
     throw new UsageError(`--crop ${settings.crop} must be a multiple of ${cropMultiple} (scale ${config.scale} × the UNet's size multiple ${unet.sizeMultiple})`);
   }
-  await prepareDirectory(out);
-
   const paths = await listTrainingImages(manifest.data);
   const { images, skipped } = await loadTrainingImages(paths, settings.crop);
   if (skipped.length > 0) say(`skipping ${skipped.length} image(s) smaller than the ${settings.crop}×${settings.crop} crop`);
@@ -181,6 +179,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const trainImages = images.slice(0, images.length - held);
   const validationImages = images.slice(images.length - held);
   say(`${trainImages.length} training image(s), ${validationImages.length} for validation`);
+  // Created only now, so an error in the data (or anything above) leaves no run directory behind.
+  await prepareDirectory(out);
 
   await writeFileAtomic(join(out, RUN_FILES.model), new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
   await writeFileAtomic(join(out, RUN_FILES.run), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));

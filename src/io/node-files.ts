@@ -1,11 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, open, readFile, rename, unlink } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { type ByteSource, checkReadRange } from './byte-source.js';
 import { IoError, ImageError } from './errors.js';
 import { type ImageDecodeLimits, type RasterImage, decodeImage, encodeJpeg, encodePng } from './image.js';
 
 /** The Node edge of the I/O layer: file handles as ByteSources, atomic writes, image files. */
+
+/**
+ * Whether a directory entry is a regular file or a symlink to one. Directory listings take only
+ * these: opening a FIFO or a device named `*.png` would block forever.
+ */
+export async function isRegularFileEntry(dir: string, entry: Dirent): Promise<boolean> {
+  if (entry.isFile()) return true;
+  return entry.isSymbolicLink() && (await stat(join(dir, entry.name)).then((s) => s.isFile(), () => false));
+}
 
 export interface FileByteSource extends ByteSource {
   close(): Promise<void>;

@@ -1,10 +1,13 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RasterImage } from '../io/image.js';
-import { isImageFileName, readImageFile } from '../io/node-files.js';
+import { isImageFileName, isRegularFileEntry, readImageFile } from '../io/node-files.js';
 import { toRgb } from './data.js';
 
-/** The image files under `dirs`, subdirectories included, each directory in natural order (2.png before 10.png). */
+/**
+ * The image files under `dirs`, subdirectories included, each directory in natural order (2.png
+ * before 10.png). Only regular files (or symlinks to them); anything else is skipped with a warning.
+ */
 export async function listTrainingImages(dirs: readonly string[]): Promise<string[]> {
   const files: string[] = [];
   for (const dir of dirs) {
@@ -15,7 +18,9 @@ export async function listTrainingImages(dirs: readonly string[]): Promise<strin
     for (const entry of entries) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) files.push(...(await listTrainingImages([path])));
-      else if (isImageFileName(entry.name)) files.push(path);
+      else if (!isImageFileName(entry.name)) continue;
+      else if (await isRegularFileEntry(dir, entry)) files.push(path);
+      else console.error(`warning: skipping ${path}: not a regular file`);
     }
   }
   return files;

@@ -19,6 +19,7 @@ import '../../src/pipeline/node-bundled.js';
 import { rng } from '../helpers/gpu.js';
 import { fixturePath, repoRoot } from '../helpers/paths.js';
 import { expectError } from '../io/support.js';
+import { TINY_PIXEL_MODEL } from '../train/tiny.js';
 
 const CLI = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const work = mkdtempSync(join(tmpdir(), 'deltadiff-robust-'));
@@ -223,6 +224,22 @@ test('train --out: a directory holding other files is refused before any work', 
   writeFileSync(join(foreign, 'log.csv'), 'my data');
   assertUsageError(['train', '--model', fixturePath('model_small-deltadiff.json'), '--out', foreign], /not-a-run is not empty and holds no training run/);
   assert.is(readFileSync(join(foreign, 'log.csv'), 'utf8'), 'my data');
+});
+
+test('train --data: a FIFO is skipped, never read; a data error leaves no run directory behind', () => {
+  const data = folder('train-fifo');
+  writePng(join(data, 'a.png'), randomImage(32, 32, 10));
+  assert.is(spawnSync('mkfifo', [join(data, 'pipe.png')]).status, 0, 'mkfifo is available');
+  const model = join(work, 'tiny-pixel-model.json');
+  writeFileSync(model, JSON.stringify(TINY_PIXEL_MODEL));
+  const out = join(work, 'train-fifo-run');
+  // More images than the one held aside for validation are needed; a.png alone (the FIFO not counting) is too few.
+  const r = run(['train', '--model', model, '--data', data, '--out', out, '--crop', '32', '--val-images', '1'], 60_000);
+  assert.is(r.signal, null, 'train hung on the FIFO');
+  assert.is(r.code, 2, r.stderr);
+  assert.match(r.stderr, /warning: skipping .*pipe\.png: not a regular file/);
+  assert.match(r.stderr, /1 usable image\(s\)/);
+  assert.not.ok(existsSync(out), `${out} was left behind`);
 });
 
 test('an input needing many tiles announces the work before it starts', async () => {
