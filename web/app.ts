@@ -380,7 +380,8 @@ async function run(): Promise<void> {
     const image = decodeImage(new Uint8Array(await source.file.arrayBuffer()), source.file.name, { maxPixels: MAX_INPUT_PIXELS });
     const ctx = await context();
     const { upscaler, loadMs } = await upscalerFor(ctx, model, unet, autoencoder);
-    ui.warnings.replaceChildren(...upscaler.warnings.map((w) => Object.assign(document.createElement('li'), { textContent: w })));
+    const warnings = [...upscaler.warnings, ...(image.warnings ?? []).map((w) => `${source.file.name}: ${w}`)];
+    ui.warnings.replaceChildren(...warnings.map((w) => Object.assign(document.createElement('li'), { textContent: w })));
 
     gpuWorkStarted = true;
     const batch = Math.max(1, numberOption(ui.batch) ?? 1);

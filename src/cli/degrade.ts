@@ -1,8 +1,8 @@
 import { basename, extname, join } from 'node:path';
-import { readImageFile, writeImageFile } from '../io/node-files.js';
+import { writeImageFile } from '../io/node-files.js';
 import { degradeImage } from '../metrics/imresize.js';
 import { numberOption, parseArgs, UsageError } from './args.js';
-import { expandImageInputs } from './image-files.js';
+import { expandImageInputs, readInputImage } from './image-files.js';
 import { checkOutputs, isImageOutputName, ReadFiles, reportExisting } from './output-safety.js';
 
 const FLAGS = {
@@ -37,8 +37,7 @@ export async function degradeCommand(argv: string[]): Promise<number> {
   let failed = 0;
   for (const { input, output } of jobs) {
     try {
-      const image = await readImageFile(input);
-      for (const w of image.warnings ?? []) console.error(`${input}: warning: ${w}`);
+      const image = await readInputImage(input);
       const low = degradeImage(image, factor, { roundBetweenPasses: flags['round-once'] !== true });
       await writeImageFile(output, low);
       console.error(`${input}: ${image.width}×${image.height} → ${low.width}×${low.height} → ${output}`);

@@ -1,9 +1,8 @@
 import { basename, join } from 'node:path';
-import { readImageFile } from '../io/node-files.js';
 import { entropyHistograms, entropyScores, meanEntropyScores, sumHistograms, type EntropyHistograms, type EntropyScores } from '../metrics/entropy.js';
 import { pairFileNames } from '../metrics/pairing.js';
 import { parseArgs, UsageError } from './args.js';
-import { expandImageInputs, listImageFiles } from './image-files.js';
+import { expandImageInputs, listImageFiles, readInputImage } from './image-files.js';
 import { formatNumber, formatTable } from './eval.js';
 
 const FLAGS = {
@@ -52,8 +51,8 @@ export async function entropyCommand(argv: string[]): Promise<number> {
     const lrPath = lrFor.get(path);
     if (lrDir !== undefined && lrPath === undefined) continue;
     try {
-      const hr = await readImageFile(path);
-      const lr = lrPath === undefined ? undefined : await readImageFile(lrPath);
+      const hr = await readInputImage(path);
+      const lr = lrPath === undefined ? undefined : await readInputImage(lrPath);
       const h = entropyHistograms(hr, lr, FACTOR);
       histograms.push(h);
       images.push({ name: nameOf(path), ...entropyScores(h) });

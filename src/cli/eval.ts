@@ -1,12 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
-import { readImageFile, writeFileAtomic, writeImageFile } from '../io/node-files.js';
+import { writeFileAtomic, writeImageFile } from '../io/node-files.js';
 import { bicubicUpscaleImage } from '../metrics/bicubic.js';
 import { pairFileNames } from '../metrics/pairing.js';
 import { measureQuality, type QualityScores } from '../metrics/quality.js';
 import { parseArgs, UsageError, type FlagKind } from './args.js';
-import { listImageFiles } from './image-files.js';
+import { listImageFiles, readInputImage } from './image-files.js';
 import { checkOutputs, isSameFile, ReadFiles, reportExisting } from './output-safety.js';
 
 const FLAGS = {
@@ -84,7 +84,7 @@ const predictionPath = (outDir: string, lrName: string): string => join(outDir, 
 /** The baseline: torch bicubic ×4 of each LR image, clamped and rounded, written as PNG into `outDir`. */
 async function bicubicInto(lrDir: string, lrNames: readonly string[], outDir: string): Promise<void> {
   for (const name of lrNames) {
-    const lr = await readImageFile(join(lrDir, name));
+    const lr = await readInputImage(join(lrDir, name));
     await writeImageFile(predictionPath(outDir, name), bicubicUpscaleImage(lr, 4));
   }
 }
@@ -167,7 +167,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const errors: { name: string; error: string }[] = [];
     for (const { reference, candidate } of pairing.pairs) {
       try {
-        const [gt, prediction] = await Promise.all([readImageFile(join(gtDir, reference)), readImageFile(join(predDir!, candidate))]);
+        const [gt, prediction] = await Promise.all([readInputImage(join(gtDir, reference)), readInputImage(join(predDir!, candidate))]);
         images.push({ name: reference, ...measureQuality(prediction, gt, { cropBorder, rgb }) });
       } catch (e) {
         const error = (e as Error).message;

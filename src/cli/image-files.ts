@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isImageFileName, isRegularFileEntry } from '../io/node-files.js';
+import type { RasterImage } from '../io/image.js';
+import { isImageFileName, isRegularFileEntry, readImageFile } from '../io/node-files.js';
 import { UsageError } from './args.js';
 import { checkRegularFile } from './output-safety.js';
 
@@ -37,4 +38,11 @@ export async function expandImageInputs(inputs: readonly string[]): Promise<stri
   }
   if (files.length === 0) throw new UsageError('no input images found');
   return files;
+}
+
+/** Reads an input image and tells the user on stderr what decoding noticed (e.g. an animated PNG's first frame). */
+export async function readInputImage(path: string): Promise<RasterImage> {
+  const image = await readImageFile(path);
+  for (const warning of image.warnings ?? []) console.error(`${path}: warning: ${warning}`);
+  return image;
 }

@@ -1,7 +1,7 @@
 // Bounded image decoding (decompression bombs in PNG chunks, lying headers) and photo
 // orientation (EXIF in JPEG APP1 and PNG eXIf), animated PNGs.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDeflate, deflateSync } from 'node:zlib';
@@ -349,6 +349,20 @@ test('deltadiff upscale: the photo comes out upright, --json gives the orientati
   const [top, bottom] = [pixel(16, 12), pixel(16, 52)];
   assert.ok(top[0] > 150 && top[1] < 100, `top is ${top}`);
   assert.ok(bottom[1] > 150 && bottom[0] < 100, `bottom is ${bottom}`);
+});
+
+test('deltadiff degrade, entropy and eval print what decoding noticed, naming the file', () => {
+  const work = mkdtempSync(join(tmpdir(), 'deltadiff-warn-'));
+  const [hr, lr] = [join(work, 'hr'), join(work, 'lr')];
+  mkdirSync(hr);
+  writeFileSync(join(hr, 'anim.png'), animatedPng(randomImage(32, 32, 3, 8, 12), randomImage(32, 32, 3, 8, 13)));
+  const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+  const warning = /anim\.png: warning: animated PNG \(2 frames\): only the first frame is used/;
+  for (const args of [['degrade', hr, '-o', lr], ['entropy', hr], ['eval', '--gt', hr, '--lr', lr, '--bicubic']]) {
+    const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    assert.is(r.status, 0, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, warning, args[0]);
+  }
 });
 
 test.run();
