@@ -7,10 +7,10 @@ import { UNetModelSwin } from '../nn/unet.js';
 import { horizontalStrip, tileToImage } from '../pipeline/strip.js';
 import { BUNDLED_MODEL, embeddedModelConfig, openBundledModel } from '../pipeline/bundled.js';
 import '../pipeline/node-bundled.js';
-import { planAxis, REFERENCE_CHOP_OVERLAP, REFERENCE_CHOP_SIZE } from '../pipeline/tiling.js';
-import { createUpscaler, type Upscaler } from '../pipeline/upscaler.js';
+import { planAxis, resolveTiling, type TilingChoice } from '../pipeline/tiling.js';
+import { createUpscaler, tilingModelOf, type Upscaler } from '../pipeline/upscaler.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkNumber, numberOption, parseArgs, UsageError, type ParsedArgs } from './args.js';
+import { numberOption, parseArgs, UsageError, type ParsedArgs } from './args.js';
 import { expandImageInputs } from './image-files.js';
 import { resolveModelConfig } from './info.js';
 import { checkImageOutputName, checkOutputs, checkRegularFile, isImageOutputName, ReadFiles, reportExisting } from './output-safety.js';
@@ -64,31 +64,30 @@ async function planJobs(inputs: string[], out: string): Promise<Job[]> {
 }
 
 /**
- * The tiling options, checked against each other and the model before any work. The defaults are
- * the Upscaler's, resolved here so that the work estimate describes the run.
+ * The tiling options, resolved and checked against each other and the model before any work, by
+ * the Upscaler's own rule, so that the work estimate describes the run.
  */
-function tilingOptions(flags: ParsedArgs['flags'], config: ModelConfig): { tile: number; overlap: number; batch: number } {
+function tilingOptions(flags: ParsedArgs['flags'], config: ModelConfig): TilingChoice & { batch: number; reference: boolean } {
   const reference = flags.reference === true;
-  const givenTile = numberOption(flags, 'tile', { integer: true, min: 1 });
-  const tile = givenTile ?? (reference ? REFERENCE_CHOP_SIZE : config.unet.image_size);
-  // Reference mode checks its own, stricter multiple (the official script's padding).
-  if (givenTile !== undefined && !reference) {
-    const multiple = new UNetModelSwin(config.unet).sizeMultiple;
-    if (tile % multiple !== 0) throw new UsageError(`--tile must be a multiple of ${multiple} for model ${config.name}, got ${tile}`);
-  }
-  const overlap = numberOption(flags, 'overlap', { integer: true, min: 0 }) ?? (reference ? REFERENCE_CHOP_OVERLAP : Math.min(16, tile / 2));
-  checkNumber('overlap', overlap, { integer: true, min: 0, max: tile, maxExclusive: true });
+  const tile = numberOption(flags, 'tile', { integer: true, min: 1 });
+  const overlap = numberOption(flags, 'overlap', { integer: true, min: 0 });
   const batch = numberOption(flags, 'batch', { integer: true, min: 1 }) ?? 1;
-  return { tile, overlap, batch };
+  const model = tilingModelOf(config, new UNetModelSwin(config.unet));
+  try {
+    return { ...resolveTiling(model, { tile, overlap, reference }), batch, reference };
+  } catch (e) {
+    // The planner's rule, in the flags' words.
+    throw new UsageError(`--${(e as Error).message}${reference ? ' with --reference' : ''} (model ${config.name})`);
+  }
 }
 
 /**
  * The tiles an image needs and the UNet's GFLOP over all of them and all sampler steps (the FLOP
- * model of nn/cost.ts). Exact for the default tiling; reference mode pads to a coarser multiple.
+ * model of nn/cost.ts).
  */
-function estimateWork(upscaler: Upscaler, width: number, height: number, tile: number, overlap: number): { tiles: number; gflop: number } {
-  const rows = planAxis(height, tile, overlap, upscaler.unet.sizeMultiple);
-  const cols = planAxis(width, tile, overlap, upscaler.unet.sizeMultiple);
+function estimateWork(upscaler: Upscaler, width: number, height: number, { tile, overlap, multiple }: TilingChoice): { tiles: number; gflop: number } {
+  const rows = planAxis(height, tile, overlap, multiple);
+  const cols = planAxis(width, tile, overlap, multiple);
   const tiles = rows.starts.length * cols.starts.length;
   const perStep = upscaler.unet.cost.flops(rows.extent, cols.extent).total;
   return { tiles, gflop: (tiles * upscaler.config.diffusion.steps * perStep) / 1e9 };
@@ -221,7 +220,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
       try {
         const image = await readImageFile(job.input);
         for (const w of image.warnings ?? []) if (!quiet) console.error(`${label}: warning: ${w}`);
-        const work = estimateWork(upscaler, image.width, image.height, tile, overlap);
+        const work = estimateWork(upscaler, image.width, image.height, tiling);
         if (work.tiles * config.diffusion.steps > LARGE_JOB_TILE_STEPS && !quiet) {
           console.error(
             `${label}: ${image.width}×${image.height} needs ${work.tiles.toLocaleString('en-US')} tiles of ${tile}² × ${config.diffusion.steps} steps, ` +

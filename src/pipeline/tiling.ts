@@ -9,6 +9,50 @@
 export const REFERENCE_CHOP_SIZE = 512;
 export const REFERENCE_CHOP_OVERLAP = 64;
 
+/** What tiling needs to know of a model. */
+export interface TilingModel {
+  /** The UNet's build size (unet.image_size): the default tile. */
+  imageSize: number;
+  /** The official script pads each pass to a multiple of this (unet.lq_size). */
+  lqSize: number;
+  /** Sizes the UNet accepts are multiples of this. */
+  sizeMultiple: number;
+}
+
+export interface TilingChoice {
+  tile: number;
+  overlap: number;
+  /** Every tile's extent is a multiple of this. */
+  multiple: number;
+}
+
+/**
+ * The tile size, overlap and size multiple `upscale` runs with: the given ones, else the model's
+ * build size with an overlap of min(16, tile / 2), or in reference mode the official chop (512,
+ * overlap 64) padded to a multiple of lq_size as sample_func pads. Throws on a tile the model
+ * cannot take or an overlap outside [0, tile).
+ */
+export function resolveTiling(model: TilingModel, options: { tile?: number; overlap?: number; reference?: boolean }): TilingChoice {
+  const reference = options.reference === true;
+  const multiple = reference ? leastCommonMultiple(model.lqSize, model.sizeMultiple) : model.sizeMultiple;
+  const tile = options.tile ?? (reference ? REFERENCE_CHOP_SIZE : model.imageSize);
+  const overlap = options.overlap ?? (reference ? REFERENCE_CHOP_OVERLAP : Math.min(16, tile / 2));
+  if (!Number.isInteger(tile) || tile < 1 || tile % multiple !== 0) {
+    const why = reference ? ' (the official script pads every pass to that multiple)' : '';
+    throw new RangeError(`tile must be a multiple of ${multiple}${why}, got ${tile}`);
+  }
+  if (!Number.isInteger(overlap) || overlap < 0 || overlap >= tile) {
+    throw new RangeError(`overlap must be a whole number ≥ 0 and < ${tile}, got ${overlap}`);
+  }
+  return { tile, overlap, multiple };
+}
+
+function leastCommonMultiple(a: number, b: number): number {
+  let [x, y] = [a, b];
+  while (y !== 0) [x, y] = [y, x % y];
+  return (a / x) * b;
+}
+
 export interface AxisPlan {
   /** Start of each tile along the axis, ascending (LR pixels). */
   starts: number[];

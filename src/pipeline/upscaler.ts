@@ -10,7 +10,7 @@ import { gaussianNoise, ResidualShiftSampler, xstartDenoiser, type NoiseSource, 
 import { conditionLatent, createFirstStage, VQFirstStage, type FirstStage } from '../nn/first-stage.js';
 import { Tensor } from '../tensor/tensor.js';
 import { embeddedModelConfig, openBundledModel } from './bundled.js';
-import { blendProfile, extractTile, planAxis, REFERENCE_CHOP_OVERLAP, REFERENCE_CHOP_SIZE, uniformProfile } from './tiling.js';
+import { blendProfile, extractTile, planAxis, resolveTiling, type TilingModel, uniformProfile } from './tiling.js';
 
 export interface UpscalerOptions {
   /** The model; by default the config embedded in `unet`'s metadata (the bundled model's when `unet` is absent too). */
@@ -170,13 +170,7 @@ export class Upscaler {
     }
     const planar = imageToPlanarFloat(image);
     const { width, height } = planar;
-    // sample_func pads each pass to a multiple of padding_offset = the config's lq_size.
-    const multiple = reference ? leastCommonMultiple(this.config.unet.lq_size, this.unet.sizeMultiple) : this.unet.sizeMultiple;
-    const tile = options.tile ?? (reference ? REFERENCE_CHOP_SIZE : this.config.unet.image_size);
-    const overlap = options.overlap ?? (reference ? REFERENCE_CHOP_OVERLAP : Math.min(16, tile / 2));
-    if (reference && tile % multiple !== 0) {
-      throw new Error(`reference mode: tile ${tile} must be a multiple of ${multiple} (the official script pads every pass to that multiple)`);
-    }
+    const { tile, overlap, multiple } = resolveTiling(this.tilingModel, options);
     const batch = Math.max(1, Math.floor(options.batch ?? 1));
     const rows = planAxis(height, tile, overlap, multiple);
     const cols = planAxis(width, tile, overlap, multiple);
@@ -246,9 +240,19 @@ export class Upscaler {
     if (this.ownsContext) this.ctx.dispose();
   }
 
+  /** What the tile planner needs of this model (see resolveTiling). */
+  get tilingModel(): TilingModel {
+    return tilingModelOf(this.config, this.unet);
+  }
+
   private assertAlive(): void {
     if (this.disposed) throw new Error('this upscaler has been disposed');
   }
+}
+
+/** What the tile planner needs of a model, from its config and its UNet (built, not loaded). */
+export function tilingModelOf(config: ModelConfig, unet: Pick<UNetModelSwin, 'sizeMultiple'>): TilingModel {
+  return { imageSize: config.unet.image_size, lqSize: config.unet.lq_size, sizeMultiple: unet.sizeMultiple };
 }
 
 export function createUpscaler(options: UpscalerOptions): Promise<Upscaler> {
@@ -263,12 +267,6 @@ function perTileNoise(generators: NoiseSource[]): NoiseSource {
     generators.forEach((g, i) => out.set(g(per), i * per));
     return out;
   };
-}
-
-function leastCommonMultiple(a: number, b: number): number {
-  let [x, y] = [a, b];
-  while (y !== 0) [x, y] = [y, x % y];
-  return (a / x) * b;
 }
 
 /** Alpha is upscaled with plain bicubic (the model only sees RGB), then clamped by quantisation. */

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { blendProfile, extractTile, planAxis, reflectIndex } from '../../src/pipeline/tiling.js';
+import { blendProfile, extractTile, planAxis, reflectIndex, resolveTiling } from '../../src/pipeline/tiling.js';
 
 test('axis plans cover the image, overlap at least as asked, end aligned', () => {
   for (const [size, tile, overlap] of [
@@ -18,6 +18,18 @@ test('axis plans cover the image, overlap at least as asked, end aligned', () =>
   }
   assert.equal(planAxis(40, 64, 16, 32), { starts: [0], extent: 64, covered: 40 });
   assert.throws(() => planAxis(200, 48, 16, 32), /multiple of 32/);
+});
+
+test('tiling defaults: the build size with overlap min(16, tile / 2), or the official chop padded to lq_size', () => {
+  const model = { imageSize: 16, lqSize: 64, sizeMultiple: 8 };
+  assert.equal(resolveTiling(model, {}), { tile: 16, overlap: 8, multiple: 8 });
+  assert.equal(resolveTiling(model, { tile: 64 }), { tile: 64, overlap: 16, multiple: 8 });
+  assert.equal(resolveTiling(model, { reference: true }), { tile: 512, overlap: 64, multiple: 64 });
+  assert.equal(resolveTiling({ ...model, lqSize: 48, sizeMultiple: 32 }, { reference: true, tile: 96, overlap: 0 }), { tile: 96, overlap: 0, multiple: 96 });
+  assert.throws(() => resolveTiling(model, { tile: 12 }), /tile must be a multiple of 8, got 12/);
+  assert.throws(() => resolveTiling(model, { reference: true, tile: 96 }), /tile must be a multiple of 64 \(the official script pads every pass to that multiple\), got 96/);
+  assert.throws(() => resolveTiling(model, { tile: 32, overlap: 32 }), /overlap must be a whole number ≥ 0 and < 32, got 32/);
+  assert.throws(() => resolveTiling(model, { overlap: -1 }), /got -1/);
 });
 
 test('blend profiles: 1 away from neighbours, raised-cosine ramps that two neighbours overlapping by the ramp complete to one', () => {
