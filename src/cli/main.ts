@@ -15,6 +15,7 @@ const USAGE = `deltadiff — DeltaDiff / ResShift ×4 super-resolution on WebGPU
 usage:
   deltadiff info [--json] [--model <preset|config.json>]
   deltadiff upscale <input...> -o <file|dir> [--model <preset|config.json> --unet <ckpt> [--autoencoder <ckpt>]]
+                    [--weights-key state_dict|ema|params_ema] [--reference]
                     [--steps N] [--kappa K] [--eta-end E] [--min-noise-level M] [--power P] [--seed S]
                     [--tile N] [--overlap N] [--batch N] [--save-steps <png>] [--quiet] [--json] [--force]
   deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [--bicubic | upscale options]) [--crop-border N] [--rgb] [--csv <file>] [--json] [--force]
