@@ -67,7 +67,7 @@ test('1,200 sampler steps in one upscale keep memory, mappings and caches flat',
   // Sampled while the run records: a per-step leak shows here before the image is read back.
   await upscaler.upscale(testImage(8, 8, 0), {
     onStep: ({ step }) => {
-      if (step === 100 || step === 600 || step === steps - 1) samples.push({ step, at: footprint(ctx) });
+      if (step === 300 || step === 750 || step === steps - 1) samples.push({ step, at: footprint(ctx) });
     },
   });
   const after = footprint(ctx);
