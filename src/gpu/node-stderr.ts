@@ -34,12 +34,14 @@ export function captureNativeStderr<T>(call: () => T): { result: T; captured: st
     // Both open() calls below get descriptor 2, the lowest free one, unless another thread opens
     // a file in the instant between a close and an open (no deltadiff code runs then).
     closeSync(STDERR_FD);
-    const capture = openSync(file, 'w');
+    let capture: number | undefined;
     let result: T;
     try {
+      capture = openSync(file, 'w');
       result = call();
     } finally {
-      closeSync(capture);
+      // Also when the capture file could not be opened: descriptor 2 is free then, and comes back.
+      if (capture !== undefined) closeSync(capture);
       openSync(`/proc/self/fd/${original}`, 'a');
     }
     return { result, captured: readFileSync(file, 'utf8') };
