@@ -39,7 +39,7 @@ export function fixtureModelConfig(name: string): ModelConfig {
  * Largest difference, in 8-bit levels, between an interleaved RGB image and a planar [3, H, W]
  * reference in [−1, 1] quantised as the pipeline does: round((clamp(x) + 1) / 2 · 255).
  */
-export function worstLevelDifference(image: { data: ArrayLike<number> }, planar: Float32Array, height: number, width: number): number {
+export function worstLevelDifference(image: { data: ArrayLike<number> }, planar: ArrayLike<number>, height: number, width: number): number {
   const plane = height * width;
   let worst = 0;
   for (let p = 0; p < plane; p++) {

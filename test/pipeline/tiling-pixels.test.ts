@@ -13,6 +13,7 @@ import { createUpscaler, type Upscaler } from '../../src/pipeline/upscaler.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { initialWeights } from '../../src/train/init.js';
 import { zeroOutputLayer } from '../../src/train/run.js';
+import { worstLevelDifference } from '../helpers/fixtures.js';
 import { gpu, randomArray } from '../helpers/gpu.js';
 import { TINY_PIXEL_MODEL } from '../train/tiny.js';
 
@@ -147,19 +148,6 @@ function planarOf(image: RasterImage): Float32Array {
   return planar;
 }
 
-/** Largest difference in 8-bit levels between an RGB image and planar [3, H, W] values in [−1, 1]. */
-function worstLevels(out: RasterImage, expected: Float64Array | Float32Array): number {
-  const plane = out.width * out.height;
-  let worst = 0;
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      const level = Math.round(((Math.min(1, Math.max(-1, expected[c * plane + p])) + 1) / 2) * 255);
-      worst = Math.max(worst, Math.abs(out.data[p * 3 + c] - level));
-    }
-  }
-  return worst;
-}
-
 /** Torch bicubic ×4 of every tile on its own, clamped to [−1, 1] as decoded tiles are, blended with the weights written out above. */
 function tiledBicubic(planar: Float32Array, reference: boolean): Float64Array {
   const [outW, outH, span, ramp] = [WIDTH * SCALE, HEIGHT * SCALE, TILE * SCALE, OVERLAP * SCALE];
@@ -196,7 +184,7 @@ test('an untrained residual model gives each tile its bicubic, blended as planne
     let tiles = 0;
     const out = await upscaler.upscale(image, { tile: TILE, overlap: OVERLAP, batch: 4, reference, onProgress: (p) => (tiles = p.tiles) });
     assert.is(tiles, ROW_STARTS.length * COLUMN_STARTS.length);
-    const worst = worstLevels(out, tiledBicubic(planarOf(image), reference));
+    const worst = worstLevelDifference(out, tiledBicubic(planarOf(image), reference), out.height, out.width);
     assert.ok(worst <= 1, `${reference ? 'reference' : 'default'} blend: worst pixel differs from the tiles' bicubic by ${worst} levels`);
   }
   upscaler.dispose();
@@ -209,7 +197,7 @@ test('an untrained residual model upscales a smooth multi-tile image like bicubi
   // level. (The reference mode's equal weights do not: 4 levels on this image.)
   const image = rgbImage(WIDTH, HEIGHT, (x, y, c) => Math.round(127.5 + 100 * Math.sin(0.21 * x + 0.9 * c) * Math.cos(0.17 * y - 0.4 * c)));
   const out = await upscaler.upscale(image, { tile: TILE, overlap: OVERLAP, batch: 4 });
-  const worst = worstLevels(out, bicubicUpsampleRef(planarOf(image), [1, 3, HEIGHT, WIDTH], SCALE));
+  const worst = worstLevelDifference(out, bicubicUpsampleRef(planarOf(image), [1, 3, HEIGHT, WIDTH], SCALE), out.height, out.width);
   assert.ok(worst <= 1, `worst pixel differs from bicubic by ${worst} levels`);
   upscaler.dispose();
 });
