@@ -5,13 +5,10 @@ import { openStateDict } from '../../src/io/checkpoint.js';
 import type { HostTensor } from '../../src/io/host-tensor.js';
 import { serializeSafetensors } from '../../src/io/safetensors.js';
 import { parseModelConfig } from '../../src/nn/config.js';
-import { UNetModelSwin } from '../../src/nn/unet.js';
 import { bicubicUpsampleRef } from '../../src/ops/cpu/resample.js';
 import { createUpscaler } from '../../src/pipeline/upscaler.js';
-import { initialWeights } from '../../src/train/init.js';
-import { zeroOutputLayer } from '../../src/train/run.js';
 import { gpu, randomArray } from '../helpers/gpu.js';
-import { TINY_PIXEL_MODEL, TINY_UNET } from '../train/tiny.js';
+import { TINY_PIXEL_MODEL, TINY_UNET, untrainedWeights } from '../train/tiny.js';
 
 const PIXEL_RESIDUAL_MODEL = parseModelConfig(TINY_PIXEL_MODEL);
 
@@ -24,13 +21,7 @@ function safetensorsBytes(tensors: ReadonlyMap<string, HostTensor>): Uint8Array 
 
 test('an untrained residual model on the pixel-unshuffle first stage upscales exactly like bicubic', async () => {
   const config = PIXEL_RESIDUAL_MODEL;
-  const unet = new UNetModelSwin(config.unet);
-  const lookup = zeroOutputLayer(initialWeights(unet, 5));
-  const tensors = new Map<string, HostTensor>();
-  for (const [name, shape] of unet.layout.parameterShapes()) tensors.set(name, { dtype: 'f32', shape, data: await lookup(name) });
-  const bytes = safetensorsBytes(tensors);
-
-  const upscaler = await createUpscaler({ model: config, unet: await openStateDict(bytesSource(bytes, 'tiny.safetensors')), device: await gpu() });
+  const upscaler = await createUpscaler({ model: config, unet: await untrainedWeights(config.unet), device: await gpu() });
   const width = 16;
   const height = 16;
   const pixels = randomArray(width * height * 3, 9, 0, 255).map(Math.round);

@@ -1,21 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bytesSource } from '../../src/io/byte-source.js';
-import { openStateDict } from '../../src/io/checkpoint.js';
-import type { HostTensor } from '../../src/io/host-tensor.js';
 import type { RasterImage } from '../../src/io/image.js';
-import { serializeSafetensors } from '../../src/io/safetensors.js';
 import { parseModelConfig } from '../../src/nn/config.js';
-import { UNetModelSwin } from '../../src/nn/unet.js';
 import { bicubicUpsampleRef } from '../../src/ops/cpu/resample.js';
 import '../../src/pipeline/node-bundled.js';
 import { createUpscaler, type Upscaler } from '../../src/pipeline/upscaler.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { initialWeights } from '../../src/train/init.js';
-import { zeroOutputLayer } from '../../src/train/run.js';
 import { worstLevelDifference } from '../helpers/fixtures.js';
 import { gpu, randomArray } from '../helpers/gpu.js';
-import { TINY_PIXEL_MODEL } from '../train/tiny.js';
+import { TINY_PIXEL_MODEL, untrainedWeights } from '../train/tiny.js';
 
 // Tiles of 16 LR pixels with an overlap of 4 on a 44×28 image: columns start at 0, 12, 24 and
 // 28 (the last one aligned to the right edge, overlapping its neighbour by 12), rows at 0 and 12.
@@ -30,14 +23,7 @@ const SCALE = 4;
 /** An upscaler whose residual UNet has a zero output layer: it predicts no residual, so it is bicubic. */
 async function untrainedResidualUpscaler(): Promise<Upscaler> {
   const config = parseModelConfig(TINY_PIXEL_MODEL);
-  const unet = new UNetModelSwin(config.unet);
-  const lookup = zeroOutputLayer(initialWeights(unet, 5));
-  const tensors = new Map<string, HostTensor>();
-  for (const [name, shape] of unet.layout.parameterShapes()) tensors.set(name, { dtype: 'f32', shape, data: await lookup(name) });
-  const chunks = serializeSafetensors(tensors);
-  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  chunks.reduce((offset, chunk) => (bytes.set(chunk, offset), offset + chunk.length), 0);
-  return createUpscaler({ model: config, unet: await openStateDict(bytesSource(bytes, 'untrained.safetensors')), device: await gpu() });
+  return createUpscaler({ model: config, unet: await untrainedWeights(config.unet), device: await gpu() });
 }
 
 function rgbImage(width: number, height: number, sample: (x: number, y: number, c: number) => number, bitDepth: 8 | 16 = 8): RasterImage {

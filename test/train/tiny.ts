@@ -1,4 +1,11 @@
+import { bytesSource } from '../../src/io/byte-source.js';
+import { openStateDict, type StateDict } from '../../src/io/checkpoint.js';
+import type { HostTensor } from '../../src/io/host-tensor.js';
+import { serializeSafetensors } from '../../src/io/safetensors.js';
 import type { UNetConfig } from '../../src/nn/config.js';
+import { UNetModelSwin } from '../../src/nn/unet.js';
+import { initialWeights } from '../../src/train/init.js';
+import { zeroOutputLayer } from '../../src/train/run.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import type { GpuContext } from '../../src/gpu/context.js';
 import type { UNetBatch } from '../../src/train/unet-step.js';
@@ -46,4 +53,16 @@ export function tinyBatch(ctx: GpuContext): UNetBatch {
     lq: Tensor.from(ctx, lq, [2, 3, 16, 16]),
     target: Tensor.from(ctx, target, [2, 3, 16, 16]),
   };
+}
+
+/**
+ * Freshly initialised weights for a UNet of `config` with a zero output layer, as a state dict:
+ * on a residual model (TINY_PIXEL_MODEL) its output is exactly bicubic.
+ */
+export async function untrainedWeights(config: UNetConfig, seed = 5): Promise<StateDict> {
+  const unet = new UNetModelSwin(config);
+  const lookup = zeroOutputLayer(initialWeights(unet, seed));
+  const tensors = new Map<string, HostTensor>();
+  for (const [name, shape] of unet.layout.parameterShapes()) tensors.set(name, { dtype: 'f32', shape, data: await lookup(name) });
+  return openStateDict(bytesSource(Buffer.concat(serializeSafetensors(tensors)), 'untrained.safetensors'));
 }
