@@ -9,7 +9,7 @@
  */
 import { createNodeGpuContext } from '../src/gpu/node.js';
 import { conv2d, conv2dDirect, defaultConv2dTiling } from '../src/ops/conv2d.js';
-import { conv2dGeometry } from '../src/ops/cpu/conv2d.js';
+import { conv2dGeometry } from '../src/ops/conv2d-geometry.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
 interface BenchCase {

@@ -6,7 +6,7 @@ import { gaussianNoise } from '../src/diffusion/sampler.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { attention } from '../src/ops/attention.js';
 import { conv2d } from '../src/ops/conv2d.js';
-import { conv2dGeometry } from '../src/ops/cpu/conv2d.js';
+import { conv2dGeometry } from '../src/ops/conv2d-geometry.js';
 import { groupNorm } from '../src/ops/groupnorm.js';
 import { matmul } from '../src/ops/matmul.js';
 import { windowAttention } from '../src/ops/window-attention.js';

@@ -1,5 +1,5 @@
 import type { RasterImage } from '../io/image.js';
-import { bicubicUpsampleRef } from '../ops/cpu/resample.js';
+import { bicubicUpsampleRef } from '../ops/host/bicubic.js';
 
 /**
  * torch bicubic ×factor of an image (align_corners False, A = −0.75, in float32 as the model's own

@@ -12,7 +12,7 @@ import {
 import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { GpuLimitError } from '../gpu/errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from './cpu/conv2d.js';
+import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from './conv2d-geometry.js';
 import { assertFloat, flatWorkgroups, Params } from './kernel.js';
 
 export type { Conv2dTiling } from '../../shaders/conv2d.js';

@@ -1,6 +1,6 @@
 import type { GpuContext } from '../gpu/context.js';
 import { Tensor } from '../tensor/tensor.js';
-import { timestepEmbeddingRef } from './cpu/timestep.js';
+import { timestepEmbeddingRef } from './host/timestep.js';
 
 /**
  * Sinusoidal timestep embedding: half = dim/2, f_i = exp(−ln(10000)·i/half),

@@ -5,7 +5,7 @@ import { ConfigError, type DiffusionConfig, type ModelConfig } from '../nn/confi
 import { loadStateDict } from '../nn/load.js';
 import { UNetModelSwin } from '../nn/unet.js';
 import { scale } from '../ops/elementwise.js';
-import { bicubicUpsampleRef } from '../ops/cpu/resample.js';
+import { bicubicUpsampleRef } from '../ops/host/bicubic.js';
 import { gaussianNoise, ResidualShiftSampler, xstartDenoiser, type NoiseSource, type StepInfo } from '../diffusion/sampler.js';
 import { conditionLatent, createFirstStage, VQFirstStage, type FirstStage } from '../nn/first-stage.js';
 import { Tensor } from '../tensor/tensor.js';

@@ -2,7 +2,7 @@ import type { SafetensorsFile } from '../io/safetensors.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import { toFloat32, type HostTensor } from '../io/host-tensor.js';
 import type { GpuContext } from '../gpu/context.js';
-import { relativePositionIndex, shiftMask } from '../ops/cpu/window-attention.js';
+import { relativePositionIndex, shiftMask } from '../ops/window-geometry.js';
 import type { UNetModelSwin } from '../nn/unet.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AdamW, type AdamWConfig, type ParamState } from './optimizer.js';

@@ -3,20 +3,10 @@ import { GpuLimitError } from '../gpu/errors.js';
 import type { GpuContext } from '../gpu/context.js';
 import { sumPartials } from '../ops/grad/loss.js';
 import { flatWorkgroups, Params } from '../ops/kernel.js';
+import { type AdamWConfig, DEFAULT_ADAMW } from '../ops/grad/adamw-config.js';
 import { Tensor } from '../tensor/tensor.js';
 
-export interface AdamWConfig {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** Clip the global gradient norm to this (0: no clipping). */
-  maxGradNorm: number;
-  /** EMA rate d in ema ← d·ema + (1 − d)·θ; null keeps no EMA. */
-  emaDecay: number | null;
-}
-
-export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1, emaDecay: 0.999 };
+export { type AdamWConfig, DEFAULT_ADAMW } from '../ops/grad/adamw-config.js';
 
 /** Optimizer state of one parameter. */
 export interface ParamState {

@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { GpuContext } from '../../src/gpu/context.js';
 import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling, type Conv2dOptions, type Conv2dTiling } from '../../src/ops/conv2d.js';
-import { conv2dGeometry, conv2dRef, type Conv2dPadding } from '../../src/ops/cpu/conv2d.js';
+import { conv2dGeometry, type Conv2dPadding } from '../../src/ops/conv2d-geometry.js';
+import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, gpu, gpuWith, randomArray } from '../helpers/gpu.js';
 

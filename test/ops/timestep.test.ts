@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { timestepEmbeddingRef } from '../../src/ops/cpu/timestep.js';
+import { timestepEmbeddingRef } from '../../src/ops/host/timestep.js';
 import { timestepEmbedding } from '../../src/ops/timestep.js';
 import { gpu, relativeError } from '../helpers/gpu.js';
 

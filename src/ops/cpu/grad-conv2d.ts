@@ -1,5 +1,5 @@
 /** Plain CPU reference for the conv2d backward pass, accumulated in float64. */
-import { conv2dGeometry, type Conv2dGeometryOptions } from './conv2d.js';
+import { conv2dGeometry, type Conv2dGeometryOptions } from '../conv2d-geometry.js';
 
 export interface Conv2dGradsRef {
   dx: Float32Array;

@@ -1,5 +1,5 @@
 /** Plain CPU reference for the AdamW step with global-norm clipping and EMA (float64 arithmetic, f32 state). */
-import type { AdamWConfig } from '../../train/optimizer.js';
+import type { AdamWConfig } from '../grad/adamw-config.js';
 
 export interface AdamWRefState {
   param: Float32Array;

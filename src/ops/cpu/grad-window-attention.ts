@@ -3,7 +3,8 @@
  * MODEL_SPEC §2 recomputed per window and head, then dP = dO·vᵀ, dS = P ⊙ (dP − Σ P·dP),
  * dq = scale·dS·k, dk = scale·dSᵀ·q, dv = Pᵀ·dO and the bias table's scatter-add of dS.
  */
-import { relativePositionIndex, shiftMask, type WindowAttentionRefOptions } from './window-attention.js';
+import { relativePositionIndex, shiftMask } from '../window-geometry.js';
+import type { WindowAttentionRefOptions } from './window-attention.js';
 
 export function windowAttentionBackwardRef(
   qkv: Float32Array,

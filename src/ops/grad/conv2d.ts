@@ -11,7 +11,7 @@ import {
 import { GpuLimitError } from '../../gpu/errors.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { conv2d } from '../conv2d.js';
-import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from '../cpu/conv2d.js';
+import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from '../conv2d-geometry.js';
 import { assertFloat, flatWorkgroups, Params } from '../kernel.js';
 import { matmul } from '../matmul.js';
 import { assertGradShape, batchRuns, elementWindow } from './chunks.js';

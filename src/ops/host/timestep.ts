@@ -1,7 +1,8 @@
 /**
  * The sinusoidal timestep embedding in torch's float arithmetic (guided-diffusion's
  * timestep_embedding): freqs = exp(−ln(10000)·i / half) and args = t·freqs in f32, then
- * [cos(args), sin(args)], with a zero column appended when dim is odd.
+ * [cos(args), sin(args)], with a zero column appended when dim is odd. Production computes it
+ * here on the host (src/ops/timestep.ts says why); the tests check it against f64.
  */
 export function timestepEmbeddingRef(timesteps: readonly number[], dim: number): Float32Array {
   const f = Math.fround;
