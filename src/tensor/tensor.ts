@@ -1,5 +1,6 @@
 import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { fromFloat16Array, toFloat16Array } from './f16.js';
+import { trackInScope } from './scope.js';
 
 /** Element types a GPU tensor can hold. f16 needs the device's shader-f16 feature in kernels. */
 export type DType = 'f32' | 'f16' | 'i32' | 'u32';
@@ -30,8 +31,9 @@ class Storage {
 }
 
 /**
- * A GPU-resident, contiguous, row-major tensor. Its memory returns to the pool on dispose():
- * callers free activations as soon as they are dead, so memory use is deterministic.
+ * A GPU-resident, contiguous, row-major tensor. Its memory returns to the pool on dispose(),
+ * called by hand or by the enclosing scope (./scope.ts) when it ends, so memory use is
+ * deterministic.
  */
 export class Tensor {
   private disposed = false;
@@ -41,7 +43,9 @@ export class Tensor {
     readonly shape: readonly number[],
     readonly dtype: DType,
     private readonly storage: Storage,
-  ) {}
+  ) {
+    trackInScope(this);
+  }
 
   /** An uninitialised tensor from the pool. */
   static empty(ctx: GpuContext, shape: readonly number[], dtype: DType = 'f32', label = 'tensor'): Tensor {
