@@ -1,5 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
 
 export const ELEMENTWISE_WORKGROUP = 256;
 
@@ -17,18 +18,25 @@ fn erf_approx(x: f32) -> f32 {
   return select(r - 1.0, 1.0 - r, x >= 0.0);
 }`;
 
-export function unaryShader(fn: UnaryFn): string {
-  return wgsl`
-struct P { n: u32, alpha: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${flatIndexFn(ELEMENTWISE_WORKGROUP)}
-${ERF_WGSL}
-@compute @workgroup_size(${ELEMENTWISE_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
-  if (i >= p.n) { return; }
+/** y = fn(x) elementwise over `n` elements from element `skip` of each binding. */
+export function unaryKernel(fn: UnaryFn) {
+  return defineKernel({
+    name: fn,
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'skip', type: 'u32' },
+      { name: 'alpha', type: 'f32' },
+    ],
+    bindings: [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'y', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: ELEMENTWISE_WORKGROUP,
+    functions: flatIndexFn(ELEMENTWISE_WORKGROUP) + ERF_WGSL,
+    main: wgsl`
+  let e = flat_index(gid, nwg);
+  if (e >= p.n) { return; }
+  let i = e + p.skip;
   let v = x[i];
 #if ${fn === 'silu'}
   y[i] = v / (1.0 + exp(-v));
@@ -36,26 +44,33 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   y[i] = 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752));
 #else
   y[i] = v * p.alpha;
-#endif
-}`;
+#endif`,
+  });
 }
 
-export function binaryShader(fn: BinaryFn): string {
-  return wgsl`
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-${flatIndexFn(ELEMENTWISE_WORKGROUP)}
-@compute @workgroup_size(${ELEMENTWISE_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
-  if (i >= p.n) { return; }
+/** y = a fn b elementwise over `n` elements from element `skip` of each binding. */
+export function binaryKernel(fn: BinaryFn) {
+  return defineKernel({
+    name: fn,
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'skip', type: 'u32' },
+    ],
+    bindings: [
+      { name: 'a', type: 'f32', access: 'read' },
+      { name: 'b', type: 'f32', access: 'read' },
+      { name: 'y', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: ELEMENTWISE_WORKGROUP,
+    functions: flatIndexFn(ELEMENTWISE_WORKGROUP),
+    main: wgsl`
+  let e = flat_index(gid, nwg);
+  if (e >= p.n) { return; }
+  let i = e + p.skip;
 #if ${fn === 'add'}
   y[i] = a[i] + b[i];
 #else
   y[i] = a[i] * b[i];
-#endif
-}`;
+#endif`,
+  });
 }

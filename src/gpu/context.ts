@@ -58,6 +58,8 @@ export interface KernelCall {
   params?: ArrayBuffer;
   bindings: BufferRange[];
   workgroups: readonly [number, number?, number?];
+  /** The kernel's @workgroup_size, checked against the device's limits when it is compiled. */
+  workgroupSize?: readonly [number, number, number];
 }
 
 const LIMIT_NAMES: (keyof GpuLimits)[] = [
@@ -164,10 +166,17 @@ export class GpuContext {
   }
 
   /** A compiled pipeline for this source and entry point, built once and cached. */
-  pipeline(op: string, code: string, entryPoint = 'main', constants?: Record<string, number>): GPUComputePipeline {
+  pipeline(
+    op: string,
+    code: string,
+    entryPoint = 'main',
+    constants?: Record<string, number>,
+    workgroupSize?: readonly [number, number, number],
+  ): GPUComputePipeline {
     const key = `${entryPoint}\u0000${constants ? JSON.stringify(constants) : ''}\u0000${code}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
+      if (workgroupSize) this.assertWorkgroupFits(op, workgroupSize);
       pipeline = this.scoped(op, 'validation', () => {
         const module = this.device.createShaderModule({ code, label: op });
         return this.device.createComputePipeline({
@@ -179,6 +188,20 @@ export class GpuContext {
       this.pipelines.set(key, pipeline);
     }
     return pipeline;
+  }
+
+  /** Throws, naming the limit, when a workgroup of this size cannot run on the device. */
+  private assertWorkgroupFits(op: string, [x, y, z]: readonly [number, number, number]): void {
+    const { maxComputeWorkgroupSizeX, maxComputeWorkgroupSizeY, maxComputeInvocationsPerWorkgroup } = this.limits;
+    const problem =
+      x > maxComputeWorkgroupSizeX
+        ? `x exceeds maxComputeWorkgroupSizeX (${maxComputeWorkgroupSizeX})`
+        : y > maxComputeWorkgroupSizeY
+          ? `y exceeds maxComputeWorkgroupSizeY (${maxComputeWorkgroupSizeY})`
+          : x * y * z > maxComputeInvocationsPerWorkgroup
+            ? `${x * y * z} invocations exceed maxComputeInvocationsPerWorkgroup (${maxComputeInvocationsPerWorkgroup})`
+            : '';
+    if (problem) throw new GpuLimitError(`workgroup size ${x}×${y}×${z}: ${problem}`, op);
   }
 
   get pipelineCount(): number {
@@ -203,7 +226,7 @@ export class GpuContext {
         );
       }
     }
-    const pipeline = this.pipeline(call.op, call.code, call.entryPoint);
+    const pipeline = this.pipeline(call.op, call.code, call.entryPoint, undefined, call.workgroupSize);
     const bindGroup = this.bindGroup(call, pipeline);
     const pass = this.computePass();
     pass.setPipeline(pipeline);

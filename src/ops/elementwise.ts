@@ -1,17 +1,18 @@
-import { binaryShader, ELEMENTWISE_WORKGROUP, unaryShader, type BinaryFn, type UnaryFn } from '../../shaders/elementwise.js';
+import { binaryKernel, ELEMENTWISE_WORKGROUP, unaryKernel, type BinaryFn, type UnaryFn } from '../../shaders/elementwise.js';
 import { Tensor } from '../tensor/tensor.js';
-import { assertFloat, assertSameShape, chunkItems, flatWorkgroups, Params } from './kernel.js';
+import { assertFloat, assertSameShape, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from './kernel.js';
 
 function unary(fn: UnaryFn, x: Tensor, alpha = 0): Tensor {
   assertFloat(fn, x);
   const y = Tensor.empty(x.ctx, x.shape, 'f32', fn);
-  const code = unaryShader(fn);
-  for (const { start, count } of chunkItems(x.ctx, x.size, 1)) {
-    x.ctx.dispatch({
-      op: fn,
-      code,
-      params: new Params().u32(count).f32(alpha).build(),
-      bindings: [x.binding(start, count), y.binding(start, count)],
+  const kernel = unaryKernel(fn);
+  const footprints = itemFootprints([x, y]);
+  for (const { start, count } of planRuns(x.ctx, fn, x.size, footprints)) {
+    // Both tensors are f32 and bound from the same element, so they share one skip.
+    const [xw, yw] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(x.ctx, kernel, {
+      uniforms: { n: count, skip: yw.skip, alpha },
+      bindings: { x: xw.binding, y: yw.binding },
       workgroups: flatWorkgroups(x.ctx, count, ELEMENTWISE_WORKGROUP),
     });
   }
@@ -22,13 +23,13 @@ function binary(fn: BinaryFn, a: Tensor, b: Tensor): Tensor {
   assertFloat(fn, a, b);
   assertSameShape(fn, a, b);
   const y = Tensor.empty(a.ctx, a.shape, 'f32', fn);
-  const code = binaryShader(fn);
-  for (const { start, count } of chunkItems(a.ctx, a.size, 1)) {
-    a.ctx.dispatch({
-      op: fn,
-      code,
-      params: new Params().u32(count).build(),
-      bindings: [a.binding(start, count), b.binding(start, count), y.binding(start, count)],
+  const kernel = binaryKernel(fn);
+  const footprints = itemFootprints([a, b, y]);
+  for (const { start, count } of planRuns(a.ctx, fn, a.size, footprints)) {
+    const [aw, bw, yw] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(a.ctx, kernel, {
+      uniforms: { n: count, skip: yw.skip },
+      bindings: { a: aw.binding, b: bw.binding, y: yw.binding },
       workgroups: flatWorkgroups(a.ctx, count, ELEMENTWISE_WORKGROUP),
     });
   }

@@ -1,6 +1,29 @@
-import type { GpuContext } from '../gpu/context.js';
+import type { Kernel } from '../../shaders/declare.js';
+import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { GpuLimitError } from '../gpu/errors.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { bytesPerElement, type Tensor } from '../tensor/tensor.js';
+
+/** Records one dispatch of a declared kernel, its uniforms and bindings given by name. */
+export function dispatchKernel<U extends string, B extends string>(
+  ctx: GpuContext,
+  kernel: Kernel<U, B>,
+  call: {
+    uniforms: Readonly<Record<U, number>>;
+    bindings: Readonly<Record<B, BufferRange>>;
+    workgroups: readonly [number, number?, number?];
+    /** Names the op in errors when it differs from the kernel's name. */
+    op?: string;
+  },
+): void {
+  ctx.dispatch({
+    op: call.op ?? kernel.name,
+    code: kernel.code,
+    params: kernel.packUniforms(call.uniforms),
+    bindings: kernel.orderBindings(call.bindings),
+    workgroups: call.workgroups,
+    workgroupSize: kernel.workgroupSize,
+  });
+}
 
 /**
  * Builds a uniform block of 4-byte scalars in declaration order. Kernels declare the matching
@@ -65,6 +88,82 @@ export function flatWorkgroups(ctx: GpuContext, invocations: number, workgroupSi
 export interface ElementRange {
   start: number;
   count: number;
+}
+
+/** Elements [start, end) of a tensor that one run of a kernel reads or writes. */
+export interface Footprint {
+  tensor: Tensor;
+  start: number;
+  end: number;
+}
+
+/**
+ * A storage binding covering a footprint. Bindings must start at an offset aligned to the
+ * device's minStorageBufferOffsetAlignment, so it starts at element `base`, at or below the
+ * footprint's start; the kernel adds `skip` (start − base) to its indices, or subtracts `base`.
+ */
+export interface Window {
+  binding: BufferRange;
+  base: number;
+  skip: number;
+}
+
+/** Binds a footprint from the aligned element at or below its start, for any element size. */
+export function bindWindow({ tensor, start, end }: Footprint): Window {
+  const skip = start - alignedBase(tensor, start);
+  return { binding: tensor.binding(start - skip, end - start + skip), base: start - skip, skip };
+}
+
+function alignedBase(tensor: Tensor, start: number): number {
+  const elementBytes = bytesPerElement(tensor.dtype);
+  const startByte = start * elementBytes;
+  return (startByte - (startByte % tensor.ctx.limits.minStorageBufferOffsetAlignment)) / elementBytes;
+}
+
+/** Footprints of a run over tensors that all hold `itemElements` elements per item, item-aligned. */
+export const itemFootprints =
+  (tensors: readonly Tensor[], itemElements = 1) =>
+  (start: number, end: number): Footprint[] =>
+    tensors.map((tensor) => ({ tensor, start: start * itemElements, end: end * itemElements }));
+
+/**
+ * Splits `total` work items (elements, rows, batch items, heads…) into runs [start, start +
+ * count) as long as every footprint of the run, bound by bindWindow, fits the device's storage
+ * binding limit: the one planner for work over maxStorageBufferBindingSize. Footprints must grow
+ * with the run (a longer run's footprint contains the shorter one's). `item` names a work item
+ * in the error when one alone does not fit; `maxCount` caps a run further (a dispatch limit).
+ */
+export function planRuns(
+  ctx: GpuContext,
+  op: string,
+  total: number,
+  footprints: (start: number, end: number) => Footprint[],
+  { item = 'work item', maxCount = total }: { item?: string; maxCount?: number } = {},
+): ElementRange[] {
+  const limit = ctx.limits.maxStorageBufferBindingSize;
+  const fits = (start: number, end: number): boolean =>
+    end - start <= maxCount &&
+    footprints(start, end).every(
+      ({ tensor, start, end }) => (end - alignedBase(tensor, start)) * bytesPerElement(tensor.dtype) <= limit,
+    );
+  const runs: ElementRange[] = [];
+  for (let start = 0; start < total; ) {
+    if (!fits(start, start + 1)) {
+      throw new GpuLimitError(`one ${item} needs a binding larger than maxStorageBufferBindingSize (${limit})`, op);
+    }
+    // Largest end that fits, by bisection between a fitting `lo` and a failing `hi`.
+    let lo = start + 1;
+    let hi = total;
+    if (fits(start, hi)) lo = hi;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (fits(start, mid)) lo = mid;
+      else hi = mid;
+    }
+    runs.push({ start, count: lo - start });
+    start = lo;
+  }
+  return runs;
 }
 
 /**
