@@ -1,7 +1,11 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
+import { defineKernel, type UniformDeclaration } from './declare.js';
 
 export const GATHER_WORKGROUP = 256;
+
+const GATHER_UNIFORMS = ['count', 'first', 'in_base', 'out_base', 'in_h', 'in_w', 'out_h', 'out_w'] as const;
+export type GatherUniform = (typeof GATHER_UNIFORMS)[number];
 
 /**
  * Scaffolding for NCHW gather kernels: one invocation per output element of a run of output
@@ -10,23 +14,20 @@ export const GATHER_WORKGROUP = 256;
  * output coordinates `ox`, `oy`, `plane` (n·C + c), the output's index `o` in the bound `y`,
  * `in_plane` (input plane `plane`'s first element as an index into the bound `x`; u32
  * wrap-around keeps it exact when the binding starts inside that plane) and the uniforms `p`:
- * the common fields plus `extraFields`. It ends by writing `y[o]`. `functions` holds
- * module-scope helpers the body calls.
+ * the common fields plus `extra`. It ends by writing `y[o]`. `functions` holds module-scope
+ * helpers the body calls.
  */
-export function gatherShader(extraFields: string, body: string, functions = ''): string {
-  return /* wgsl */ `
-struct P {
-  count: u32, first: u32, in_base: u32, out_base: u32,
-  in_h: u32, in_w: u32, out_h: u32, out_w: u32,
-  ${extraFields}
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${flatIndexFn(GATHER_WORKGROUP)}
-${functions}
-@compute @workgroup_size(${GATHER_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export function gatherKernel<E extends string>(name: string, extra: readonly UniformDeclaration<E>[], body: string, functions = '') {
+  return defineKernel<GatherUniform | E, 'x' | 'y'>({
+    name,
+    uniforms: [...GATHER_UNIFORMS.map((field) => ({ name: field, type: 'u32' as const })), ...extra],
+    bindings: [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'y', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: GATHER_WORKGROUP,
+    functions: flatIndexFn(GATHER_WORKGROUP) + functions,
+    main: /* wgsl */ `
   let i = flat_index(gid, nwg);
   if (i >= p.count) { return; }
   let e = p.first + i;
@@ -36,8 +37,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let oy = row % p.out_h;
   let plane = row / p.out_h;
   let in_plane = plane * p.in_h * p.in_w - p.in_base;
-  ${body}
-}`;
+  ${body}`,
+  });
 }
 
 export type PadMode = 'reflect' | 'zero';
@@ -46,9 +47,13 @@ export type PadMode = 'reflect' | 'zero';
  * Output (oy, ox) reads input (oy − top, ox − left): padding for top, left ≥ 0, cropping with
  * negative offsets. Reflection follows torch (the edge row is not repeated).
  */
-export function windowShader(mode: PadMode): string {
-  return gatherShader(
-    'top: i32, left: i32',
+export function windowKernel(mode: PadMode) {
+  return gatherKernel(
+    `window-${mode}`,
+    [
+      { name: 'top', type: 'i32' },
+      { name: 'left', type: 'i32' },
+    ],
     wgsl`
   let h = i32(p.in_h);
   let w = i32(p.in_w);
@@ -72,9 +77,14 @@ export function windowShader(mode: PadMode): string {
  * torch pixel_unshuffle: out[n, c·r² + i·r + j, y, x] = in[n, c, y·r + i, x·r + j];
  * pixel_shuffle is its inverse.
  */
-export function shuffleShader(direction: 'shuffle' | 'unshuffle'): string {
-  return gatherShader(
-    'out_c: u32, in_c: u32, r: u32',
+export function shuffleKernel(direction: 'shuffle' | 'unshuffle') {
+  return gatherKernel(
+    direction,
+    [
+      { name: 'out_c', type: 'u32' },
+      { name: 'in_c', type: 'u32' },
+      { name: 'r', type: 'u32' },
+    ],
     wgsl`
   let n = plane / p.out_c;
   let c = plane % p.out_c;

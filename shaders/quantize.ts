@@ -1,4 +1,5 @@
 import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
 
 export const QUANTIZE_WORKGROUP = 64;
 
@@ -16,31 +17,31 @@ export function quantizeTileCodes(dim: number): number {
  * a strictly smaller d wins, so ties go to the lowest index like torch.argmin. Codes are
  * staged in workgroup memory `tile` at a time with their norms.
  */
-export function quantizeShader(dim: number, tile: number): string {
-  return /* wgsl */ `
-struct P {
-  positions: u32,  // positions in this dispatch
-  first: u32,      // global index n·H·W + y·W + x of the first one
-  z_base: u32, i_base: u32,
-  plane: u32,      // H·W
-  codes: u32,
-}
+export function quantizeKernel(dim: number, tile: number) {
+  return defineKernel({
+    name: 'quantize',
+    uniforms: [
+      { name: 'positions', type: 'u32' }, // positions in this dispatch
+      { name: 'first', type: 'u32' }, // global index n·H·W + y·W + x of the first one
+      { name: 'z_base', type: 'u32' },
+      { name: 'i_base', type: 'u32' },
+      { name: 'plane', type: 'u32' }, // H·W
+      { name: 'codes', type: 'u32' },
+    ],
+    bindings: [
+      { name: 'z', type: 'f32', access: 'read' },
+      { name: 'codebook', type: 'f32', access: 'read' },
+      { name: 'quantized', type: 'f32', access: 'read_write' },
+      { name: 'indices', type: 'i32', access: 'read_write' },
+    ],
+    workgroupSize: QUANTIZE_WORKGROUP,
+    functions: /* wgsl */ `
 const D = ${dim}u;
 const TILE = ${tile}u;
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> z: array<f32>;
-@group(0) @binding(2) var<storage, read> codebook: array<f32>;
-@group(0) @binding(3) var<storage, read_write> quantized: array<f32>;
-@group(0) @binding(4) var<storage, read_write> indices: array<i32>;
 var<workgroup> staged: array<f32, ${tile * dim}>;
 var<workgroup> staged_norms: array<f32, ${tile}>;
-${flatIndexFn(QUANTIZE_WORKGROUP)}
-@compute @workgroup_size(${QUANTIZE_WORKGROUP})
-fn main(
-  @builtin(global_invocation_id) gid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
+${flatIndexFn(QUANTIZE_WORKGROUP)}`,
+    main: /* wgsl */ `
   let i = flat_index(gid, nwg);
   // Invocations past the end still help stage codes, so they read a valid position and
   // return only after the last barrier.
@@ -88,5 +89,6 @@ fn main(
     // quantized has z's shape and is bound from the same element, so z0 indexes it too
     quantized[z0 + k * p.plane] = codebook[best * D + k];
   }
-}`;
+`,
+  });
 }

@@ -1,4 +1,4 @@
-import { gatherShader } from './layout.js';
+import { gatherKernel } from './layout.js';
 
 /** Source position of one output coordinate: the tap index left of it and the fraction past it. */
 const BICUBIC_FUNCTIONS = /* wgsl */ `
@@ -30,8 +30,9 @@ fn cubic_weights(t: f32) -> vec4<f32> {
  * inv_scale·(o + 0.5) − 0.5, cubic convolution with A = −0.75, taps clamped to the border,
  * each of the four rows interpolated along x, then the row values along y.
  */
-export const BICUBIC_WGSL = gatherShader(
-  'inv_scale: f32',
+export const BICUBIC_KERNEL = gatherKernel(
+  'bicubicUpsample',
+  [{ name: 'inv_scale', type: 'f32' }],
   /* wgsl */ `
   let sy = source_index(oy, p.in_h);
   let sx = source_index(ox, p.in_w);
@@ -53,8 +54,9 @@ export const BICUBIC_WGSL = gatherShader(
 );
 
 /** Nearest-neighbour upsampling by an integer factor: out[oy, ox] = in[oy / f, ox / f]. */
-export const NEAREST_WGSL = gatherShader(
-  'factor: u32',
+export const NEAREST_KERNEL = gatherKernel(
+  'upsampleNearest',
+  [{ name: 'factor', type: 'u32' }],
   /* wgsl */ `
   y[o] = x[in_plane + (oy / p.factor) * p.in_w + ox / p.factor];`,
 );

@@ -1,76 +1,15 @@
-import { GATHER_WORKGROUP, shuffleShader, windowShader, type PadMode } from '../../shaders/layout.js';
-import type { BufferRange, GpuContext } from '../gpu/context.js';
-import { GpuLimitError } from '../gpu/errors.js';
-import { bytesPerElement, Tensor } from '../tensor/tensor.js';
-import { assertFloat, assertShape, flatWorkgroups, Params, type ElementRange } from './kernel.js';
+import type { Kernel } from '../../shaders/declare.js';
+import { GATHER_WORKGROUP, shuffleKernel, windowKernel, type GatherUniform, type PadMode } from '../../shaders/layout.js';
+import { Tensor } from '../tensor/tensor.js';
+import { assertFloat, assertShape, bindWindow, dispatchKernel, flatWorkgroups, planRuns, type Footprint } from './kernel.js';
 
 export type { PadMode };
 
 // ---------------------------------------------------------------------------------------------
-// Chunking by output rows. Gathers read a source region that differs in size and position from
-// the output run they write, so both bindings cannot be cut at aligned offsets of the same item
-// count (what chunkItems does). Instead each binding starts at the aligned offset at or below
-// the first element the run needs, and the kernel subtracts that base from its indices.
-
-/** Elements [start, end) of a tensor that a run of output rows reads or writes. */
-export interface Footprint {
-  tensor: Tensor;
-  start: number;
-  end: number;
-}
-
-/** A storage binding that starts at element `base` (aligned down from the footprint's start). */
-export interface BoundRange {
-  binding: BufferRange;
-  base: number;
-}
-
-function alignedBase(tensor: Tensor, start: number): number {
-  const align = tensor.ctx.limits.minStorageBufferOffsetAlignment;
-  const startByte = start * bytesPerElement(tensor.dtype);
-  return (startByte - (startByte % align)) / bytesPerElement(tensor.dtype);
-}
-
-export function boundRange({ tensor, start, end }: Footprint): BoundRange {
-  const base = alignedBase(tensor, start);
-  return { binding: tensor.binding(base, end - base), base };
-}
-
-/**
- * Splits `rows` output rows into runs [start, start + count) as long as every footprint of
- * the run, bound from its aligned base, fits the device's storage binding limit. Footprints
- * must grow with the run (a longer run's footprint contains the shorter one's).
- */
-export function chunkRows(
-  ctx: GpuContext,
-  op: string,
-  rows: number,
-  footprints: (r0: number, r1: number) => Footprint[],
-): ElementRange[] {
-  const limit = ctx.limits.maxStorageBufferBindingSize;
-  const fits = (r0: number, r1: number): boolean =>
-    footprints(r0, r1).every(
-      ({ tensor, start, end }) => (end - alignedBase(tensor, start)) * bytesPerElement(tensor.dtype) <= limit,
-    );
-  const runs: ElementRange[] = [];
-  for (let start = 0; start < rows; ) {
-    if (!fits(start, start + 1)) {
-      throw new GpuLimitError(`one output row needs a binding larger than maxStorageBufferBindingSize (${limit})`, op);
-    }
-    // Largest end that fits, by bisection between a fitting `lo` and a failing `hi`.
-    let lo = start + 1;
-    let hi = rows;
-    if (fits(start, hi)) lo = hi;
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (fits(start, mid)) lo = mid;
-      else hi = mid;
-    }
-    runs.push({ start, count: lo - start });
-    start = lo;
-  }
-  return runs;
-}
+// Gathers are split by output rows. They read a source region that differs in size and position
+// from the output run they write, so each binding is a window (bindWindow) starting at the
+// aligned offset at or below the first element the run needs, and the kernel subtracts that
+// base from its indices.
 
 /** How an NCHW gather maps output planes and rows to the source planes and rows it reads. */
 export interface SourceMap {
@@ -106,22 +45,29 @@ export function rowFootprint(tensor: Tensor, r0: number, r1: number): Footprint 
 export const samePlane = (p: number): readonly [number, number] => [p, p];
 
 /**
- * Records a gatherShader() kernel from NCHW `x` into NCHW `y`, chunked by output rows;
- * `extra` appends the kernel's own uniform fields.
+ * Records a gatherKernel() from NCHW `x` into NCHW `y`, split by output rows; `extra` gives
+ * the kernel's own uniform fields.
  */
-export function gather(op: string, code: string, x: Tensor, y: Tensor, map: SourceMap, extra: (params: Params) => Params): void {
+export function gather<E extends string>(
+  op: string,
+  kernel: Kernel<GatherUniform | E, 'x' | 'y'>,
+  x: Tensor,
+  y: Tensor,
+  map: SourceMap,
+  extra: Readonly<Record<E, number>>,
+): void {
   const [, , inH, inW] = x.shape;
   const [, , outH, outW] = y.shape;
   if (y.size === 0) return;
   const footprints = (r0: number, r1: number): Footprint[] => [sourceFootprint(x, map, outH, r0, r1), rowFootprint(y, r0, r1)];
-  for (const { start, count } of chunkRows(x.ctx, op, y.size / outW, footprints)) {
-    const [src, dst] = footprints(start, start + count).map(boundRange);
+  for (const { start, count } of planRuns(x.ctx, op, y.size / outW, footprints, { item: 'output row' })) {
+    const [src, dst] = footprints(start, start + count).map(bindWindow);
     const invocations = count * outW;
-    x.ctx.dispatch({
+    const common = { count: invocations, first: start * outW, in_base: src.base, out_base: dst.base, in_h: inH, in_w: inW, out_h: outH, out_w: outW };
+    dispatchKernel(x.ctx, kernel, {
       op,
-      code,
-      params: extra(new Params().u32(invocations, start * outW, src.base, dst.base, inH, inW, outH, outW)).build(),
-      bindings: [src.binding, dst.binding],
+      uniforms: { ...common, ...extra } as Record<GatherUniform | E, number>,
+      bindings: { x: src.binding, y: dst.binding },
       workgroups: flatWorkgroups(x.ctx, invocations, GATHER_WORKGROUP),
     });
   }
@@ -170,7 +116,7 @@ export function pixelUnshuffle(x: Tensor, r: number): Tensor {
     planes: (p) => [Math.floor(p / (r * r)), Math.floor(p / (r * r))],
     rows: (y0, y1) => [y0 * r, y1 * r + r - 1],
   };
-  gather(op, shuffleShader('unshuffle'), x, y, map, (p) => p.u32(c * r * r, c, r));
+  gather(op, shuffleKernel('unshuffle'), x, y, map, { out_c: c * r * r, in_c: c, r });
   return y;
 }
 
@@ -190,7 +136,7 @@ export function pixelShuffle(x: Tensor, r: number): Tensor {
     planes: (p) => [p * r * r, p * r * r + r * r - 1],
     rows: (y0, y1) => [Math.floor(y0 / r), Math.floor(y1 / r)],
   };
-  gather(op, shuffleShader('shuffle'), x, y, map, (p) => p.u32(c / (r * r), c, r));
+  gather(op, shuffleKernel('shuffle'), x, y, map, { out_c: c / (r * r), in_c: c, r });
   return y;
 }
 
@@ -213,7 +159,7 @@ function windowOp(op: string, x: Tensor, outH: number, outW: number, top: number
   if (x.size === 0 && n * c * outH * outW > 0) throw new Error(`${op}: ${shapeText(x)} has no values to pad from`);
   const y = Tensor.empty(x.ctx, [n, c, outH, outW], 'f32', op);
   const map: SourceMap = { planes: samePlane, rows: windowRows(mode, top, h) };
-  gather(op, windowShader(mode), x, y, map, (p) => p.i32(top, left));
+  gather(op, windowKernel(mode), x, y, map, { top, left });
   return y;
 }
 

@@ -1,7 +1,7 @@
-import { QUANTIZE_WORKGROUP, quantizeShader, quantizeTileCodes } from '../../shaders/quantize.js';
+import { QUANTIZE_WORKGROUP, quantizeKernel, quantizeTileCodes } from '../../shaders/quantize.js';
 import { Tensor } from '../tensor/tensor.js';
-import { assertFloat, assertShape, flatWorkgroups, Params } from './kernel.js';
-import { boundRange, chunkRows, rowFootprint, sourceFootprint, type Footprint } from './layout.js';
+import { assertFloat, assertShape, bindWindow, dispatchKernel, flatWorkgroups, planRuns, type Footprint } from './kernel.js';
+import { rowFootprint, sourceFootprint } from './layout.js';
 
 /**
  * Nearest-codebook quantisation over channels: for each (n, y, x) the code e minimising
@@ -29,15 +29,13 @@ export function quantize(z: Tensor, codebook: Tensor): { quantized: Tensor; indi
     const span = sourceFootprint(z, map, h, r0, r1);
     return [span, { ...span, tensor: quantized }, rowFootprint(indices, r0, r1)];
   };
-  const code = quantizeShader(dim, tile);
-  for (const { start, count } of chunkRows(z.ctx, op, n * h, footprints)) {
-    const [zRange, qRange, iRange] = footprints(start, start + count).map(boundRange);
+  const kernel = quantizeKernel(dim, tile);
+  for (const { start, count } of planRuns(z.ctx, op, n * h, footprints, { item: 'output row' })) {
+    const [zRange, qRange, iRange] = footprints(start, start + count).map(bindWindow);
     const positions = count * w;
-    z.ctx.dispatch({
-      op,
-      code,
-      params: new Params().u32(positions, start * w, zRange.base, iRange.base, h * w, codes).build(),
-      bindings: [zRange.binding, codebook.binding(), qRange.binding, iRange.binding],
+    dispatchKernel(z.ctx, kernel, {
+      uniforms: { positions, first: start * w, z_base: zRange.base, i_base: iRange.base, plane: h * w, codes },
+      bindings: { z: zRange.binding, codebook: codebook.binding(), quantized: qRange.binding, indices: iRange.binding },
       workgroups: flatWorkgroups(z.ctx, positions, QUANTIZE_WORKGROUP),
     });
   }

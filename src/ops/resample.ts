@@ -1,4 +1,4 @@
-import { BICUBIC_WGSL, NEAREST_WGSL } from '../../shaders/resample.js';
+import { BICUBIC_KERNEL, NEAREST_KERNEL } from '../../shaders/resample.js';
 import { Tensor } from '../tensor/tensor.js';
 import { assertFloat, assertShape } from './kernel.js';
 import { gather, samePlane } from './layout.js';
@@ -24,7 +24,7 @@ export function bicubicUpsample(x: Tensor, factor: number): Tensor {
     Math.max(Math.floor(y0 / factor) - 2, 0),
     Math.min(Math.floor(y1 / factor) + 2, h - 1),
   ];
-  gather(op, BICUBIC_WGSL, x, y, { planes: samePlane, rows }, (p) => p.f32(1 / factor));
+  gather(op, BICUBIC_KERNEL, x, y, { planes: samePlane, rows }, { inv_scale: 1 / factor });
   return y;
 }
 
@@ -34,6 +34,6 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   const factor = 2;
   const y = upsampledOutput(op, x, factor);
   const rows = (y0: number, y1: number): [number, number] => [Math.floor(y0 / factor), Math.floor(y1 / factor)];
-  gather(op, NEAREST_WGSL, x, y, { planes: samePlane, rows }, (p) => p.u32(factor));
+  gather(op, NEAREST_KERNEL, x, y, { planes: samePlane, rows }, { factor });
   return y;
 }
