@@ -1,4 +1,5 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { defineKernel } from './declare.js';
 
 /** Below every finite f32 input: the running maximum before any element has been seen. */
 const NO_MAX = '-3.4028234e38';
@@ -9,22 +10,27 @@ const NO_MAX = '-3.4028234e38';
  * grows; the workgroup merges the pairs in a tree, then writes exp(x − max) / sum. Two reads
  * of the row, and never exp of a positive number, so any input magnitude is safe.
  */
-export function softmaxShader(workgroupSize: number, vec4: boolean): string {
+export function softmaxKernel(workgroupSize: number, vec4: boolean) {
   const V = vec4 ? 'vec4<f32>' : 'f32';
-  return wgsl`
-struct P { rows: u32, row_len: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<${V}>;
-@group(0) @binding(2) var<storage, read_write> y: array<${V}>;
+  return defineKernel({
+    name: 'softmax',
+    uniforms: [
+      { name: 'rows', type: 'u32' },
+      { name: 'row_len', type: 'u32' }, // in vectors of V
+      { name: 'skip', type: 'u32' }, // vectors of V before the first row in both bindings
+    ],
+    bindings: [
+      { name: 'x', type: V, access: 'read' },
+      { name: 'y', type: V, access: 'read_write' },
+    ],
+    workgroupSize,
+    functions: /* wgsl */ `
 var<workgroup> shared_max: array<f32, ${workgroupSize}>;
-var<workgroup> shared_sum: array<f32, ${workgroupSize}>;
-
-@compute @workgroup_size(${workgroupSize})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
+var<workgroup> shared_sum: array<f32, ${workgroupSize}>;`,
+    main: wgsl`
   let row = wid.x + wid.y * nwg.x;
   if (row >= p.rows) { return; }
-  let start = row * p.row_len;
+  let start = p.skip + row * p.row_len;
   var m = ${NO_MAX};
   var s = 0.0;
   for (var i = lid; i < p.row_len; i += ${workgroupSize}u) {
@@ -62,6 +68,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   let inv_sum = 1.0 / shared_sum[0];
   for (var i = lid; i < p.row_len; i += ${workgroupSize}u) {
     y[start + i] = exp(x[start + i] - row_max) * inv_sum;
-  }
-}`;
+  }`,
+  });
 }

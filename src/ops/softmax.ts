@@ -1,6 +1,6 @@
-import { softmaxShader } from '../../shaders/softmax.js';
+import { softmaxKernel } from '../../shaders/softmax.js';
 import { Tensor } from '../tensor/tensor.js';
-import { assertFloat, chunkItems, flatWorkgroups, Params } from './kernel.js';
+import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from './kernel.js';
 
 /** Invocations per row: enough for about four vectors each, between 32 and 256. */
 function workgroupSizeFor(rowVectors: number): number {
@@ -20,13 +20,14 @@ export function softmax(x: Tensor): Tensor {
   const vec4 = rowLength % 4 === 0;
   const rowVectors = vec4 ? rowLength / 4 : rowLength;
   const workgroupSize = workgroupSizeFor(rowVectors);
-  const code = softmaxShader(workgroupSize, vec4);
-  for (const { start, count } of chunkItems(ctx, x.size / rowLength, rowLength)) {
-    ctx.dispatch({
-      op,
-      code,
-      params: new Params().u32(count, rowVectors).build(),
-      bindings: [x.binding(start * rowLength, count * rowLength), y.binding(start * rowLength, count * rowLength)],
+  const kernel = softmaxKernel(workgroupSize, vec4);
+  const footprints = itemFootprints([x, y], rowLength);
+  for (const { start, count } of planRuns(ctx, op, x.size / rowLength, footprints, { item: 'row' })) {
+    // Both bindings start at the same aligned element, a whole number of vectors before the run.
+    const [xw, yw] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(ctx, kernel, {
+      uniforms: { rows: count, row_len: rowVectors, skip: yw.skip / (vec4 ? 4 : 1) },
+      bindings: { x: xw.binding, y: yw.binding },
       workgroups: flatWorkgroups(ctx, count * workgroupSize, workgroupSize),
     });
   }
