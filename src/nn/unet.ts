@@ -7,6 +7,7 @@ import { upsampleNearest2x } from '../ops/resample.js';
 import { linear } from '../ops/matmul.js';
 import { timestepEmbedding } from '../ops/timestep.js';
 import { windowAttention } from '../ops/window-attention.js';
+import { scope, sequence, unscoped } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError, resBlocksPerLevel, type UNetConfig } from './config.js';
 import { CostModel } from './cost.js';
@@ -84,25 +85,18 @@ class ResBlock implements Layer {
 
   forward({ conv2d, groupNorm, linear }: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor): Tensor {
     const p = this.name;
-    const normed = groupNorm(x, w.get(`${p}.in_layers.0.weight`), w.get(`${p}.in_layers.0.bias`), { eps: UNET_GN_EPS, silu: true });
-    const h = conv2d(normed, w.get(`${p}.in_layers.2.weight`), w.get(`${p}.in_layers.2.bias`));
-    normed.dispose();
-    const scale = linear(emb, w.get(embHalf(p, 'scale', 'weight')), w.get(embHalf(p, 'scale', 'bias')), { inputActivation: 'silu' });
-    const shift = linear(emb, w.get(embHalf(p, 'shift', 'weight')), w.get(embHalf(p, 'shift', 'bias')), { inputActivation: 'silu' });
-    const modulated = groupNorm(h, w.get(`${p}.out_layers.0.weight`), w.get(`${p}.out_layers.0.bias`), {
-      eps: UNET_GN_EPS,
-      silu: true,
-      scale,
-      shift,
+    // Nested scopes free each intermediate where the next one no longer needs it.
+    const modulated = scope(() => {
+      const h = scope(() => {
+        const normed = groupNorm(x, w.get(`${p}.in_layers.0.weight`), w.get(`${p}.in_layers.0.bias`), { eps: UNET_GN_EPS, silu: true });
+        return conv2d(normed, w.get(`${p}.in_layers.2.weight`), w.get(`${p}.in_layers.2.bias`));
+      });
+      const scale = linear(emb, w.get(embHalf(p, 'scale', 'weight')), w.get(embHalf(p, 'scale', 'bias')), { inputActivation: 'silu' });
+      const shift = linear(emb, w.get(embHalf(p, 'shift', 'weight')), w.get(embHalf(p, 'shift', 'bias')), { inputActivation: 'silu' });
+      return groupNorm(h, w.get(`${p}.out_layers.0.weight`), w.get(`${p}.out_layers.0.bias`), { eps: UNET_GN_EPS, silu: true, scale, shift });
     });
-    h.dispose();
-    scale.dispose();
-    shift.dispose();
     const skip = this.cin === this.cout ? x : conv2d(x, w.get(`${p}.skip_connection.weight`), w.get(`${p}.skip_connection.bias`));
-    const out = conv2d(modulated, w.get(`${p}.out_layers.3.weight`), w.get(`${p}.out_layers.3.bias`), { residual: skip });
-    modulated.dispose();
-    if (skip !== x) skip.dispose();
-    return out;
+    return conv2d(modulated, w.get(`${p}.out_layers.3.weight`), w.get(`${p}.out_layers.3.bias`), { residual: skip });
   }
 }
 
@@ -124,10 +118,7 @@ class Upsample implements Layer {
   }
 
   forward({ conv2d, upsampleNearest2x }: UNetOps, w: GpuWeights, x: Tensor): Tensor {
-    const up = upsampleNearest2x(x);
-    const out = conv2d(up, w.get(`${this.name}.conv.weight`), w.get(`${this.name}.conv.bias`));
-    up.dispose();
-    return out;
+    return conv2d(upsampleNearest2x(x), w.get(`${this.name}.conv.weight`), w.get(`${this.name}.conv.bias`));
   }
 }
 
@@ -189,36 +180,40 @@ class SwinLayer implements Layer {
   forward(ops: UNetOps, w: GpuWeights, x: Tensor, _emb: Tensor, hook?: ActivationHook): Tensor {
     const { conv2d, groupNorm, gelu, windowAttention } = ops;
     const p = this.name;
-    let z = conv2d(x, w.get(`${p}.patch_embed.proj.weight`), w.get(`${p}.patch_embed.proj.bias`));
-    this.blocks.forEach(({ windowSize, shift }, i) => {
+    // Each block is two steps (attention, MLP) so the block input is freed before the MLP runs.
+    const steps = this.blocks.flatMap(({ windowSize, shift }, i) => {
       const b = `${p}.blocks.${i}`;
-      const normed = groupNorm(z, w.get(`${b}.norm1.weight`), w.get(`${b}.norm1.bias`), { eps: UNET_GN_EPS });
-      // The per-token qkv Linear commutes with the cyclic shift, so it runs as a 1×1 conv on the
-      // un-shifted map; the attention kernel applies shift, windows and un-shift in its indexing.
-      const qkv = conv2d(normed, w.get(`${b}.attn.qkv.weight`), w.get(`${b}.attn.qkv.bias`));
-      normed.dispose();
-      const attended = windowAttention(qkv, w.get(`${b}.attn.relative_position_bias_table`), {
-        windowSize,
-        shift,
-        headDim: this.headDim,
-      });
-      qkv.dispose();
-      const afterAttention = conv2d(attended, w.get(`${b}.attn.proj.weight`), w.get(`${b}.attn.proj.bias`), { residual: z });
-      attended.dispose();
-      z.dispose();
-      const normed2 = groupNorm(afterAttention, w.get(`${b}.norm2.weight`), w.get(`${b}.norm2.bias`), { eps: UNET_GN_EPS });
-      const hidden = conv2d(normed2, w.get(`${b}.mlp.fc1.weight`), w.get(`${b}.mlp.fc1.bias`));
-      normed2.dispose();
-      const activated = gelu(hidden);
-      hidden.dispose();
-      z = conv2d(activated, w.get(`${b}.mlp.fc2.weight`), w.get(`${b}.mlp.fc2.bias`), { residual: afterAttention });
-      activated.dispose();
-      afterAttention.dispose();
-      hook?.(b, z);
+      const attentionStep = (z: Tensor) => {
+        const attended = scope(() => {
+          const qkv = scope(() => {
+            const normed = groupNorm(z, w.get(`${b}.norm1.weight`), w.get(`${b}.norm1.bias`), { eps: UNET_GN_EPS });
+            // The per-token qkv Linear commutes with the cyclic shift, so it runs as a 1×1 conv on the
+            // un-shifted map; the attention kernel applies shift, windows and un-shift in its indexing.
+            return conv2d(normed, w.get(`${b}.attn.qkv.weight`), w.get(`${b}.attn.qkv.bias`));
+          });
+          return windowAttention(qkv, w.get(`${b}.attn.relative_position_bias_table`), { windowSize, shift, headDim: this.headDim });
+        });
+        return conv2d(attended, w.get(`${b}.attn.proj.weight`), w.get(`${b}.attn.proj.bias`), { residual: z });
+      };
+      const mlpStep = (afterAttention: Tensor) => {
+        const activated = scope(() => {
+          const hidden = scope(() => {
+            const normed = groupNorm(afterAttention, w.get(`${b}.norm2.weight`), w.get(`${b}.norm2.bias`), { eps: UNET_GN_EPS });
+            return conv2d(normed, w.get(`${b}.mlp.fc1.weight`), w.get(`${b}.mlp.fc1.bias`));
+          });
+          return gelu(hidden);
+        });
+        const z = conv2d(activated, w.get(`${b}.mlp.fc2.weight`), w.get(`${b}.mlp.fc2.bias`), { residual: afterAttention });
+        hook?.(b, z);
+        return z;
+      };
+      return [attentionStep, mlpStep];
     });
-    const out = conv2d(z, w.get(`${p}.patch_unembed.proj.weight`), w.get(`${p}.patch_unembed.proj.bias`));
-    z.dispose();
-    return out;
+    return sequence(x, [
+      (input: Tensor) => conv2d(input, w.get(`${p}.patch_embed.proj.weight`), w.get(`${p}.patch_embed.proj.bias`)),
+      ...steps,
+      (z: Tensor) => conv2d(z, w.get(`${p}.patch_unembed.proj.weight`), w.get(`${p}.patch_unembed.proj.bias`)),
+    ]);
   }
 }
 
@@ -230,13 +225,10 @@ class Block {
   ) {}
 
   forward(ops: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor, hook?: ActivationHook): Tensor {
-    let h = x;
-    for (const layer of this.layers) {
-      const next = layer.forward(ops, w, h, emb, hook);
-      if (h !== x) h.dispose();
-      h = next;
-    }
-    return h;
+    return sequence(
+      x,
+      this.layers.map((layer) => (h: Tensor) => layer.forward(ops, w, h, emb, hook)),
+    );
   }
 }
 
@@ -413,45 +405,51 @@ export class UNetModelSwin {
       throw new Error(`UNetModelSwin.forward: lq [${lq.shape.join(', ')}] does not match x [${x.shape.join(', ')}]`);
     }
     this.checkSize(height, width);
-    const hook = options.onActivation;
+    const onActivation = options.onActivation;
+    // What the caller's hook creates (e.g. clones) is the caller's, not the forward's scopes'.
+    const hook: ActivationHook | undefined = onActivation && ((name, tensor) => unscoped(() => onActivation(name, tensor)));
     const ops = options.ops ?? INFERENCE_OPS;
     const { linear, concatChannels, groupNorm, conv2d } = ops;
 
-    const sinusoid = timestepEmbedding(w.ctx, timesteps, this.config.model_channels);
-    const hidden = linear(sinusoid, w.get('time_embed.0.weight'), w.get('time_embed.0.bias'), { activation: 'silu' });
-    sinusoid.dispose();
-    const emb = linear(hidden, w.get('time_embed.2.weight'), w.get('time_embed.2.bias'));
-    hidden.dispose();
-    hook?.('time_embed', emb);
+    return scope(() => {
+      const emb = scope(() => {
+        const sinusoid = timestepEmbedding(w.ctx, timesteps, this.config.model_channels);
+        const hidden = linear(sinusoid, w.get('time_embed.0.weight'), w.get('time_embed.0.bias'), { activation: 'silu' });
+        return linear(hidden, w.get('time_embed.2.weight'), w.get('time_embed.2.bias'));
+      });
+      hook?.('time_embed', emb);
 
-    let h = this.config.cond_lq ? concatChannels(x, lq) : x;
-    const skips: Tensor[] = [];
-    for (const block of this.inputBlocks) {
-      const out = block.forward(ops, w, h, emb, hook);
-      if (h !== x && !skips.includes(h)) h.dispose();
-      hook?.(block.name, out);
-      skips.push(out);
-      h = out;
-    }
-    const mid = this.middle.forward(ops, w, h, emb, hook);
-    hook?.('middle_block', mid);
-    h = mid;
-    for (const block of this.outputBlocks) {
-      const skip = skips.pop()!;
-      const joined = concatChannels(h, skip);
+      // Every input block's output is a skip, kept until its output block; only the joined
+      // input of the first block is freed as soon as that block has run.
+      const [first, ...rest] = this.inputBlocks;
+      let h = scope(() => first.forward(ops, w, this.config.cond_lq ? concatChannels(x, lq) : x, emb, hook));
+      hook?.(first.name, h);
+      const skips = [h];
+      for (const block of rest) {
+        h = block.forward(ops, w, h, emb, hook);
+        hook?.(block.name, h);
+        skips.push(h);
+      }
+      h = this.middle.forward(ops, w, h, emb, hook);
+      hook?.('middle_block', h);
+      for (const block of this.outputBlocks) {
+        const skip = skips.pop()!;
+        const below = h;
+        h = scope(() => {
+          const joined = concatChannels(below, skip);
+          // The joined copy replaces both halves before the block runs: free them now.
+          below.dispose();
+          skip.dispose();
+          return block.forward(ops, w, joined, emb, hook);
+        });
+        hook?.(block.name, h);
+      }
+      const normed = groupNorm(h, w.get('out.0.weight'), w.get('out.0.bias'), { eps: UNET_GN_EPS, silu: true });
       h.dispose();
-      skip.dispose();
-      h = block.forward(ops, w, joined, emb, hook);
-      joined.dispose();
-      hook?.(block.name, h);
-    }
-    emb.dispose();
-    const normed = groupNorm(h, w.get('out.0.weight'), w.get('out.0.bias'), { eps: UNET_GN_EPS, silu: true });
-    h.dispose();
-    const out = conv2d(normed, w.get('out.2.weight'), w.get('out.2.bias'));
-    normed.dispose();
-    if (out.shape[1] !== this.outChannels) throw new Error('UNetModelSwin: output channel mismatch');
-    return out;
+      const out = conv2d(normed, w.get('out.2.weight'), w.get('out.2.bias'));
+      if (out.shape[1] !== this.outChannels) throw new Error('UNetModelSwin: output channel mismatch');
+      return out;
+    });
   }
 
   dispose(): void {

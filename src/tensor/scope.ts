@@ -76,3 +76,18 @@ function collectOwned(value: unknown, owned: Set<Freeable>, into: Set<Freeable>)
     for (const item of Object.values(value)) collectOwned(item, owned, into);
   }
 }
+
+/**
+ * Feeds `input` through `steps` in order, each in its own scope, and frees every intermediate
+ * as soon as the step after it has returned (the input is the caller's). Peak memory is one
+ * step's working set plus its input, as in a hand-freed chain.
+ */
+export function sequence<T extends Freeable>(input: T, steps: Iterable<(x: T) => T>): T {
+  let h = input;
+  for (const step of steps) {
+    const next = scope(() => step(h));
+    if (h !== input && h !== next) h.dispose();
+    h = next;
+  }
+  return h;
+}

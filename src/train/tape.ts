@@ -12,6 +12,7 @@ import { concatChannels } from '../ops/layout.js';
 import { linear, type LinearOptions } from '../ops/matmul.js';
 import { upsampleNearest2x } from '../ops/resample.js';
 import { windowAttention, type WindowAttentionOptions } from '../ops/window-attention.js';
+import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** One recorded op: its output, what its backward needs, and how to run it. */
@@ -30,10 +31,11 @@ interface Record {
 /**
  * A reverse-mode tape over the UNet's ops. Pass it as `ops` to UNetModelSwin.forward: every op
  * runs its forward kernel and records a closure for its backward kernels, keeping (as
- * reference-counted views) only the activations that backward reads, so the forward's own
- * dispose() calls are unchanged. `backward` walks the records in reverse, sums the gradients of
- * tensors used more than once, and frees each record's activations and output gradient as soon
- * as it has run. Gradients flow only into tensors that depend on a parameter.
+ * reference-counted views, exempt from the forward's scopes) only the activations that backward
+ * reads, so the forward frees its own handles as in inference. `backward` walks the records in
+ * reverse, sums the gradients of tensors used more than once, and frees each record's
+ * activations and output gradient as soon as it has run. Gradients flow only into tensors that
+ * depend on a parameter.
  */
 export class Tape implements UNetOps {
   private records: Record[] = [];
@@ -53,7 +55,7 @@ export class Tape implements UNetOps {
   private record(output: Tensor, inputs: (Tensor | null | undefined)[], kept: Tensor[], backward: Record['backward']): Tensor {
     if (inputs.some((t) => this.needs(t))) {
       this.tracked.add(output);
-      this.records.push({ output, kept: kept.map((t) => t.reshape(t.shape)), backward });
+      this.records.push({ output, kept: kept.map((t) => keep(t.reshape(t.shape))), backward });
     }
     return output;
   }
