@@ -1,6 +1,7 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { ERF_WGSL } from './elementwise.js';
 import { siluWgsl } from './common.js';
+import { defineKernel } from './declare.js';
 
 export type Activation = 'silu' | 'gelu';
 
@@ -47,7 +48,7 @@ function unrolled(count: number, line: (i: number) => string): string {
  * start anywhere: they are bound at an aligned offset and base_* locate the data within them.
  * Bounds checks pad partial tiles with zeros, so any M, N, K works.
  */
-export function matmulShader(options: MatmulShaderOptions): string {
+export function matmulKernel(options: MatmulShaderOptions) {
   const { tileM, tileN, tileK, threadM, threadN } = options.tiling ?? MATMUL_TILING;
   const threadsN = tileN / threadN;
   const threadsM = tileM / threadM;
@@ -56,8 +57,6 @@ export function matmulShader(options: MatmulShaderOptions): string {
   const vecN = tileN / 4;
   const blockM = threadM / 4;
   const blockN = threadN / 4;
-  const biasBinding = 3;
-  const outBinding = options.bias ? 4 : 3;
   const lanes = ['x', 'y', 'z', 'w'];
   // acc_r_j: output row (ty + (r/4)·threadsM)·4 + r%4 of the tile, vec4 column tx + j·threadsN.
   const accumulators = unrolled(threadM, (r) => unrolled(blockN, (j) => `  var acc_${r}_${j} = vec4<f32>(0.0);`));
@@ -69,21 +68,20 @@ export function matmulShader(options: MatmulShaderOptions): string {
   const stores = unrolled(threadM, (r) =>
     unrolled(blockN, (j) => `  store(base_c, row0 + (ty + ${Math.floor(r / 4) * threadsM}u) * 4u + ${r % 4}u, col0 + (tx + ${j * threadsN}u) * 4u, acc_${r}_${j});`),
   );
-  return wgsl`
-struct P {
-  M: u32, N: u32, K: u32,
-  stride_a: u32, stride_b: u32, stride_c: u32,
-  base_a: u32, base_b: u32, base_c: u32,
-  alpha: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-#if ${options.bias}
-@group(0) @binding(${biasBinding}) var<storage, read> bias: array<f32>;
-#endif
-@group(0) @binding(${outBinding}) var<storage, read_write> c: array<f32>;
-
+  return defineKernel({
+    name: 'matmul',
+    uniforms: [
+      ...(['M', 'N', 'K', 'stride_a', 'stride_b', 'stride_c', 'base_a', 'base_b', 'base_c'] as const).map((name) => ({ name, type: 'u32' as const })),
+      { name: 'alpha', type: 'f32' },
+    ],
+    bindings: [
+      { name: 'a', type: 'f32', access: 'read' },
+      { name: 'b', type: 'f32', access: 'read' },
+      ...(options.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []),
+      { name: 'c', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: threads,
+    functions: wgsl`
 var<workgroup> tile_a: array<vec4<f32>, ${tileK * vecM}>;
 var<workgroup> tile_b: array<vec4<f32>, ${tileK * vecN}>;
 #if ${options.inputActivation === 'silu'}
@@ -128,10 +126,8 @@ fn store(base: u32, row: u32, col: u32, acc: vec4<f32>) {
 #endif
   let at = base + row * p.N + col;
   for (var l = 0u; l < min(4u, p.N - col); l++) { c[at + l] = v[l]; }
-}
-
-@compute @workgroup_size(${threads})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+}`,
+    main: wgsl`
   let tx = lid % ${threadsN}u;
   let ty = lid / ${threadsN}u;
   let row0 = wid.y * ${tileM}u;
@@ -162,6 +158,6 @@ ${multiplyAdds}
     workgroupBarrier();
   }
   let base_c = p.base_c + wid.z * p.stride_c;
-${stores}
-}`;
+${stores}`,
+  });
 }

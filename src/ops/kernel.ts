@@ -120,6 +120,12 @@ function alignedBase(tensor: Tensor, start: number): number {
   return (startByte - (startByte % tensor.ctx.limits.minStorageBufferOffsetAlignment)) / elementBytes;
 }
 
+/** Whether the footprint's window fits the binding limit wherever its start falls. */
+export function fitsAtAnyOffset({ tensor, start, end }: Footprint): boolean {
+  const slack = tensor.ctx.limits.minStorageBufferOffsetAlignment - bytesPerElement(tensor.dtype);
+  return (end - start) * bytesPerElement(tensor.dtype) + slack <= tensor.ctx.limits.maxStorageBufferBindingSize;
+}
+
 /** Footprints of a run over tensors that all hold `itemElements` elements per item, item-aligned. */
 export const itemFootprints =
   (tensors: readonly Tensor[], itemElements = 1) =>

@@ -1,8 +1,8 @@
-import { MATMUL_TILING, matmulShader, type Activation, type MatmulShaderOptions } from '../../shaders/matmul.js';
+import { MATMUL_TILING, matmulKernel, type Activation, type MatmulShaderOptions } from '../../shaders/matmul.js';
 import type { BufferRange } from '../gpu/context.js';
 import { GpuLimitError } from '../gpu/errors.js';
 import { shapeSize, Tensor } from '../tensor/tensor.js';
-import { assertFloat, Params } from './kernel.js';
+import { assertFloat, bindWindow, dispatchKernel, fitsAtAnyOffset, planRuns, type Footprint } from './kernel.js';
 
 export interface LinearOptions {
   activation?: Activation | null;
@@ -114,16 +114,6 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
 }
 
 /**
- * Binds `count` elements from `start` at the aligned offset at or below it; `base` is where
- * `start` lies inside the binding. Lets chunks begin anywhere, whatever the alignment.
- */
-function alignedWindow(t: Tensor, start: number, count: number): { range: BufferRange; base: number } {
-  const align = t.ctx.limits.minStorageBufferOffsetAlignment;
-  const offset = Math.floor((start * 4) / align) * (align / 4);
-  return { range: t.binding(offset, start - offset + count), base: start - offset };
-}
-
-/**
  * Records the product in as few dispatches as the limits allow: whole batches per dispatch
  * while every binding fits, otherwise one batch at a time in runs of rows.
  */
@@ -131,40 +121,47 @@ function runGemm(g: Gemm): void {
   const ctx = g.out.ctx;
   const { tileM, tileN } = g.shader.tiling ?? MATMUL_TILING;
   const maxGroups = ctx.limits.maxComputeWorkgroupsPerDimension;
-  // Every binding may start up to one alignment below its data.
-  const maxElements = (ctx.limits.maxStorageBufferBindingSize - ctx.limits.minStorageBufferOffsetAlignment) / 4;
-  const bMatrix = g.k * g.n;
-  if (bMatrix > maxElements || Math.ceil(g.n / tileN) > maxGroups) {
-    throw new GpuLimitError(`operand b ${describe(g.b)} is too large for one binding or dispatch`, g.op);
+  if (Math.ceil(g.n / tileN) > maxGroups) {
+    throw new GpuLimitError(`operand b ${describe(g.b)} is too large for one dispatch`, g.op);
   }
-  const rowElements = Math.max(g.k, g.n, 1);
-  const rowsPerRun = Math.min(g.m, Math.floor(maxElements / rowElements), maxGroups * tileM);
-  if (rowsPerRun < 1 && g.m > 0) {
-    throw new GpuLimitError(`a row of ${describe(g.a)} or of the output does not fit in one binding`, g.op);
-  }
-  const batchElements = Math.max(g.aBatched ? g.m * g.k : 0, g.bBatched ? bMatrix : 0, g.m * g.n, 1);
-  const batchesPerRun = rowsPerRun < g.m ? 1 : Math.min(Math.floor(maxElements / batchElements), maxGroups);
-  const code = matmulShader(g.shader);
+  const kernel = matmulKernel(g.shader);
   const strideA = g.aBatched ? g.m * g.k : 0;
-  const strideB = g.bBatched ? bMatrix : 0;
+  const strideB = g.bBatched ? g.k * g.n : 0;
   const strideC = g.m * g.n;
-  for (let batch = 0; batch < g.batches; batch += batchesPerRun) {
-    const runBatches = Math.min(batchesPerRun, g.batches - batch);
-    for (let row = 0; row < g.m; row += rowsPerRun) {
-      const rows = Math.min(rowsPerRun, g.m - row);
-      const a = alignedWindow(g.a, batch * strideA + row * g.k, (runBatches - 1) * strideA + rows * g.k);
-      const b = alignedWindow(g.b, batch * strideB, g.bBatched ? runBatches * bMatrix : bMatrix);
-      const c = alignedWindow(g.out, batch * strideC + row * g.n, (runBatches - 1) * strideC + rows * g.n);
-      ctx.dispatch({
-        op: g.op,
-        code,
-        params: new Params()
-          .u32(rows, g.n, g.k, strideA, strideB, strideC, a.base, b.base, c.base)
-          .f32(g.alpha)
-          .build(),
-        bindings: [a.range, b.range, ...(g.bias ? [g.bias.binding()] : []), c.range],
-        workgroups: [Math.ceil(g.n / tileN), Math.ceil(rows / tileM), runBatches],
-      });
+  const matrixB = (batch: number): Footprint => ({ tensor: g.b, start: batch * strideB, end: batch * strideB + g.k * g.n });
+  // Rows [r0, r1) of one batch, and whole batches [b0, b1): what a, b and out bind for each.
+  const rowFootprints = (batch: number) => (r0: number, r1: number): Footprint[] => [
+    { tensor: g.a, start: batch * strideA + r0 * g.k, end: batch * strideA + r1 * g.k },
+    matrixB(batch),
+    { tensor: g.out, start: batch * strideC + r0 * g.n, end: batch * strideC + r1 * g.n },
+  ];
+  const batchFootprints = (b0: number, b1: number): Footprint[] => [
+    { tensor: g.a, start: b0 * strideA, end: (b1 - 1) * strideA + g.m * g.k },
+    { ...matrixB(b0), end: matrixB(b1 - 1).end },
+    { tensor: g.out, start: b0 * strideC, end: b1 * strideC },
+  ];
+  const record = (runBatches: number, footprints: Footprint[], rows: number): void => {
+    const [a, b, c] = footprints.map(bindWindow);
+    const uniforms = { M: rows, N: g.n, K: g.k, stride_a: strideA, stride_b: strideB, stride_c: strideC, base_a: a.skip, base_b: b.skip, base_c: c.skip, alpha: g.alpha };
+    const bindings = { a: a.binding, b: b.binding, c: c.binding };
+    dispatchKernel(ctx, kernel, {
+      op: g.op,
+      uniforms,
+      // The kernel declares `bias` only when it adds one.
+      bindings: (g.bias ? { ...bindings, bias: g.bias.binding() } : bindings) as typeof bindings & { bias: BufferRange },
+      workgroups: [Math.ceil(g.n / tileN), Math.ceil(rows / tileM), runBatches],
+    });
+  };
+  const maxRows = maxGroups * tileM;
+  if (g.m <= maxRows && batchFootprints(0, 1).every(fitsAtAnyOffset)) {
+    for (const { start, count } of planRuns(ctx, g.op, g.batches, batchFootprints, { item: 'batch', maxCount: maxGroups })) {
+      record(count, batchFootprints(start, start + count), g.m);
+    }
+    return;
+  }
+  for (let batch = 0; batch < g.batches; batch++) {
+    for (const { start, count } of planRuns(ctx, g.op, g.m, rowFootprints(batch), { item: 'row', maxCount: maxRows })) {
+      record(1, rowFootprints(batch)(start, start + count), count);
     }
   }
 }
