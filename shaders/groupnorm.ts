@@ -1,6 +1,7 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
 import { siluWgsl } from './common.js';
+import { defineKernel, type ElementType } from './declare.js';
 
 export const GROUPNORM_STATS_WORKGROUP = 256;
 /** Elements one statistics workgroup reduces: a group's slices are reduced in parallel. */
@@ -12,7 +13,7 @@ export const GROUPNORM_APPLY_WORKGROUP = 256;
  * Element type of the kernels: vec4 when a channel's positions come in fours, so four
  * neighbours share one channel and one group.
  */
-const elementType = (vec4: boolean): string => (vec4 ? 'vec4<f32>' : 'f32');
+const elementType = (vec4: boolean): ElementType => (vec4 ? 'vec4<f32>' : 'f32');
 
 /**
  * Welford state (count, mean, M2) and Chan's rule for merging two of them: exact to rounding
@@ -34,23 +35,27 @@ fn merge(a: Moments, b: Moments) -> Moments {
  * workgroup merges the invocations' moments in a tree. With one slice per row the kernel
  * writes (mean, rstd) directly; otherwise it writes the slice's moments for pass 2.
  */
-export function groupNormStatsShader(vec4: boolean, final: boolean): string {
+export function groupNormStatsKernel(vec4: boolean, final: boolean) {
   const V = elementType(vec4);
-  return wgsl`
-struct P { row_len: u32, slices: u32, slice_len: u32, workgroups: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<${V}>;
-#if ${final}
-@group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
-#else
-@group(0) @binding(2) var<storage, read_write> partial: array<vec4<f32>>;
-#endif
-${WELFORD_WGSL}
-var<workgroup> shared_moments: array<Moments, ${GROUPNORM_STATS_WORKGROUP}>;
-
-@compute @workgroup_size(${GROUPNORM_STATS_WORKGROUP})
-fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>) {
+  return defineKernel({
+    name: 'groupNorm stats',
+    uniforms: [
+      { name: 'row_len', type: 'u32' },
+      { name: 'slices', type: 'u32' },
+      { name: 'slice_len', type: 'u32' },
+      { name: 'workgroups', type: 'u32' },
+      { name: 'skip', type: 'u32' }, // vectors of x before the first row
+      { name: 'eps', type: 'f32' },
+    ],
+    bindings: [
+      { name: 'x', type: V, access: 'read' },
+      // (mean, rstd) per row when final, else (n, mean, M2, 0) per slice for the finalize pass.
+      { name: 'result', type: final ? 'vec2<f32>' : 'vec4<f32>', access: 'read_write' },
+    ],
+    workgroupSize: GROUPNORM_STATS_WORKGROUP,
+    functions: /* wgsl */ `${WELFORD_WGSL}
+var<workgroup> shared_moments: array<Moments, ${GROUPNORM_STATS_WORKGROUP}>;`,
+    main: wgsl`
   let w = wid.x + wid.y * nwg.x;
   if (w >= p.workgroups) { return; }
   let row = w / p.slices;
@@ -61,7 +66,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   var mean = ${V}(0.0);
   var m2 = ${V}(0.0);
   for (var i = begin + lid; i < end; i += ${GROUPNORM_STATS_WORKGROUP}u) {
-    let v = x[row * p.row_len + i];
+    let v = x[p.skip + row * p.row_len + i];
     count += 1.0;
     let delta = v - mean;
     mean += delta / count;
@@ -83,24 +88,29 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
   }
   if (lid == 0u) {
 #if ${final}
-    stats[row] = vec2<f32>(m.mean, inverseSqrt(max(m.m2 / m.n, 0.0) + p.eps));
+    result[row] = vec2<f32>(m.mean, inverseSqrt(max(m.m2 / m.n, 0.0) + p.eps));
 #else
-    partial[w] = vec4<f32>(m.n, m.mean, m.m2, 0.0);
+    result[w] = vec4<f32>(m.n, m.mean, m.m2, 0.0);
 #endif
-  }
-}`;
+  }`,
+  });
 }
 
 /** Pass 2 (only when rows have several slices): merges each row's slice moments into (mean, rstd). */
-export function groupNormFinalizeShader(): string {
-  return /* wgsl */ `
-struct P { rows: u32, slices: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> partial: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
-${WELFORD_WGSL}
-@compute @workgroup_size(${GROUPNORM_FINALIZE_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+export const GROUPNORM_FINALIZE_KERNEL = defineKernel({
+  name: 'groupNorm finalize',
+  uniforms: [
+    { name: 'rows', type: 'u32' },
+    { name: 'slices', type: 'u32' },
+    { name: 'eps', type: 'f32' },
+  ],
+  bindings: [
+    { name: 'partial', type: 'vec4<f32>', access: 'read' },
+    { name: 'stats', type: 'vec2<f32>', access: 'read_write' },
+  ],
+  workgroupSize: GROUPNORM_FINALIZE_WORKGROUP,
+  functions: WELFORD_WGSL,
+  main: /* wgsl */ `
   let row = gid.x;
   if (row >= p.rows) { return; }
   var m = Moments(0.0, 0.0, 0.0);
@@ -108,37 +118,37 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = partial[row * p.slices + s];
     m = merge(m, Moments(q.x, q.y, q.z));
   }
-  stats[row] = vec2<f32>(m.mean, inverseSqrt(max(m.m2 / m.n, 0.0) + p.eps));
-}`;
-}
+  stats[row] = vec2<f32>(m.mean, inverseSqrt(max(m.m2 / m.n, 0.0) + p.eps));`,
+});
 
 /**
  * Pass 3: y = (x − mean)·rstd·gamma·(1 + scale) + beta·(1 + scale) + shift, then SiLU.
  * Rows are local to the chunk; row_offset makes them global for the channel and sample.
  */
-export function groupNormApplyShader(vec4: boolean, film: boolean, silu: boolean): string {
+export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean) {
   const V = elementType(vec4);
-  return wgsl`
-struct P { n: u32, row_len: u32, spatial: u32, channels_per_group: u32, groups: u32, channels: u32, row_offset: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<${V}>;
-@group(0) @binding(2) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-#if ${film}
-@group(0) @binding(5) var<storage, read> scale: array<f32>;
-@group(0) @binding(6) var<storage, read> shift: array<f32>;
-@group(0) @binding(7) var<storage, read_write> y: array<${V}>;
-#else
-@group(0) @binding(5) var<storage, read_write> y: array<${V}>;
-#endif
-${flatIndexFn(GROUPNORM_APPLY_WORKGROUP)}
-#if ${silu}
-${siluWgsl(V)}
-#endif
-
-@compute @workgroup_size(${GROUPNORM_APPLY_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  return defineKernel({
+    name: 'groupNorm apply',
+    uniforms: [
+      ...(['n', 'row_len', 'spatial', 'channels_per_group', 'groups', 'channels', 'row_offset'] as const).map((name) => ({ name, type: 'u32' as const })),
+      { name: 'skip', type: 'u32' }, // vectors of x and y before the first row
+    ],
+    bindings: [
+      { name: 'x', type: V, access: 'read' },
+      { name: 'stats', type: 'vec2<f32>', access: 'read' },
+      { name: 'gamma', type: 'f32', access: 'read' },
+      { name: 'beta', type: 'f32', access: 'read' },
+      ...(film
+        ? ([
+            { name: 'scale', type: 'f32', access: 'read' },
+            { name: 'shift', type: 'f32', access: 'read' },
+          ] as const)
+        : []),
+      { name: 'y', type: V, access: 'read_write' },
+    ],
+    workgroupSize: GROUPNORM_APPLY_WORKGROUP,
+    functions: flatIndexFn(GROUPNORM_APPLY_WORKGROUP) + (silu ? siluWgsl(V) : ''),
+    main: wgsl`
   let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let row = i / p.row_len;
@@ -153,11 +163,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   a *= film_scale;
   b = b * film_scale + shift[sample_channel];
 #endif
-  let v = (x[i] - s.x) * a + b;
+  let v = (x[p.skip + i] - s.x) * a + b;
 #if ${silu}
-  y[i] = silu(v);
+  y[p.skip + i] = silu(v);
 #else
-  y[i] = v;
-#endif
-}`;
+  y[p.skip + i] = v;
+#endif`,
+  });
 }

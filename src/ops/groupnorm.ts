@@ -3,12 +3,13 @@ import {
   GROUPNORM_FINALIZE_WORKGROUP,
   GROUPNORM_SLICE,
   GROUPNORM_STATS_WORKGROUP,
-  groupNormApplyShader,
-  groupNormFinalizeShader,
-  groupNormStatsShader,
+  GROUPNORM_FINALIZE_KERNEL,
+  groupNormApplyKernel,
+  groupNormStatsKernel,
 } from '../../shaders/groupnorm.js';
+import type { BufferRange } from '../gpu/context.js';
 import { shapeSize, Tensor } from '../tensor/tensor.js';
-import { assertFloat, chunkItems, flatWorkgroups, Params } from './kernel.js';
+import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from './kernel.js';
 
 export interface GroupNormOptions {
   /** Number of groups (default 32); must divide the channel count. */
@@ -69,40 +70,50 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
   const rowVectors = rowLength / lanes;
   const sliceVectors = GROUPNORM_SLICE / lanes;
   const slices = Math.ceil(rowVectors / sliceVectors);
-  const chunks = chunkItems(ctx, n * groups, rowLength);
+  const footprints = itemFootprints([x, y], rowLength);
+  const chunks = planRuns(ctx, op, n * groups, footprints, { item: 'group' });
   const chunkRows = Math.max(...chunks.map((c) => c.count));
   const stats = Tensor.empty(ctx, [chunkRows, 2], 'f32', `${op} stats`);
   const moments = slices > 1 ? Tensor.empty(ctx, [chunkRows, slices, 4], 'f32', `${op} moments`) : null;
-  const statsCode = groupNormStatsShader(vec4, moments === null);
-  const finalizeCode = groupNormFinalizeShader();
-  const applyCode = groupNormApplyShader(vec4, scale !== undefined, options.silu ?? false);
+  const statsKernel = groupNormStatsKernel(vec4, moments === null);
+  const applyKernel = groupNormApplyKernel(vec4, scale !== undefined, options.silu ?? false);
   for (const { start, count } of chunks) {
-    const xChunk = x.binding(start * rowLength, count * rowLength);
+    // x and y are bound from the same element: one skip, a whole number of vectors.
+    const [xw, yw] = footprints(start, start + count).map(bindWindow);
+    const skip = xw.skip / lanes;
     const statsWorkgroups = count * slices;
-    ctx.dispatch({
+    dispatchKernel(ctx, statsKernel, {
       op,
-      code: statsCode,
-      params: new Params().u32(rowVectors, slices, sliceVectors, statsWorkgroups).f32(options.eps).build(),
-      bindings: [xChunk, (moments ?? stats).binding()],
+      uniforms: { row_len: rowVectors, slices, slice_len: sliceVectors, workgroups: statsWorkgroups, skip, eps: options.eps },
+      bindings: { x: xw.binding, result: (moments ?? stats).binding() },
       workgroups: flatWorkgroups(ctx, statsWorkgroups * GROUPNORM_STATS_WORKGROUP, GROUPNORM_STATS_WORKGROUP),
     });
     if (moments) {
-      ctx.dispatch({
+      dispatchKernel(ctx, GROUPNORM_FINALIZE_KERNEL, {
         op,
-        code: finalizeCode,
-        params: new Params().u32(count, slices).f32(options.eps).build(),
-        bindings: [moments.binding(), stats.binding()],
+        uniforms: { rows: count, slices, eps: options.eps },
+        bindings: { partial: moments.binding(), stats: stats.binding() },
         workgroups: [Math.ceil(count / GROUPNORM_FINALIZE_WORKGROUP)],
       });
     }
-    const film = scale && shift ? [scale.binding(), shift.binding()] : [];
-    ctx.dispatch({
+    const bindings = { x: xw.binding, stats: stats.binding(), gamma: gamma.binding(), beta: beta.binding(), y: yw.binding };
+    dispatchKernel(ctx, applyKernel, {
       op,
-      code: applyCode,
-      params: new Params()
-        .u32(count * rowVectors, rowVectors, spatial / lanes, channelsPerGroup, groups, channels, start)
-        .build(),
-      bindings: [xChunk, stats.binding(), gamma.binding(), beta.binding(), ...film, y.binding(start * rowLength, count * rowLength)],
+      uniforms: {
+        n: count * rowVectors,
+        row_len: rowVectors,
+        spatial: spatial / lanes,
+        channels_per_group: channelsPerGroup,
+        groups,
+        channels,
+        row_offset: start,
+        skip,
+      },
+      // The kernel declares scale and shift only with FiLM.
+      bindings: (scale && shift ? { ...bindings, scale: scale.binding(), shift: shift.binding() } : bindings) as typeof bindings & {
+        scale: BufferRange;
+        shift: BufferRange;
+      },
       workgroups: flatWorkgroups(ctx, count * rowVectors, GROUPNORM_APPLY_WORKGROUP),
     });
   }
