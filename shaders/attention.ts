@@ -1,4 +1,5 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { defineKernel } from './declare.js';
 
 /** Queries per workgroup. */
 export const ATTENTION_BLOCK_QUERIES = 32;
@@ -44,7 +45,7 @@ function unrolled(count: number, line: (i: number) => string): string {
  * q, k, v and out are bound separately and each binding carries its origin (the global element
  * it starts at), so chunked dispatches index with global positions.
  */
-export function attentionShader(columns: number): string {
+export function attentionKernel(columns: number) {
   // Keys of v staged per step, so the staged slice of v is 8 KiB whatever the head width.
   const vKeys = 8 / columns;
   const vRow = OUTPUT_COLUMNS * columns;
@@ -54,24 +55,28 @@ export function attentionShader(columns: number): string {
   const stageVecs = Math.max(kAt + CHANNEL_CHUNK * kVecs, vKeys * vRow);
   const acc = (a: number, m: number): string => `acc_${a}_${m}`;
   const lanes = ['x', 'y', 'z', 'w'];
-  return wgsl`
-struct P {
-  tokens: u32,
-  head_dim: u32,
-  channels: u32,
-  heads: u32,
-  first_unit: u32,
-  q_origin: u32,
-  k_origin: u32,
-  v_origin: u32,
-  out_origin: u32,
-  scale: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> q_src: array<f32>;
-@group(0) @binding(2) var<storage, read> k_src: array<f32>;
-@group(0) @binding(3) var<storage, read> v_src: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+  return defineKernel({
+    name: 'attention',
+    uniforms: [
+      { name: 'tokens', type: 'u32' },
+      { name: 'head_dim', type: 'u32' },
+      { name: 'channels', type: 'u32' },
+      { name: 'heads', type: 'u32' },
+      { name: 'first_unit', type: 'u32' },
+      { name: 'q_origin', type: 'u32' },
+      { name: 'k_origin', type: 'u32' },
+      { name: 'v_origin', type: 'u32' },
+      { name: 'out_origin', type: 'u32' },
+      { name: 'scale', type: 'f32' },
+    ],
+    bindings: [
+      { name: 'q_src', type: 'f32', access: 'read' },
+      { name: 'k_src', type: 'f32', access: 'read' },
+      { name: 'v_src', type: 'f32', access: 'read' },
+      { name: 'out', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: THREADS,
+    functions: wgsl`
 
 const LOWEST = -3.0e38;
 
@@ -84,8 +89,9 @@ var<workgroup> row_max: array<f32, ${ATTENTION_BLOCK_QUERIES}>;
 var<workgroup> row_sum: array<f32, ${ATTENTION_BLOCK_QUERIES}>;
 var<workgroup> row_rescale: array<f32, ${ATTENTION_BLOCK_QUERIES}>;
 
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+`,
+    main: wgsl`
+  let t = lid;
   let unit = p.first_unit + wid.y;
   let n = unit / p.heads;
   let h = unit % p.heads;
@@ -190,6 +196,6 @@ ${unrolled(8, (a) => `  let inv_sum_${a} = 1.0 / row_sum[8u * oq + ${a}u];\n` + 
         out[head_at + c * p.tokens + i - p.out_origin] = result[(i - first_query) * ${columns}u + m][c - first_channel];
       }
     }
-  }
-}`;
+  }`,
+  });
 }

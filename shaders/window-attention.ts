@@ -1,4 +1,5 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { defineKernel } from './declare.js';
 
 /** Largest window side the kernel supports: one invocation per token, ws² ≤ 64. */
 export const WINDOW_ATTENTION_MAX_WINDOW = 8;
@@ -32,30 +33,34 @@ function unrolled(count: number, line: (i: number) => string): string {
  * q, k and v are bound separately (ranges of the same qkv buffer) and every binding carries its
  * origin: the global element it starts at, so chunked dispatches index with global positions.
  */
-export function windowAttentionShader(headVecs: number): string {
-  return wgsl`
-struct P {
-  height: u32,
-  width: u32,
-  window: u32,
-  shift: u32,
-  head_dim: u32,
-  windows_x: u32,
-  channels: u32,
-  heads: u32,
-  first_unit: u32,
-  q_origin: u32,
-  k_origin: u32,
-  v_origin: u32,
-  out_origin: u32,
-  scale: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> q_src: array<f32>;
-@group(0) @binding(2) var<storage, read> k_src: array<f32>;
-@group(0) @binding(3) var<storage, read> v_src: array<f32>;
-@group(0) @binding(4) var<storage, read> bias_table: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+export function windowAttentionKernel(headVecs: number) {
+  return defineKernel({
+    name: 'windowAttention',
+    uniforms: [
+      { name: 'height', type: 'u32' },
+      { name: 'width', type: 'u32' },
+      { name: 'window', type: 'u32' },
+      { name: 'shift', type: 'u32' },
+      { name: 'head_dim', type: 'u32' },
+      { name: 'windows_x', type: 'u32' },
+      { name: 'channels', type: 'u32' },
+      { name: 'heads', type: 'u32' },
+      { name: 'first_unit', type: 'u32' },
+      { name: 'q_origin', type: 'u32' },
+      { name: 'k_origin', type: 'u32' },
+      { name: 'v_origin', type: 'u32' },
+      { name: 'out_origin', type: 'u32' },
+      { name: 'scale', type: 'f32' },
+    ],
+    bindings: [
+      { name: 'q_src', type: 'f32', access: 'read' },
+      { name: 'k_src', type: 'f32', access: 'read' },
+      { name: 'v_src', type: 'f32', access: 'read' },
+      { name: 'bias_table', type: 'f32', access: 'read' },
+      { name: 'out', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: MAX_TOKENS,
+    functions: wgsl`
 
 const VECS = ${headVecs}u;
 const MASK_VALUE = -100.0;
@@ -71,8 +76,9 @@ fn shift_region(row: u32) -> u32 {
   return 2u;
 }
 
-@compute @workgroup_size(${MAX_TOKENS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) token: u32) {
+`,
+    main: wgsl`
+  let token = lid;
   let ws = p.window;
   let tokens = ws * ws;
   let span = 2u * ws - 1u;
@@ -159,8 +165,8 @@ ${unrolled(headVecs, (v) => `  tile[mine + ${v}u] = o_${v};`)}
     for (var c = 0u; c < p.head_dim; c++) {
       out[out_at + c * plane] = tile[mine + c / 4u][c % 4u];
     }
-  }
-}`;
+  }`,
+  });
 }
 
 /** vec4 registers per invocation for a head width: the pipeline variant to use. */

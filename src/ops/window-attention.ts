@@ -2,11 +2,11 @@ import {
   WINDOW_ATTENTION_MAX_HEAD_DIM,
   WINDOW_ATTENTION_MAX_WINDOW,
   windowAttentionHeadVecs,
-  windowAttentionShader,
+  windowAttentionKernel,
 } from '../../shaders/window-attention.js';
 import { Tensor } from '../tensor/tensor.js';
-import { planHeadChunks, type HeadLayout } from './attention.js';
-import { assertFloat, assertShape, Params } from './kernel.js';
+import { headFootprints } from './attention.js';
+import { assertFloat, assertShape, bindWindow, dispatchKernel, planRuns } from './kernel.js';
 
 export interface WindowAttentionOptions {
   /** ws (8 in the releases; smaller in the small fixture models; ws = ds when the level is <= window size, decided by the caller) */
@@ -58,31 +58,35 @@ export function windowAttention(qkv: Tensor, biasTable: Tensor, options: WindowA
   const out = Tensor.empty(qkv.ctx, [batch, dim, height, width], 'f32', op);
   const plane = height * width;
   const head = { itemStride: 3 * dim * plane, headStride: headDim * plane, headLength: headDim * plane };
-  const layouts: HeadLayout[] = [
-    { offset: 0, ...head },
-    { offset: dim * plane, ...head },
-    { offset: 2 * dim * plane, ...head },
-    { offset: 0, ...head, itemStride: dim * plane },
-  ];
-  const code = windowAttentionShader(windowAttentionHeadVecs(headDim));
+  const footprints = headFootprints(heads, [
+    { tensor: qkv, offset: 0, ...head },
+    { tensor: qkv, offset: dim * plane, ...head },
+    { tensor: qkv, offset: 2 * dim * plane, ...head },
+    { tensor: out, offset: 0, ...head, itemStride: dim * plane },
+  ]);
+  const kernel = windowAttentionKernel(windowAttentionHeadVecs(headDim));
   const windowsX = width / ws;
   const windows = (height / ws) * windowsX;
-  for (const { first, count, ranges } of planHeadChunks(qkv.ctx, op, batch, heads, layouts)) {
-    const [qr, kr, vr, or] = ranges;
-    qkv.ctx.dispatch({
-      op,
-      code,
-      params: new Params()
-        .u32(height, width, ws, shift, headDim, windowsX, dim, heads, first, qr.start, kr.start, vr.start, or.start)
-        .f32(1 / Math.sqrt(headDim))
-        .build(),
-      bindings: [
-        qkv.binding(qr.start, qr.count),
-        qkv.binding(kr.start, kr.count),
-        qkv.binding(vr.start, vr.count),
-        biasTable.binding(),
-        out.binding(or.start, or.count),
-      ],
+  for (const { start, count } of planRuns(qkv.ctx, op, batch * heads, footprints, { item: 'head of one batch item' })) {
+    const [qw, kw, vw, ow] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(qkv.ctx, kernel, {
+      uniforms: {
+        height,
+        width,
+        window: ws,
+        shift,
+        head_dim: headDim,
+        windows_x: windowsX,
+        channels: dim,
+        heads,
+        first_unit: start,
+        q_origin: qw.base,
+        k_origin: kw.base,
+        v_origin: vw.base,
+        out_origin: ow.base,
+        scale: 1 / Math.sqrt(headDim),
+      },
+      bindings: { q_src: qw.binding, k_src: kw.binding, v_src: vw.binding, bias_table: biasTable.binding(), out: ow.binding },
       workgroups: [windows, count],
     });
   }
