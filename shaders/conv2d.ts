@@ -1,5 +1,5 @@
-import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
 
 export const CONV2D_DIRECT_WORKGROUP = 64;
 
@@ -44,41 +44,33 @@ export interface Conv2dTiling {
 }
 
 /**
- * The uniform block, the storage bindings and store_output, shared by both kernels.
- * src/ops/conv2d.ts writes ConvParams in this order and binds x, w, bias, residual, y (bias and
- * residual are stand-in bindings when their flag is off). store_output applies the epilogue to
- * one sum; `rel` is the output element's index relative to y_offset, and the residual has the
- * same layout.
+ * The uniforms and storage bindings shared by both kernels. The bias and residual bindings are
+ * always declared (the flags decide at run time whether they are read); src/ops/conv2d.ts binds
+ * stand-ins when their flag is off. The *_offset fields are where the data starts in each
+ * binding, which begins at an aligned offset at or below it.
  */
-const CONV_INTERFACE = /* wgsl */ `
-struct ConvParams {
-  batch: u32,
-  in_channels: u32,
-  in_height: u32,
-  in_width: u32,
-  out_channels: u32,
-  out_height: u32,
-  out_width: u32,
-  pad_top: i32,
-  pad_left: i32,
-  x_offset: u32,
-  x_batch_stride: u32,
-  w_offset: u32,
-  w_row_stride: u32,
-  y_offset: u32,
-  y_batch_stride: u32,
-  residual_offset: u32,
-  bias_offset: u32,
-  flags: u32,
-}
+const CONV_UNIFORMS = [
+  ...(['batch', 'in_channels', 'in_height', 'in_width', 'out_channels', 'out_height', 'out_width'] as const).map((name) => ({ name, type: 'u32' as const })),
+  { name: 'pad_top', type: 'i32' },
+  { name: 'pad_left', type: 'i32' },
+  ...(['x_offset', 'x_batch_stride', 'w_offset', 'w_row_stride', 'y_offset', 'y_batch_stride', 'residual_offset', 'bias_offset', 'flags'] as const).map(
+    (name) => ({ name, type: 'u32' as const }),
+  ),
+] as const;
 
-@group(0) @binding(0) var<uniform> p: ConvParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> residual: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+const CONV_BINDINGS = [
+  { name: 'x', type: 'f32', access: 'read' },
+  { name: 'w', type: 'f32', access: 'read' },
+  { name: 'bias', type: 'f32', access: 'read' },
+  { name: 'residual', type: 'f32', access: 'read' },
+  { name: 'y', type: 'f32', access: 'read_write' },
+] as const;
 
+/**
+ * Applies the epilogue to one sum: `rel` is the output element's index relative to y_offset,
+ * and the residual has the same layout.
+ */
+const STORE_OUTPUT_WGSL = /* wgsl */ `
 fn store_output(sum: f32, co: u32, rel: u32) {
   var v = sum;
   if ((p.flags & ${CONV_FLAG_BIAS}u) != 0u) { v += bias[p.bias_offset + co]; }
@@ -89,14 +81,15 @@ fn store_output(sum: f32, co: u32, rel: u32) {
 }`;
 
 /** The readable reference kernel: one output element per invocation, loops over Cin·k·k. */
-export function conv2dDirectShader(shape: Conv2dKernelShape): string {
+export function conv2dDirectKernel(shape: Conv2dKernelShape) {
   const k = shape.kernelSize;
-  return /* wgsl */ `
-${CONV_INTERFACE}
-${flatIndexFn(CONV2D_DIRECT_WORKGROUP)}
-
-@compute @workgroup_size(${CONV2D_DIRECT_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  return defineKernel({
+    name: 'conv2dDirect',
+    uniforms: CONV_UNIFORMS,
+    bindings: CONV_BINDINGS,
+    workgroupSize: CONV2D_DIRECT_WORKGROUP,
+    functions: STORE_OUTPUT_WGSL + flatIndexFn(CONV2D_DIRECT_WORKGROUP),
+    main: /* wgsl */ `
   let i = flat_index(gid, nwg);
   let npix = p.out_height * p.out_width;
   if (i >= p.batch * p.out_channels * npix) { return; }
@@ -119,8 +112,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       }
     }
   }
-  store_output(sum, co, b * p.y_batch_stride + co * npix + pix);
-}`;
+  store_output(sum, co, b * p.y_batch_stride + co * npix + pix);`,
+  });
 }
 
 /**
@@ -134,7 +127,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * addresses and are not stored. No vec4 loads: on llvmpipe a vec4 storage load costs about
  * six scalar loads, and the tile's rows are not 16-byte aligned for 3×3 taps anyway.
  */
-export function conv2dTiledShader(shape: Conv2dKernelShape, tiling: Conv2dTiling): string {
+export function conv2dTiledKernel(shape: Conv2dKernelShape, tiling: Conv2dTiling) {
   const { outChannels: rows, pixelsPerInvocation: cols, workgroupSize: wg } = tiling;
   if (shape.shareRows && (shape.kernelSize !== 3 || shape.stride !== 1 || wg !== 8 || tiling.weightSharing !== 'subgroup')) {
     throw new Error('conv2d: shared input rows need a 3×3 stride-1 kernel and a workgroup of one 8-lane subgroup');
@@ -144,7 +137,7 @@ export function conv2dTiledShader(shape: Conv2dKernelShape, tiling: Conv2dTiling
   const subgroup = tiling.weightSharing === 'subgroup';
   // With shared rows the workgroup is one subgroup and its lanes are numbered by subgroup
   // invocation id, the numbering subgroupShuffle addresses.
-  const laneIndex = shape.shareRows ? 'lane' : 'li';
+  const laneIndex = shape.shareRows ? 'lane' : 'lid';
   const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
   const lines: string[] = [];
   const emit = (s: string): number => lines.push(s);
@@ -165,7 +158,7 @@ export function conv2dTiledShader(shape: Conv2dKernelShape, tiling: Conv2dTiling
   emit(`  for (var ci = 0u; ci < p.in_channels; ci++) {`);
   emit(`    let x_plane = x_batch + ci * in_plane;`);
   if (!subgroup) {
-    emit(`    for (var e = li; e < ${taps * rows}u; e += ${wg}u) {`);
+    emit(`    for (var e = lid; e < ${taps * rows}u; e += ${wg}u) {`);
     emit(`      let row = p.w_offset + min(co0 + e % ${rows}u, p.out_channels - 1u) * p.w_row_stride;`);
     emit(`      w_tile[e] = w[row + ci * ${taps}u + e / ${rows}u];`);
     emit(`    }`);
@@ -218,23 +211,15 @@ export function conv2dTiledShader(shape: Conv2dKernelShape, tiling: Conv2dTiling
   if (!subgroup) emit(`    workgroupBarrier();`);
   emit(`  }`);
 
-  return wgsl`
-#if ${subgroup}
-enable subgroups;
-#endif
-${CONV_INTERFACE}
-#if ${!subgroup}
-var<workgroup> w_tile: array<f32, ${taps * rows}>;
-#endif
-
-@compute @workgroup_size(${wg})
-fn main(
-  @builtin(local_invocation_index) li: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-#if ${subgroup}
-  @builtin(subgroup_invocation_id) lane: u32,
-#endif
-) {
+  return defineKernel({
+    name: 'conv2d',
+    uniforms: CONV_UNIFORMS,
+    bindings: CONV_BINDINGS,
+    workgroupSize: wg,
+    extensions: subgroup ? ['subgroups'] : [],
+    extraBuiltins: subgroup ? ['@builtin(subgroup_invocation_id) lane: u32'] : [],
+    functions: STORE_OUTPUT_WGSL + (subgroup ? '' : `\nvar<workgroup> w_tile: array<f32, ${taps * rows}>;`),
+    main: /* wgsl */ `
   let npix = p.out_height * p.out_width;
   let in_plane = p.in_height * p.in_width;
   let in_h = i32(p.in_height);
@@ -252,6 +237,6 @@ ${lines.join('\n')}
         store_output(acc[r * ${cols}u + j], co, wid.z * p.y_batch_stride + co * npix + pix[j]);
       }
     }
-  }
-}`;
+  }`,
+  });
 }

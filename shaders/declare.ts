@@ -40,6 +40,8 @@ export interface KernelDeclaration<U extends string, B extends string> {
   main: string;
   /** WGSL extensions the body needs besides f16 (enabled by itself when a binding holds f16). */
   extensions?: readonly string[];
+  /** Further parameters of `main`, e.g. `@builtin(subgroup_invocation_id) lane: u32`. */
+  extraBuiltins?: readonly string[];
 }
 
 export interface Kernel<U extends string, B extends string> {
@@ -82,7 +84,7 @@ export function defineKernel<U extends string, B extends string>(declaration: Ke
     code: code + interfaceWgsl(uniforms, bindings) + `${declaration.functions ?? ''}
 @compute @workgroup_size(${workgroupSize.join(', ')})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {${declaration.main}
+        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>${(declaration.extraBuiltins ?? []).map((b) => `, ${b}`).join('')}) {${declaration.main}
 }`,
     workgroupSize,
     uniforms,

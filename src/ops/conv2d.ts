@@ -4,16 +4,16 @@ import {
   CONV_FLAG_BIAS,
   CONV_FLAG_RESIDUAL,
   CONV_FLAG_SILU,
-  conv2dDirectShader,
-  conv2dTiledShader,
+  conv2dDirectKernel,
+  conv2dTiledKernel,
   type Conv2dKernelShape,
   type Conv2dTiling,
 } from '../../shaders/conv2d.js';
-import type { BufferRange, GpuContext } from '../gpu/context.js';
+import type { GpuContext } from '../gpu/context.js';
 import { GpuLimitError } from '../gpu/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from './conv2d-geometry.js';
-import { assertFloat, flatWorkgroups, Params } from './kernel.js';
+import { assertFloat, bindWindow, dispatchKernel, fitsAtAnyOffset, flatWorkgroups, planRuns, type Footprint } from './kernel.js';
 
 export type { Conv2dTiling } from '../../shaders/conv2d.js';
 
@@ -41,16 +41,9 @@ interface ConvChunk {
   outChannels: number;
 }
 
-/** A binding that starts at an aligned offset at or before the wanted element. */
-interface AlignedBinding {
-  binding: BufferRange;
-  /** Elements between the binding's start and the wanted element; passed to the kernel. */
-  skip: number;
-}
-
 interface ConvKernel {
   op: string;
-  code(shape: Conv2dKernelShape): string;
+  kernel(shape: Conv2dKernelShape): ReturnType<typeof conv2dDirectKernel>;
   /** Whether this problem can use the shared-rows form of the kernel (see Conv2dKernelShape). */
   sharesRows(g: Conv2dGeometry): boolean;
   workgroups(ctx: GpuContext, g: Conv2dGeometry, chunk: ConvChunk): [number, number, number];
@@ -88,7 +81,7 @@ export function conv2dTiled(x: Tensor, weight: Tensor, bias: Tensor | null, opti
   return runConv(
     {
       op: 'conv2d',
-      code: (shape) => conv2dTiledShader(shape, tiling),
+      kernel: (shape) => conv2dTiledKernel(shape, tiling),
       sharesRows: (g) =>
         g.kernelSize === 3 && g.stride === 1 && g.outWidth % 8 === 0 &&
         tiling.workgroupSize === 8 && tiling.weightSharing === 'subgroup',
@@ -110,7 +103,7 @@ export function conv2dDirect(x: Tensor, weight: Tensor, bias: Tensor | null, opt
   return runConv(
     {
       op: 'conv2dDirect',
-      code: conv2dDirectShader,
+      kernel: conv2dDirectKernel,
       sharesRows: () => false,
       workgroups: (ctx, g, chunk) =>
         flatWorkgroups(ctx, chunk.batch * chunk.outChannels * g.outHeight * g.outWidth, CONV2D_DIRECT_WORKGROUP),
@@ -147,8 +140,8 @@ function runConv(kernel: ConvKernel, x: Tensor, weight: Tensor, bias: Tensor | n
   const taps = g.kernelSize * g.kernelSize;
   const inPlane = g.inHeight * g.inWidth;
   const outPlane = g.outHeight * g.outWidth;
-  const code = kernel.code(shape);
-  for (const chunk of planChunks(ctx, g, op)) {
+  const declared = kernel.kernel(shape);
+  for (const chunk of planChunks(ctx, g, op, { x, weight, bias, residual, y })) {
     const first = chunk.ci0 === 0;
     const last = chunk.ci0 + chunk.inChannels === g.inChannels;
     const flags =
@@ -156,93 +149,101 @@ function runConv(kernel: ConvKernel, x: Tensor, weight: Tensor, bias: Tensor | n
       (first ? 0 : CONV_FLAG_ACCUMULATE) |
       (last && options.activation === 'silu' ? CONV_FLAG_SILU : 0) |
       (last && residual ? CONV_FLAG_RESIDUAL : 0);
-    const xw = alignedBinding(x, (chunk.n0 * g.inChannels + chunk.ci0) * inPlane, spanOf(chunk.batch, g.inChannels, chunk.inChannels, inPlane));
-    const ww = alignedBinding(weight, (chunk.co0 * g.inChannels + chunk.ci0) * taps, spanOf(chunk.outChannels, g.inChannels, chunk.inChannels, taps));
-    const outStart = (chunk.n0 * g.outChannels + chunk.co0) * outPlane;
-    const outCount = spanOf(chunk.batch, g.outChannels, chunk.outChannels, outPlane);
-    const yw = alignedBinding(y, outStart, outCount);
-    // Without a bias or residual the kernel never reads those bindings: x stands in for them.
-    const rw = residual ? alignedBinding(residual, outStart, outCount) : xw;
-    const bw = bias ? alignedBinding(bias, chunk.co0, chunk.outChannels) : xw;
-    const params = new Params()
-      .u32(chunk.batch, chunk.inChannels, g.inHeight, g.inWidth, chunk.outChannels, g.outHeight, g.outWidth)
-      .i32(g.padTop, g.padLeft)
-      .u32(xw.skip, g.inChannels * inPlane, ww.skip, g.inChannels * taps, yw.skip, g.outChannels * outPlane)
-      .u32(rw.skip, bw.skip, flags)
-      .build();
-    ctx.dispatch({
+    const [xw, ww, yw, rw, bw] = chunkFootprints(g, { x, weight, bias, residual, y }, chunk).map(bindWindow);
+    dispatchKernel(ctx, declared, {
       op,
-      code,
-      params,
-      bindings: [xw.binding, ww.binding, bw.binding, rw.binding, yw.binding],
+      uniforms: {
+        batch: chunk.batch,
+        in_channels: chunk.inChannels,
+        in_height: g.inHeight,
+        in_width: g.inWidth,
+        out_channels: chunk.outChannels,
+        out_height: g.outHeight,
+        out_width: g.outWidth,
+        pad_top: g.padTop,
+        pad_left: g.padLeft,
+        x_offset: xw.skip,
+        x_batch_stride: g.inChannels * inPlane,
+        w_offset: ww.skip,
+        w_row_stride: g.inChannels * taps,
+        y_offset: yw.skip,
+        y_batch_stride: g.outChannels * outPlane,
+        residual_offset: rw.skip,
+        bias_offset: bw.skip,
+        flags,
+      },
+      bindings: { x: xw.binding, w: ww.binding, bias: bw.binding, residual: rw.binding, y: yw.binding },
       workgroups: kernel.workgroups(ctx, g, chunk),
     });
   }
   return y;
 }
 
-/**
- * Elements from the first to the last one a chunk touches in a [outer, inner, plane] tensor
- * when it takes `count` consecutive inner rows of each of `items` consecutive outer items.
- */
-function spanOf(items: number, inner: number, count: number, plane: number): number {
-  return ((items - 1) * inner + count) * plane;
-}
-
-function alignedBinding(t: Tensor, start: number, count: number): AlignedBinding {
-  const alignElements = t.ctx.limits.minStorageBufferOffsetAlignment / 4;
-  const skip = start % alignElements;
-  return { binding: t.binding(start - skip, count + skip), skip };
+interface ConvTensors {
+  x: Tensor;
+  weight: Tensor;
+  bias: Tensor | null;
+  residual: Tensor | undefined;
+  y: Tensor;
 }
 
 /**
- * Splits a convolution so that every binding (plus its alignment slack) fits in
- * maxStorageBufferBindingSize: whole batch items when they fit, otherwise one item at a time
- * with its input channels split (later chunks accumulate onto earlier ones) and its output
- * channels split (the weight rows of an output chunk must fit too).
+ * What a chunk reads and writes: x, weight, y, then residual and bias. Without a bias or
+ * residual the kernel never reads those bindings, so the chunk's x stands in for them.
  */
-function planChunks(ctx: GpuContext, g: Conv2dGeometry, op: string): ConvChunk[] {
-  const slack = ctx.limits.minStorageBufferOffsetAlignment / 4 - 1;
-  const budget = Math.floor(ctx.limits.maxStorageBufferBindingSize / 4) - slack;
+function chunkFootprints(g: Conv2dGeometry, t: ConvTensors, c: ConvChunk): Footprint[] {
+  const inPlane = g.inHeight * g.inWidth;
+  const outPlane = g.outHeight * g.outWidth;
   const taps = g.kernelSize * g.kernelSize;
-  const inItem = g.inChannels * g.inHeight * g.inWidth;
-  const outItem = g.outChannels * g.outHeight * g.outWidth;
-  const chunks: ConvChunk[] = [];
+  // `count` consecutive inner rows of each of `items` consecutive outer items of a [outer, inner, plane] tensor.
+  const span = (tensor: Tensor, outer: number, items: number, inner: number, first: number, count: number, plane: number): Footprint => {
+    const start = (outer * inner + first) * plane;
+    return { tensor, start, end: start + ((items - 1) * inner + count) * plane };
+  };
+  const x = span(t.x, c.n0, c.batch, g.inChannels, c.ci0, c.inChannels, inPlane);
+  const y = span(t.y, c.n0, c.batch, g.outChannels, c.co0, c.outChannels, outPlane);
+  return [
+    x,
+    span(t.weight, c.co0, c.outChannels, g.inChannels, c.ci0, c.inChannels, taps),
+    y,
+    t.residual ? { ...y, tensor: t.residual } : x,
+    t.bias ? { tensor: t.bias, start: c.co0, end: c.co0 + c.outChannels } : x,
+  ];
+}
 
-  const itemsPerChunk = Math.min(Math.floor(budget / inItem), Math.floor(budget / outItem));
-  if (itemsPerChunk >= 1 && g.outChannels * g.inChannels * taps <= budget) {
-    const batches = splitEvenly(g.batch, itemsPerChunk);
-    for (const [n0, batch] of batches) {
-      chunks.push({ n0, batch, ci0: 0, inChannels: g.inChannels, co0: 0, outChannels: g.outChannels });
-    }
-    return chunks;
+/**
+ * Splits a convolution so that every binding fits in maxStorageBufferBindingSize: whole batch
+ * items when they fit wherever they start, otherwise one item at a time with its input channels
+ * split (later chunks accumulate onto earlier ones) and, for each run of input channels, its
+ * output channels split (the weight rows of an output chunk must fit too).
+ */
+function planChunks(ctx: GpuContext, g: Conv2dGeometry, op: string, t: ConvTensors): ConvChunk[] {
+  const whole = { ci0: 0, inChannels: g.inChannels, co0: 0, outChannels: g.outChannels };
+  const batchRun = (n0: number, n1: number): Footprint[] => chunkFootprints(g, t, { n0, batch: n1 - n0, ...whole });
+  if (batchRun(0, 1).every(fitsAtAnyOffset)) {
+    return planRuns(ctx, op, g.batch, batchRun, { item: 'batch item', maxCount: ctx.limits.maxComputeWorkgroupsPerDimension }).map(
+      ({ start, count }) => ({ n0: start, batch: count, ...whole }),
+    );
   }
-
-  const maxIn = Math.min(g.inChannels, Math.floor(budget / (g.inHeight * g.inWidth)), Math.floor(budget / taps));
-  const maxOutForOutput = Math.floor(budget / (g.outHeight * g.outWidth));
-  const maxOutForWeight = Math.floor((Math.floor(budget / taps) - maxIn) / g.inChannels) + 1;
-  const maxOut = Math.min(g.outChannels, maxOutForOutput, maxOutForWeight);
-  if (maxIn < 1 || maxOut < 1) {
+  const oneChannel = chunkFootprints(g, t, { n0: 0, batch: 1, ci0: 0, inChannels: 1, co0: 0, outChannels: 1 });
+  if (!oneChannel.every(fitsAtAnyOffset)) {
     throw new GpuLimitError(
       `one channel of a ${g.inHeight}×${g.inWidth} input or ${g.outHeight}×${g.outWidth} output does not fit in maxStorageBufferBindingSize (${ctx.limits.maxStorageBufferBindingSize})`,
       op,
     );
   }
+  const chunks: ConvChunk[] = [];
   for (let n0 = 0; n0 < g.batch; n0++) {
-    for (const [co0, outChannels] of splitEvenly(g.outChannels, maxOut)) {
-      for (const [ci0, inChannels] of splitEvenly(g.inChannels, maxIn)) {
+    // Input channels as far as x and one output channel's weight row allow.
+    const inRun = (c0: number, c1: number): Footprint[] =>
+      chunkFootprints(g, t, { n0, batch: 1, ci0: c0, inChannels: c1 - c0, co0: 0, outChannels: 1 }).slice(0, 2);
+    for (const { start: ci0, count: inChannels } of planRuns(ctx, op, g.inChannels, inRun, { item: 'input channel' })) {
+      const outRun = (o0: number, o1: number): Footprint[] =>
+        chunkFootprints(g, t, { n0, batch: 1, ci0, inChannels, co0: o0, outChannels: o1 - o0 });
+      for (const { start: co0, count: outChannels } of planRuns(ctx, op, g.outChannels, outRun, { item: 'output channel' })) {
         chunks.push({ n0, batch: 1, ci0, inChannels, co0, outChannels });
       }
     }
   }
   return chunks;
-}
-
-/** [start, count] runs covering `total` in as few pieces of at most `max` as possible, evenly sized. */
-function splitEvenly(total: number, max: number): [number, number][] {
-  const pieces = Math.ceil(total / max);
-  const size = Math.ceil(total / pieces);
-  const runs: [number, number][] = [];
-  for (let start = 0; start < total; start += size) runs.push([start, Math.min(size, total - start)]);
-  return runs;
 }
