@@ -1,5 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
 import { ERF_WGSL } from './elementwise.js';
 
 export const GRAD_ELEMENTWISE_WORKGROUP = 256;
@@ -13,21 +14,25 @@ fn silu_grad(v: f32) -> f32 {
   return s * (1.0 + v * (1.0 - s));
 }`;
 
-/** dx = dy · f′(x) for the exact (erf) GELU or SiLU. */
-export function unaryGradShader(fn: UnaryGradFn): string {
-  return wgsl`
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-${flatIndexFn(GRAD_ELEMENTWISE_WORKGROUP)}
-${ERF_WGSL}
-${SILU_GRAD_WGSL}
-@compute @workgroup_size(${GRAD_ELEMENTWISE_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
-  if (i >= p.n) { return; }
+/** dx = dy · f′(x) for the exact (erf) GELU or SiLU, over `n` elements from element `skip` of each binding. */
+export function unaryGradKernel(fn: UnaryGradFn) {
+  return defineKernel({
+    name: `${fn}Backward`,
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'skip', type: 'u32' },
+    ],
+    bindings: [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'dy', type: 'f32', access: 'read' },
+      { name: 'dx', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: GRAD_ELEMENTWISE_WORKGROUP,
+    functions: flatIndexFn(GRAD_ELEMENTWISE_WORKGROUP) + ERF_WGSL + SILU_GRAD_WGSL,
+    main: wgsl`
+  let e = flat_index(gid, nwg);
+  if (e >= p.n) { return; }
+  let i = e + p.skip;
   let v = x[i];
 #if ${fn === 'silu'}
   dx[i] = dy[i] * silu_grad(v);
@@ -35,22 +40,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let cdf = 0.5 * (1.0 + erf_approx(v * 0.70710678118654752));
   let pdf = 0.39894228040143268 * exp(-0.5 * v * v);
   dx[i] = dy[i] * (cdf + v * pdf);
-#endif
-}`;
+#endif`,
+  });
 }
 
-/** acc += x, in place: gradients of a tensor used several times are summed. */
-export function accumulateShader(): string {
-  return /* wgsl */ `
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> acc: array<f32>;
-${flatIndexFn(GRAD_ELEMENTWISE_WORKGROUP)}
-@compute @workgroup_size(${GRAD_ELEMENTWISE_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
-  if (i >= p.n) { return; }
-  acc[i] += x[i];
-}`;
-}
+/** acc += x, in place, over `n` elements from element `skip`: gradients of a tensor used several times are summed. */
+export const ACCUMULATE_KERNEL = defineKernel({
+  name: 'accumulate',
+  uniforms: [
+    { name: 'n', type: 'u32' },
+    { name: 'skip', type: 'u32' },
+  ],
+  bindings: [
+    { name: 'x', type: 'f32', access: 'read' },
+    { name: 'acc', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: GRAD_ELEMENTWISE_WORKGROUP,
+  functions: flatIndexFn(GRAD_ELEMENTWISE_WORKGROUP),
+  main: /* wgsl */ `
+  let e = flat_index(gid, nwg);
+  if (e >= p.n) { return; }
+  acc[e + p.skip] += x[e + p.skip];`,
+});

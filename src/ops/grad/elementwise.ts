@@ -1,19 +1,20 @@
-import { accumulateShader, GRAD_ELEMENTWISE_WORKGROUP, unaryGradShader, type UnaryGradFn } from '../../../shaders/grad-elementwise.js';
+import { ACCUMULATE_KERNEL, GRAD_ELEMENTWISE_WORKGROUP, unaryGradKernel, type UnaryGradFn } from '../../../shaders/grad-elementwise.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { assertFloat, assertSameShape, chunkItems, flatWorkgroups, Params } from '../kernel.js';
+import { assertFloat, assertSameShape, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from '../kernel.js';
 
 function unaryBackward(fn: UnaryGradFn, x: Tensor, dy: Tensor): Tensor {
   const op = `${fn}Backward`;
   assertFloat(op, x, dy);
   assertSameShape(op, x, dy);
   const dx = Tensor.empty(x.ctx, x.shape, 'f32', op);
-  const code = unaryGradShader(fn);
-  for (const { start, count } of chunkItems(x.ctx, x.size, 1)) {
-    x.ctx.dispatch({
-      op,
-      code,
-      params: new Params().u32(count).build(),
-      bindings: [x.binding(start, count), dy.binding(start, count), dx.binding(start, count)],
+  const kernel = unaryGradKernel(fn);
+  const footprints = itemFootprints([x, dy, dx]);
+  for (const { start, count } of planRuns(x.ctx, op, x.size, footprints)) {
+    // All f32 and bound from the same element, so they share one skip.
+    const [xw, dyw, dxw] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(x.ctx, kernel, {
+      uniforms: { n: count, skip: dxw.skip },
+      bindings: { x: xw.binding, dy: dyw.binding, dx: dxw.binding },
       workgroups: flatWorkgroups(x.ctx, count, GRAD_ELEMENTWISE_WORKGROUP),
     });
   }
@@ -30,13 +31,12 @@ export function accumulate(acc: Tensor, x: Tensor): void {
   const op = 'accumulate';
   assertFloat(op, acc, x);
   assertSameShape(op, acc, x);
-  const code = accumulateShader();
-  for (const { start, count } of chunkItems(x.ctx, x.size, 1)) {
-    x.ctx.dispatch({
-      op,
-      code,
-      params: new Params().u32(count).build(),
-      bindings: [x.binding(start, count), acc.binding(start, count)],
+  const footprints = itemFootprints([x, acc]);
+  for (const { start, count } of planRuns(x.ctx, op, x.size, footprints)) {
+    const [xw, accw] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(x.ctx, ACCUMULATE_KERNEL, {
+      uniforms: { n: count, skip: accw.skip },
+      bindings: { x: xw.binding, acc: accw.binding },
       workgroups: flatWorkgroups(x.ctx, count, GRAD_ELEMENTWISE_WORKGROUP),
     });
   }

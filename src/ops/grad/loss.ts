@@ -1,6 +1,6 @@
-import { GRAD_LOSS_WORKGROUP, mseLossGradShader, sumPartialsShader } from '../../../shaders/grad-loss.js';
+import { GRAD_LOSS_WORKGROUP, MSE_LOSS_GRAD_KERNEL, SUM_PARTIALS_KERNEL } from '../../../shaders/grad-loss.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { assertFloat, assertSameShape, chunkItems, flatWorkgroups, Params } from '../kernel.js';
+import { assertFloat, assertSameShape, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from '../kernel.js';
 
 export interface LossAndGrad {
   /** [1]: the loss value, on the GPU (read it only when needed). */
@@ -18,7 +18,8 @@ export function mseLoss(pred: Tensor, target: Tensor): LossAndGrad {
   const ctx = pred.ctx;
   const grad = Tensor.empty(ctx, pred.shape, 'f32', op);
   const loss = Tensor.empty(ctx, [1], 'f32', op);
-  const chunks = chunkItems(ctx, pred.size, 1);
+  const footprints = itemFootprints([pred, target, grad]);
+  const chunks = planRuns(ctx, op, pred.size, footprints);
   // Folded dispatches may launch a few idle workgroups; each still owns a partial slot.
   const groupsOf = (count: number): number => {
     const [x, y] = flatWorkgroups(ctx, count, GRAD_LOSS_WORKGROUP);
@@ -26,14 +27,13 @@ export function mseLoss(pred: Tensor, target: Tensor): LossAndGrad {
   };
   const totalGroups = chunks.reduce((s, c) => s + groupsOf(c.count), 0);
   const partial = Tensor.empty(ctx, [totalGroups], 'f32', `${op} partials`);
-  const code = mseLossGradShader();
   let firstGroup = 0;
   for (const { start, count } of chunks) {
-    ctx.dispatch({
-      op,
-      code,
-      params: new Params().u32(count).f32(1 / pred.size).u32(firstGroup).build(),
-      bindings: [pred.binding(start, count), target.binding(start, count), grad.binding(start, count), partial.binding()],
+    // All f32 and bound from the same element, so they share one skip.
+    const [predw, targetw, gradw] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(ctx, MSE_LOSS_GRAD_KERNEL, {
+      uniforms: { n: count, skip: gradw.skip, inv_count: 1 / pred.size, first_group: firstGroup },
+      bindings: { pred: predw.binding, target_values: targetw.binding, grad: gradw.binding, partial: partial.binding() },
       workgroups: flatWorkgroups(ctx, count, GRAD_LOSS_WORKGROUP),
     });
     firstGroup += groupsOf(count);
@@ -45,11 +45,9 @@ export function mseLoss(pred: Tensor, target: Tensor): LossAndGrad {
 
 /** out[0] = scale · Σ partial, on the GPU. */
 export function sumPartials(partial: Tensor, out: Tensor, scale: number): void {
-  out.ctx.dispatch({
-    op: 'sumPartials',
-    code: sumPartialsShader(),
-    params: new Params().u32(partial.size).f32(scale).build(),
-    bindings: [partial.binding(), out.binding(0, 1)],
+  dispatchKernel(out.ctx, SUM_PARTIALS_KERNEL, {
+    uniforms: { n: partial.size, scale },
+    bindings: { partial: partial.binding(), out: out.binding(0, 1) },
     workgroups: [1],
   });
 }
