@@ -1,4 +1,5 @@
 import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
 
 export const GRAD_LAYOUT_WORKGROUP = 256;
 
@@ -7,15 +8,22 @@ export const GRAD_LAYOUT_WORKGROUP = 256;
  * output gradient. Planes are [H, W] inputs and [2H, 2W] outputs; skips locate the chunk's data
  * inside aligned bindings.
  */
-export function upsampleNearest2xBackwardShader(): string {
-  return /* wgsl */ `
-struct P { n: u32, height: u32, width: u32, dy_skip: u32, dx_skip: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-${flatIndexFn(GRAD_LAYOUT_WORKGROUP)}
-@compute @workgroup_size(${GRAD_LAYOUT_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export const UPSAMPLE_NEAREST_2X_BACKWARD_KERNEL = defineKernel({
+  name: 'upsampleNearest2xBackward',
+  uniforms: [
+    { name: 'n', type: 'u32' },
+    { name: 'height', type: 'u32' },
+    { name: 'width', type: 'u32' },
+    { name: 'dy_skip', type: 'u32' },
+    { name: 'dx_skip', type: 'u32' },
+  ],
+  bindings: [
+    { name: 'dy', type: 'f32', access: 'read' },
+    { name: 'dx', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: GRAD_LAYOUT_WORKGROUP,
+  functions: flatIndexFn(GRAD_LAYOUT_WORKGROUP),
+  main: /* wgsl */ `
   let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   let plane = i / (p.height * p.width);
@@ -23,6 +31,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let x = i % p.width;
   let w2 = 2u * p.width;
   let top = p.dy_skip + plane * 4u * p.height * p.width + 2u * y * w2 + 2u * x;
-  dx[p.dx_skip + i] = dy[top] + dy[top + 1u] + dy[top + w2] + dy[top + w2 + 1u];
-}`;
-}
+  dx[p.dx_skip + i] = dy[top] + dy[top + 1u] + dy[top + w2] + dy[top + w2 + 1u];`,
+});

@@ -2,30 +2,33 @@ import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
 import { SILU_GRAD_WGSL } from './grad-elementwise.js';
 import { siluWgsl } from './common.js';
+import { defineKernel } from './declare.js';
 
 export const LINEAR_GRAD_WORKGROUP = 64;
 
-const PARAMS = /* wgsl */ `
-struct P { rows: u32, outputs: u32, inputs: u32 }
-@group(0) @binding(0) var<uniform> p: P;`;
+const LINEAR_GRAD_UNIFORMS = [
+  { name: 'rows', type: 'u32' },
+  { name: 'outputs', type: 'u32' },
+  { name: 'inputs', type: 'u32' },
+] as const;
 
 /**
  * dx[m, k] = a′(x[m, k])·Σ_o dz[m, o]·w[o, k] for z = a(x)·wᵀ + b, a = SiLU or identity
  * (the UNet's emb_layers apply SiLU to their input). One invocation per input element.
  */
-export function linearInputGradShader(inputSilu: boolean): string {
-  return wgsl`
-${PARAMS}
-@group(0) @binding(1) var<storage, read> dz: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-#if ${inputSilu}
-@group(0) @binding(4) var<storage, read> x: array<f32>;
-#endif
-${flatIndexFn(LINEAR_GRAD_WORKGROUP)}
-${SILU_GRAD_WGSL}
-@compute @workgroup_size(${LINEAR_GRAD_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export function linearInputGradKernel(inputSilu: boolean) {
+  return defineKernel({
+    name: 'linearBackward dx',
+    uniforms: LINEAR_GRAD_UNIFORMS,
+    bindings: [
+      { name: 'dz', type: 'f32', access: 'read' },
+      { name: 'weight', type: 'f32', access: 'read' },
+      { name: 'dx', type: 'f32', access: 'read_write' },
+      ...(inputSilu ? [{ name: 'x', type: 'f32', access: 'read' } as const] : []),
+    ],
+    workgroupSize: LINEAR_GRAD_WORKGROUP,
+    functions: flatIndexFn(LINEAR_GRAD_WORKGROUP) + SILU_GRAD_WGSL,
+    main: wgsl`
   let i = flat_index(gid, nwg);
   if (i >= p.rows * p.inputs) { return; }
   let m = i / p.inputs;
@@ -36,27 +39,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   dx[i] = s * silu_grad(x[i]);
 #else
   dx[i] = s;
-#endif
-}`;
+#endif`,
+  });
 }
 
 /**
  * dw[o, k] = Σ_m dz[m, o]·a(x[m, k]) and db[o] = Σ_m dz[m, o] (written by the invocations of
  * k = 0). One invocation per weight.
  */
-export function linearWeightGradShader(inputSilu: boolean, bias: boolean): string {
-  return wgsl`
-${PARAMS}
-@group(0) @binding(1) var<storage, read> dz: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-#if ${bias}
-@group(0) @binding(4) var<storage, read_write> db: array<f32>;
-#endif
-${flatIndexFn(LINEAR_GRAD_WORKGROUP)}
-${siluWgsl()}
-@compute @workgroup_size(${LINEAR_GRAD_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export function linearWeightGradKernel(inputSilu: boolean, bias: boolean) {
+  return defineKernel({
+    name: 'linearBackward dw',
+    uniforms: LINEAR_GRAD_UNIFORMS,
+    bindings: [
+      { name: 'dz', type: 'f32', access: 'read' },
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'dw', type: 'f32', access: 'read_write' },
+      ...(bias ? [{ name: 'db', type: 'f32', access: 'read_write' } as const] : []),
+    ],
+    workgroupSize: LINEAR_GRAD_WORKGROUP,
+    functions: flatIndexFn(LINEAR_GRAD_WORKGROUP) + siluWgsl(),
+    main: wgsl`
   let i = flat_index(gid, nwg);
   if (i >= p.outputs * p.inputs) { return; }
   let o = i / p.inputs;
@@ -75,6 +78,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   dw[i] = s;
 #if ${bias}
   if (k == 0u) { db[o] = sb; }
-#endif
-}`;
+#endif`,
+  });
 }

@@ -1,7 +1,7 @@
-import { GRAD_LAYOUT_WORKGROUP, upsampleNearest2xBackwardShader } from '../../../shaders/grad-layout.js';
+import { GRAD_LAYOUT_WORKGROUP, UPSAMPLE_NEAREST_2X_BACKWARD_KERNEL } from '../../../shaders/grad-layout.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { assertFloat, assertShape, flatWorkgroups, Params } from '../kernel.js';
-import { assertGradShape, batchRuns, describeShape, elementWindow } from './chunks.js';
+import { assertFloat, assertShape, bindWindow, dispatchKernel, flatWorkgroups, planRuns, type Footprint } from '../kernel.js';
+import { assertGradShape, describeShape } from './chunks.js';
 
 /**
  * Backward of concatChannels(a, b) with a of `firstChannels` channels: the output gradient
@@ -39,15 +39,15 @@ export function upsampleNearest2xBackward(dy: Tensor): Tensor {
   const ctx = dy.ctx;
   const dx = Tensor.empty(ctx, [n, c, h, w], 'f32', op);
   const plane = h * w;
-  const code = upsampleNearest2xBackwardShader();
-  for (const { start, count } of batchRuns(ctx, op, n * c, [4 * plane])) {
-    const dyw = elementWindow(dy, start * 4 * plane, count * 4 * plane);
-    const dxw = elementWindow(dx, start * plane, count * plane);
-    ctx.dispatch({
-      op,
-      code,
-      params: new Params().u32(count * plane, h, w, dyw.skip, dxw.skip).build(),
-      bindings: [dyw.binding, dxw.binding],
+  const footprints = (p0: number, p1: number): Footprint[] => [
+    { tensor: dy, start: p0 * 4 * plane, end: p1 * 4 * plane },
+    { tensor: dx, start: p0 * plane, end: p1 * plane },
+  ];
+  for (const { start, count } of planRuns(ctx, op, n * c, footprints, { item: 'plane' })) {
+    const [dyw, dxw] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(ctx, UPSAMPLE_NEAREST_2X_BACKWARD_KERNEL, {
+      uniforms: { n: count * plane, height: h, width: w, dy_skip: dyw.skip, dx_skip: dxw.skip },
+      bindings: { dy: dyw.binding, dx: dxw.binding },
       workgroups: flatWorkgroups(ctx, count * plane, GRAD_LAYOUT_WORKGROUP),
     });
   }

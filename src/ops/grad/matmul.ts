@@ -1,6 +1,7 @@
-import { LINEAR_GRAD_WORKGROUP, linearInputGradShader, linearWeightGradShader } from '../../../shaders/grad-matmul.js';
+import { LINEAR_GRAD_WORKGROUP, linearInputGradKernel, linearWeightGradKernel } from '../../../shaders/grad-matmul.js';
+import type { BufferRange } from '../../gpu/context.js';
 import { shapeSize, Tensor } from '../../tensor/tensor.js';
-import { assertFloat, flatWorkgroups, Params } from '../kernel.js';
+import { assertFloat, dispatchKernel, flatWorkgroups } from '../kernel.js';
 import { linear, type LinearOptions } from '../matmul.js';
 import { assertGradShape, describeShape } from './chunks.js';
 import { geluBackward, siluBackward } from './elementwise.js';
@@ -39,25 +40,27 @@ export function linearBackward(x: Tensor, weight: Tensor, bias: Tensor | null, d
     dz = options.activation === 'silu' ? siluBackward(pre, dy) : geluBackward(pre, dy);
     pre.dispose();
   }
-  const params = new Params().u32(rows, outputs, k).build();
+  const uniforms = { rows, outputs, inputs: k };
   let dx: Tensor | null = null;
   if (options.inputGrad ?? true) {
     dx = Tensor.empty(ctx, x.shape, 'f32', `${op} dx`);
-    ctx.dispatch({
+    const bindings = { dz: dz.binding(), weight: weight.binding(), dx: dx.binding() };
+    dispatchKernel(ctx, linearInputGradKernel(inputSilu), {
       op,
-      code: linearInputGradShader(inputSilu),
-      params,
-      bindings: [dz.binding(), weight.binding(), dx.binding(), ...(inputSilu ? [x.binding()] : [])],
+      uniforms,
+      // The kernel declares x only when it differentiates the input SiLU.
+      bindings: (inputSilu ? { ...bindings, x: x.binding() } : bindings) as typeof bindings & { x: BufferRange },
       workgroups: flatWorkgroups(ctx, rows * k, LINEAR_GRAD_WORKGROUP),
     });
   }
   const dw = Tensor.empty(ctx, weight.shape, 'f32', `${op} dw`);
   const db = bias ? Tensor.empty(ctx, [outputs], 'f32', `${op} db`) : null;
-  ctx.dispatch({
+  const bindings = { dz: dz.binding(), x: x.binding(), dw: dw.binding() };
+  dispatchKernel(ctx, linearWeightGradKernel(inputSilu, db !== null), {
     op,
-    code: linearWeightGradShader(inputSilu, db !== null),
-    params,
-    bindings: [dz.binding(), x.binding(), dw.binding(), ...(db ? [db.binding()] : [])],
+    uniforms,
+    // The kernel declares db only with a bias.
+    bindings: (db ? { ...bindings, db: db.binding() } : bindings) as typeof bindings & { db: BufferRange },
     workgroups: flatWorkgroups(ctx, outputs * k, LINEAR_GRAD_WORKGROUP),
   });
   if (dz !== dy) dz.dispose();
