@@ -1,5 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
 import { SILU_GRAD_WGSL } from './grad-elementwise.js';
 
 export const GROUPNORM_GRAD_WORKGROUP = 256;
@@ -9,19 +10,21 @@ export const GROUPNORM_GRAD_SMALL_WORKGROUP = 64;
  * Uniforms shared by the passes. A run covers `samples` batch items starting at sample
  * `first_sample`; x / dy / dx are bound from the run's first element (plus *_skip).
  */
-const PARAMS = /* wgsl */ `
-struct P {
-  samples: u32, first_sample: u32, channels: u32, groups: u32, spatial: u32,
-  x_skip: u32, dy_skip: u32, dx_skip: u32, eps: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;`;
+const UNIFORMS = [
+  ...(['samples', 'first_sample', 'channels', 'groups', 'spatial', 'x_skip', 'dy_skip', 'dx_skip'] as const).map((name) => ({ name, type: 'u32' as const })),
+  { name: 'eps', type: 'f32' },
+] as const;
 
 /** Pass 1: (mean, rstd) of each (sample, group) row, two passes over the row as the reference does. */
-export function groupNormGradStatsShader(): string {
-  return /* wgsl */ `
-${PARAMS}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
+export const GROUPNORM_GRAD_STATS_KERNEL = defineKernel({
+  name: 'groupNormBackward stats',
+  uniforms: UNIFORMS,
+  bindings: [
+    { name: 'x', type: 'f32', access: 'read' },
+    { name: 'stats', type: 'vec2<f32>', access: 'read_write' },
+  ],
+  workgroupSize: GROUPNORM_GRAD_WORKGROUP,
+  functions: /* wgsl */ `
 var<workgroup> sums: array<f32, ${GROUPNORM_GRAD_WORKGROUP}>;
 fn workgroup_sum(lid: u32, v: f32) -> f32 {
   sums[lid] = v;
@@ -33,9 +36,8 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
   let total = sums[0];
   workgroupBarrier();
   return total;
-}
-@compute @workgroup_size(${GROUPNORM_GRAD_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+}`,
+  main: /* wgsl */ `
   let row = wid.x;
   let len = (p.channels / p.groups) * p.spatial;
   let base = p.x_skip + row * len;
@@ -48,9 +50,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     q += d * d;
   }
   let variance = workgroup_sum(lid, q) / f32(len);
-  if (lid == 0u) { stats[p.first_sample * p.groups + row] = vec2<f32>(mean, inverseSqrt(variance + p.eps)); }
-}`;
-}
+  if (lid == 0u) { stats[p.first_sample * p.groups + row] = vec2<f32>(mean, inverseSqrt(variance + p.eps)); }`,
+});
 
 /**
  * The forward recomputed at one element, and its gradient back to the normalised value:
@@ -79,31 +80,37 @@ fn local_grad(xv: f32, g: f32, stat: vec2<f32>, channel: u32, sample: u32) -> Lo
 }`;
 }
 
-function filmBindings(film: boolean, first: number): string {
+function filmBindings(film: boolean) {
   return film
-    ? `@group(0) @binding(${first}) var<storage, read> scale: array<f32>;
-@group(0) @binding(${first + 1}) var<storage, read> shift: array<f32>;`
-    : '';
+    ? ([
+        { name: 'scale', type: 'f32', access: 'read' },
+        { name: 'shift', type: 'f32', access: 'read' },
+      ] as const)
+    : [];
 }
 
 /**
  * Pass 2: per (sample, channel), Σdv (→ d shift), Σdv·u (→ d scale), Σdu (→ dβ) and Σdu·xhat
  * (→ dγ) over the channel's positions. One workgroup per (channel, sample of the run).
  */
-export function groupNormGradChannelSumsShader(film: boolean, silu: boolean): string {
-  return /* wgsl */ `
-${PARAMS}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> beta: array<f32>;
-@group(0) @binding(6) var<storage, read_write> sums: array<vec4<f32>>;
-${filmBindings(film, 7)}
+export function groupNormGradChannelSumsKernel(film: boolean, silu: boolean) {
+  return defineKernel({
+    name: 'groupNormBackward channel sums',
+    uniforms: UNIFORMS,
+    bindings: [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'dy', type: 'f32', access: 'read' },
+      { name: 'stats', type: 'vec2<f32>', access: 'read' },
+      { name: 'gamma', type: 'f32', access: 'read' },
+      { name: 'beta', type: 'f32', access: 'read' },
+      { name: 'sums', type: 'vec4<f32>', access: 'read_write' },
+      ...filmBindings(film),
+    ],
+    workgroupSize: GROUPNORM_GRAD_SMALL_WORKGROUP,
+    functions: /* wgsl */ `
 ${recomputeWgsl(film, silu)}
-var<workgroup> partial: array<vec4<f32>, ${GROUPNORM_GRAD_SMALL_WORKGROUP}>;
-@compute @workgroup_size(${GROUPNORM_GRAD_SMALL_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+var<workgroup> partial: array<vec4<f32>, ${GROUPNORM_GRAD_SMALL_WORKGROUP}>;`,
+    main: /* wgsl */ `
   let channel = wid.x;
   let sample = p.first_sample + wid.y;
   let stat = stats[sample * p.groups + channel / (p.channels / p.groups)];
@@ -118,28 +125,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     if (lid < reach) { partial[lid] += partial[lid + reach]; }
   }
-  if (lid == 0u) { sums[sample * p.channels + channel] = partial[0]; }
-}`;
+  if (lid == 0u) { sums[sample * p.channels + channel] = partial[0]; }`,
+  });
 }
 
 /**
  * Pass 3 (whole batch): invocation c < C sums dγ, dβ over the samples and writes the FiLM
  * gradients of channel c; invocation r < N·G forms its row's Σ γ·du and Σ γ·du·xhat.
  */
-export function groupNormGradFinalizeShader(film: boolean): string {
-  return wgsl`
-${PARAMS}
-@group(0) @binding(1) var<storage, read> sums: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> gamma: array<f32>;
-@group(0) @binding(3) var<storage, read_write> row_sums: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dbeta: array<f32>;
-#if ${film}
-@group(0) @binding(6) var<storage, read_write> dscale: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dshift: array<f32>;
-#endif
-@compute @workgroup_size(${GROUPNORM_GRAD_SMALL_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+export function groupNormGradFinalizeKernel(film: boolean) {
+  return defineKernel({
+    name: 'groupNormBackward finalize',
+    uniforms: UNIFORMS,
+    bindings: [
+      { name: 'sums', type: 'vec4<f32>', access: 'read' },
+      { name: 'gamma', type: 'f32', access: 'read' },
+      { name: 'row_sums', type: 'vec2<f32>', access: 'read_write' },
+      { name: 'dgamma', type: 'f32', access: 'read_write' },
+      { name: 'dbeta', type: 'f32', access: 'read_write' },
+      ...(film
+        ? ([
+            { name: 'dscale', type: 'f32', access: 'read_write' },
+            { name: 'dshift', type: 'f32', access: 'read_write' },
+          ] as const)
+        : []),
+    ],
+    workgroupSize: GROUPNORM_GRAD_SMALL_WORKGROUP,
+    main: wgsl`
   let i = gid.x;
   if (i < p.channels) {
     var dg = 0.0;
@@ -165,26 +177,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       r += g * sums[first + c].zw;
     }
     row_sums[i] = r;
-  }
-}`;
+  }`,
+  });
 }
 
 /** Pass 4: dx = rstd·(du·γ − (Σγ·du + xhat·Σγ·du·xhat)/M) with M the row length. */
-export function groupNormGradInputShader(film: boolean, silu: boolean): string {
-  return /* wgsl */ `
-${PARAMS}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> beta: array<f32>;
-@group(0) @binding(6) var<storage, read> row_sums: array<vec2<f32>>;
-@group(0) @binding(7) var<storage, read_write> dx: array<f32>;
-${filmBindings(film, 8)}
-${recomputeWgsl(film, silu)}
-${flatIndexFn(GROUPNORM_GRAD_WORKGROUP)}
-@compute @workgroup_size(${GROUPNORM_GRAD_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export function groupNormGradInputKernel(film: boolean, silu: boolean) {
+  return defineKernel({
+    name: 'groupNormBackward dx',
+    uniforms: UNIFORMS,
+    bindings: [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'dy', type: 'f32', access: 'read' },
+      { name: 'stats', type: 'vec2<f32>', access: 'read' },
+      { name: 'gamma', type: 'f32', access: 'read' },
+      { name: 'beta', type: 'f32', access: 'read' },
+      { name: 'row_sums', type: 'vec2<f32>', access: 'read' },
+      { name: 'dx', type: 'f32', access: 'read_write' },
+      ...filmBindings(film),
+    ],
+    workgroupSize: GROUPNORM_GRAD_WORKGROUP,
+    functions: recomputeWgsl(film, silu) + flatIndexFn(GROUPNORM_GRAD_WORKGROUP),
+    main: /* wgsl */ `
   let i = flat_index(gid, nwg);
   let item = p.channels * p.spatial;
   if (i >= p.samples * item) { return; }
@@ -195,6 +209,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let l = local_grad(x[p.x_skip + i], dy[p.dy_skip + i], stat, channel, sample);
   let r = row_sums[row];
   let m = f32((p.channels / p.groups) * p.spatial);
-  dx[p.dx_skip + i] = stat.y * (l.du * gamma[channel] - (r.x + l.xhat * r.y) / m);
-}`;
+  dx[p.dx_skip + i] = stat.y * (l.du * gamma[channel] - (r.x + l.xhat * r.y) / m);`,
+  });
 }

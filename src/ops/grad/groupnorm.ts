@@ -1,15 +1,16 @@
 import {
   GROUPNORM_GRAD_SMALL_WORKGROUP,
   GROUPNORM_GRAD_WORKGROUP,
-  groupNormGradChannelSumsShader,
-  groupNormGradFinalizeShader,
-  groupNormGradInputShader,
-  groupNormGradStatsShader,
+  GROUPNORM_GRAD_STATS_KERNEL,
+  groupNormGradChannelSumsKernel,
+  groupNormGradFinalizeKernel,
+  groupNormGradInputKernel,
 } from '../../../shaders/grad-groupnorm.js';
+import type { BufferRange } from '../../gpu/context.js';
 import { shapeSize, Tensor } from '../../tensor/tensor.js';
 import type { GroupNormOptions } from '../groupnorm.js';
-import { assertFloat, flatWorkgroups, Params } from '../kernel.js';
-import { assertGradShape, batchRuns, describeShape, elementWindow } from './chunks.js';
+import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from '../kernel.js';
+import { assertGradShape, describeShape } from './chunks.js';
 
 export interface GroupNormGrads {
   dx: Tensor;
@@ -56,61 +57,62 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
   const stats = Tensor.empty(ctx, [n * groups, 2], 'f32', `${op} stats`);
   const sums = Tensor.empty(ctx, [n * channels, 4], 'f32', `${op} sums`);
   const rowSums = Tensor.empty(ctx, [n * groups, 2], 'f32', `${op} row sums`);
-  const filmBindings = film ? [scale.binding(), shift.binding()] : [];
-  const params = (samples: number, first: number, skips: [number, number, number]) =>
-    new Params().u32(samples, first, channels, groups, spatial, ...skips).f32(options.eps).build();
-  const runs = batchRuns(ctx, op, n, [item]);
+  // The kernels declare scale / shift (dscale / dshift) only with FiLM.
+  type Film = { scale: BufferRange; shift: BufferRange };
+  const filmBindings = (film ? { scale: scale.binding(), shift: shift.binding() } : {}) as Film;
+  const uniforms = (samples: number, first: number, skips: [number, number, number]) => ({
+    samples,
+    first_sample: first,
+    channels,
+    groups,
+    spatial,
+    x_skip: skips[0],
+    dy_skip: skips[1],
+    dx_skip: skips[2],
+    eps: options.eps,
+  });
+  const footprints = itemFootprints([x, dy, dx], item);
+  const runs = planRuns(ctx, op, n, footprints, { item: 'sample' });
+  const channelSums = groupNormGradChannelSumsKernel(film, silu);
   for (const { start, count } of runs) {
-    const xw = elementWindow(x, start * item, count * item);
-    const dyw = elementWindow(dy, start * item, count * item);
-    const run = params(count, start, [xw.skip, dyw.skip, 0]);
-    ctx.dispatch({
+    const [xw, dyw] = footprints(start, start + count).map(bindWindow);
+    const run = uniforms(count, start, [xw.skip, dyw.skip, 0]);
+    dispatchKernel(ctx, GROUPNORM_GRAD_STATS_KERNEL, {
       op,
-      code: groupNormGradStatsShader(),
-      params: run,
-      bindings: [xw.binding, stats.binding()],
+      uniforms: run,
+      bindings: { x: xw.binding, stats: stats.binding() },
       workgroups: [count * groups],
     });
-    ctx.dispatch({
+    dispatchKernel(ctx, channelSums, {
       op,
-      code: groupNormGradChannelSumsShader(film, silu),
-      params: run,
-      bindings: [xw.binding, dyw.binding, stats.binding(), gamma.binding(), beta.binding(), sums.binding(), ...filmBindings],
+      uniforms: run,
+      bindings: { x: xw.binding, dy: dyw.binding, stats: stats.binding(), gamma: gamma.binding(), beta: beta.binding(), sums: sums.binding(), ...filmBindings },
       workgroups: [channels, count],
     });
   }
-  ctx.dispatch({
+  const filmGrads = (dscale && dshift ? { dscale: dscale.binding(), dshift: dshift.binding() } : {}) as { dscale: BufferRange; dshift: BufferRange };
+  dispatchKernel(ctx, groupNormGradFinalizeKernel(film), {
     op,
-    code: groupNormGradFinalizeShader(film),
-    params: params(n, 0, [0, 0, 0]),
-    bindings: [
-      sums.binding(),
-      gamma.binding(),
-      rowSums.binding(),
-      dgamma.binding(),
-      dbeta.binding(),
-      ...(dscale && dshift ? [dscale.binding(), dshift.binding()] : []),
-    ],
+    uniforms: uniforms(n, 0, [0, 0, 0]),
+    bindings: { sums: sums.binding(), gamma: gamma.binding(), row_sums: rowSums.binding(), dgamma: dgamma.binding(), dbeta: dbeta.binding(), ...filmGrads },
     workgroups: [Math.ceil(Math.max(channels, n * groups) / GROUPNORM_GRAD_SMALL_WORKGROUP)],
   });
+  const input = groupNormGradInputKernel(film, silu);
   for (const { start, count } of runs) {
-    const xw = elementWindow(x, start * item, count * item);
-    const dyw = elementWindow(dy, start * item, count * item);
-    const dxw = elementWindow(dx, start * item, count * item);
-    ctx.dispatch({
+    const [xw, dyw, dxw] = footprints(start, start + count).map(bindWindow);
+    dispatchKernel(ctx, input, {
       op,
-      code: groupNormGradInputShader(film, silu),
-      params: params(count, start, [xw.skip, dyw.skip, dxw.skip]),
-      bindings: [
-        xw.binding,
-        dyw.binding,
-        stats.binding(),
-        gamma.binding(),
-        beta.binding(),
-        rowSums.binding(),
-        dxw.binding,
+      uniforms: uniforms(count, start, [xw.skip, dyw.skip, dxw.skip]),
+      bindings: {
+        x: xw.binding,
+        dy: dyw.binding,
+        stats: stats.binding(),
+        gamma: gamma.binding(),
+        beta: beta.binding(),
+        row_sums: rowSums.binding(),
+        dx: dxw.binding,
         ...filmBindings,
-      ],
+      },
       workgroups: flatWorkgroups(ctx, count * item, GROUPNORM_GRAD_WORKGROUP),
     });
   }
