@@ -1,33 +1,38 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
 
 export const CONV2D_INPUT_GRAD_WORKGROUP = 64;
 export const CONV2D_WEIGHT_GRAD_WORKGROUP = 64;
 
 /** Geometry uniforms shared by both kernels; *_skip locate a chunk's data in aligned bindings. */
-const PARAMS = /* wgsl */ `
-struct P {
-  batch: u32, cin: u32, height: u32, width: u32, cout: u32, out_height: u32, out_width: u32,
-  pad_top: i32, pad_left: i32, x_skip: u32, dy_skip: u32, out_skip: u32,
-}
-@group(0) @binding(0) var<uniform> p: P;`;
+const GEOMETRY_UNIFORMS = [
+  ...(['batch', 'cin', 'height', 'width', 'cout', 'out_height', 'out_width'] as const).map((name) => ({ name, type: 'u32' as const })),
+  { name: 'pad_top', type: 'i32' },
+  { name: 'pad_left', type: 'i32' },
+  ...(['x_skip', 'dy_skip', 'out_skip'] as const).map((name) => ({ name, type: 'u32' as const })),
+] as const;
 
 /**
  * dx[n, ci, iy, ix] = Σ_co Σ_taps dy[n, co, oy, ox]·w[co, ci, ky, kx] over the output pixels
  * whose window covers the input pixel (oy·stride + ky − pad_top = iy): a transposed
  * convolution, one invocation per input element.
  */
-export function conv2dInputGradShader(kernelSize: number, stride: number): string {
-  return wgsl`
-${PARAMS}
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+export function conv2dInputGradKernel(kernelSize: number, stride: number) {
+  return defineKernel({
+    name: 'conv2dBackward dx',
+    uniforms: GEOMETRY_UNIFORMS,
+    bindings: [
+      { name: 'dy', type: 'f32', access: 'read' },
+      { name: 'weight', type: 'f32', access: 'read' },
+      { name: 'dx', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: CONV2D_INPUT_GRAD_WORKGROUP,
+    functions: wgsl`
 ${flatIndexFn(CONV2D_INPUT_GRAD_WORKGROUP)}
 const K = ${kernelSize}i;
-const STRIDE = ${stride}i;
-@compute @workgroup_size(${CONV2D_INPUT_GRAD_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+const STRIDE = ${stride}i;`,
+    main: wgsl`
   let i = flat_index(gid, nwg);
   let plane = p.height * p.width;
   if (i >= p.batch * p.cin * plane) { return; }
@@ -54,8 +59,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       }
     }
   }
-  dx[p.out_skip + i] = sum;
-}`;
+  dx[p.out_skip + i] = sum;`,
+  });
 }
 
 /**
@@ -64,26 +69,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * invocations split the output pixels, keep one partial sum per tap, then reduce in a tree.
  * With `accumulate` the sums are added to what earlier batch runs wrote.
  */
-export function conv2dWeightGradShader(kernelSize: number, stride: number, bias: boolean, accumulate: boolean): string {
+export function conv2dWeightGradKernel(kernelSize: number, stride: number, bias: boolean, accumulate: boolean) {
   const taps = kernelSize * kernelSize;
   const slots = taps + 1;
-  return wgsl`
-${PARAMS}
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
-#if ${bias}
-@group(0) @binding(4) var<storage, read_write> db: array<f32>;
-#endif
+  return defineKernel({
+    name: 'conv2dBackward dw',
+    uniforms: GEOMETRY_UNIFORMS,
+    bindings: [
+      { name: 'dy', type: 'f32', access: 'read' },
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'dw', type: 'f32', access: 'read_write' },
+      ...(bias ? [{ name: 'db', type: 'f32', access: 'read_write' } as const] : []),
+    ],
+    workgroupSize: CONV2D_WEIGHT_GRAD_WORKGROUP,
+    functions: wgsl`
 const K = ${kernelSize}i;
 const TAPS = ${taps}u;
 const SLOTS = ${slots}u;
 const STRIDE = ${stride}i;
 const WG = ${CONV2D_WEIGHT_GRAD_WORKGROUP}u;
 const ACCUMULATE = ${accumulate};
-var<workgroup> partial: array<f32, ${CONV2D_WEIGHT_GRAD_WORKGROUP * slots}>;
-@compute @workgroup_size(${CONV2D_WEIGHT_GRAD_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+var<workgroup> partial: array<f32, ${CONV2D_WEIGHT_GRAD_WORKGROUP * slots}>;`,
+    main: wgsl`
   let ci = wid.x;
   let co = wid.y;
   let out_plane = p.out_height * p.out_width;
@@ -124,8 +131,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (ACCUMULATE) { db[co] += partial[TAPS]; } else { db[co] = partial[TAPS]; }
     }
 #endif
-  }
-}`;
+  }`,
+  });
 }
 
 export const CONV2D_GRAD_HELPER_WORKGROUP = 256;
@@ -134,39 +141,48 @@ export const CONV2D_GRAD_HELPER_WORKGROUP = 256;
  * The weight of the transposed convolution: w′[ci, co, ky, kx] = w[co, ci, k−1−ky, k−1−kx], so
  * that dx of a stride-1 convolution is the forward conv2d of dy with w′.
  */
-export function flipWeightShader(): string {
-  return /* wgsl */ `
-struct P { cout: u32, cin: u32, taps: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> weight: array<f32>;
-@group(0) @binding(2) var<storage, read_write> flipped: array<f32>;
-${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}
-@compute @workgroup_size(${CONV2D_GRAD_HELPER_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export const FLIP_WEIGHT_KERNEL = defineKernel({
+  name: 'conv2dBackward flip weight',
+  uniforms: [
+    { name: 'cout', type: 'u32' },
+    { name: 'cin', type: 'u32' },
+    { name: 'taps', type: 'u32' },
+  ],
+  bindings: [
+    { name: 'weight', type: 'f32', access: 'read' },
+    { name: 'flipped', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: CONV2D_GRAD_HELPER_WORKGROUP,
+  functions: /* wgsl */ `
+${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}`,
+  main: /* wgsl */ `
   let i = flat_index(gid, nwg);
   if (i >= p.cout * p.cin * p.taps) { return; }
   let t = i % p.taps;
   let co = (i / p.taps) % p.cout;
   let ci = i / (p.taps * p.cout);
-  flipped[i] = weight[(co * p.cin + ci) * p.taps + (p.taps - 1u - t)];
-}`;
-}
+  flipped[i] = weight[(co * p.cin + ci) * p.taps + (p.taps - 1u - t)];`,
+});
 
 /**
  * im2col for the weight gradient, batch folded into the columns: cols[ci·k² + tap, n, o] =
  * x[n, ci, oy·stride + ky − pad_top, ox·stride + kx − pad_left] (zero outside), so that with dy
  * as [co, n, o] the weight gradient dw = dy·colsᵀ is one matmul with K = N·Ho·Wo.
  */
-export function im2colShader(kernelSize: number, stride: number): string {
-  return /* wgsl */ `
-${PARAMS}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> cols: array<f32>;
+export function im2colKernel(kernelSize: number, stride: number) {
+  return defineKernel({
+    name: 'conv2dBackward im2col',
+    uniforms: GEOMETRY_UNIFORMS,
+    bindings: [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'cols', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: CONV2D_GRAD_HELPER_WORKGROUP,
+    functions: /* wgsl */ `
 ${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}
 const K = ${kernelSize}u;
-const STRIDE = ${stride}i;
-@compute @workgroup_size(${CONV2D_GRAD_HELPER_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+const STRIDE = ${stride}i;`,
+    main: /* wgsl */ `
   let i = flat_index(gid, nwg);
   let out_plane = p.out_height * p.out_width;
   let rows = p.cin * K * K;
@@ -182,40 +198,50 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (iy >= 0 && ix >= 0 && iy < i32(p.height) && ix < i32(p.width)) {
     v = x[p.x_skip + ((n * p.cin + ci) * p.height + u32(iy)) * p.width + u32(ix)];
   }
-  cols[i] = v;
-}`;
+  cols[i] = v;`,
+  });
 }
 
 /** Channel-major copy of dy: out[c, n, o] = dy[n, c, o], the matmul operand of the weight gradient. */
-export function channelMajorShader(): string {
-  return /* wgsl */ `
-struct P { batch: u32, channels: u32, plane: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}
-@compute @workgroup_size(${CONV2D_GRAD_HELPER_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export const CHANNEL_MAJOR_KERNEL = defineKernel({
+  name: 'conv2dBackward channel-major dy',
+  uniforms: [
+    { name: 'batch', type: 'u32' },
+    { name: 'channels', type: 'u32' },
+    { name: 'plane', type: 'u32' },
+  ],
+  bindings: [
+    { name: 'x', type: 'f32', access: 'read' },
+    { name: 'out', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: CONV2D_GRAD_HELPER_WORKGROUP,
+  functions: /* wgsl */ `
+${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}`,
+  main: /* wgsl */ `
   let i = flat_index(gid, nwg);
   if (i >= p.batch * p.channels * p.plane) { return; }
   let o = i % p.plane;
   let n = (i / p.plane) % p.batch;
   let c = i / (p.plane * p.batch);
-  out[i] = x[(n * p.channels + c) * p.plane + o];
-}`;
-}
+  out[i] = x[(n * p.channels + c) * p.plane + o];`,
+});
 
 /** out[r] = Σ_n Σ_o x[n, r, o]: a bias gradient from dy [N, C, P]. One workgroup per channel. */
-export function reduceBatchShader(): string {
-  return /* wgsl */ `
-struct P { batch: u32, rows: u32, inner: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-var<workgroup> sums: array<f32, 64>;
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+export const REDUCE_BATCH_KERNEL = defineKernel({
+  name: 'conv2dBackward db',
+  uniforms: [
+    { name: 'batch', type: 'u32' },
+    { name: 'rows', type: 'u32' },
+    { name: 'inner', type: 'u32' },
+  ],
+  bindings: [
+    { name: 'x', type: 'f32', access: 'read' },
+    { name: 'out', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: 64,
+  functions: /* wgsl */ `
+var<workgroup> sums: array<f32, 64>;`,
+  main: /* wgsl */ `
   let r = wid.x + wid.y * nwg.x;
   var s = 0.0;
   if (r < p.rows) {
@@ -228,6 +254,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     if (lid < reach) { sums[lid] += sums[lid + reach]; }
   }
-  if (lid == 0u && r < p.rows) { out[r] = sums[0]; }
-}`;
-}
+  if (lid == 0u && r < p.rows) { out[r] = sums[0]; }`,
+});

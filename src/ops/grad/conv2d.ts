@@ -1,20 +1,21 @@
 import {
   CONV2D_GRAD_HELPER_WORKGROUP,
   CONV2D_INPUT_GRAD_WORKGROUP,
-  conv2dInputGradShader,
-  conv2dWeightGradShader,
-  channelMajorShader,
-  flipWeightShader,
-  im2colShader,
-  reduceBatchShader,
+  CHANNEL_MAJOR_KERNEL,
+  conv2dInputGradKernel,
+  conv2dWeightGradKernel,
+  FLIP_WEIGHT_KERNEL,
+  im2colKernel,
+  REDUCE_BATCH_KERNEL,
 } from '../../../shaders/grad-conv2d.js';
+import type { BufferRange } from '../../gpu/context.js';
 import { GpuLimitError } from '../../gpu/errors.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { conv2d } from '../conv2d.js';
 import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from '../conv2d-geometry.js';
-import { assertFloat, flatWorkgroups, Params } from '../kernel.js';
+import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, planRuns, type Footprint } from '../kernel.js';
 import { matmul } from '../matmul.js';
-import { assertGradShape, batchRuns, elementWindow } from './chunks.js';
+import { assertGradShape } from './chunks.js';
 
 export interface Conv2dBackwardOptions {
   stride?: 1 | 2;
@@ -63,11 +64,10 @@ function transposedConv(weight: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
   const ctx = dy.ctx;
   const taps = g.kernelSize * g.kernelSize;
   const flipped = Tensor.empty(ctx, [g.inChannels, g.outChannels, g.kernelSize, g.kernelSize], 'f32', 'conv2dBackward flipped weight');
-  ctx.dispatch({
+  dispatchKernel(ctx, FLIP_WEIGHT_KERNEL, {
     op: 'conv2dBackward',
-    code: flipWeightShader(),
-    params: new Params().u32(g.outChannels, g.inChannels, taps).build(),
-    bindings: [weight.binding(), flipped.binding()],
+    uniforms: { cout: g.outChannels, cin: g.inChannels, taps },
+    bindings: { weight: weight.binding(), flipped: flipped.binding() },
     workgroups: flatWorkgroups(ctx, weight.size, CONV2D_GRAD_HELPER_WORKGROUP),
   });
   const k1 = g.kernelSize - 1;
@@ -88,11 +88,10 @@ function weightGradByMatmul(x: Tensor, dy: Tensor, g: Conv2dGeometry, bias: bool
   if (plain && g.batch === 1) cols = x.reshape([g.inChannels, outPlane]);
   else {
     cols = Tensor.empty(ctx, [g.inChannels * taps, g.batch * outPlane], 'f32', `${op} im2col`);
-    ctx.dispatch({
+    dispatchKernel(ctx, im2colKernel(g.kernelSize, g.stride), {
       op,
-      code: im2colShader(g.kernelSize, g.stride),
-      params: geometryParams(g, g.batch, 0, 0, 0),
-      bindings: [x.binding(), cols.binding()],
+      uniforms: geometryUniforms(g, g.batch, 0, 0, 0),
+      bindings: { x: x.binding(), cols: cols.binding() },
       workgroups: flatWorkgroups(ctx, cols.size, CONV2D_GRAD_HELPER_WORKGROUP),
     });
   }
@@ -100,11 +99,10 @@ function weightGradByMatmul(x: Tensor, dy: Tensor, g: Conv2dGeometry, bias: bool
   if (g.batch === 1) dyRows = dy.reshape([g.outChannels, outPlane]);
   else {
     dyRows = Tensor.empty(ctx, [g.outChannels, g.batch * outPlane], 'f32', `${op} channel-major dy`);
-    ctx.dispatch({
+    dispatchKernel(ctx, CHANNEL_MAJOR_KERNEL, {
       op,
-      code: channelMajorShader(),
-      params: new Params().u32(g.batch, g.outChannels, outPlane).build(),
-      bindings: [dy.binding(), dyRows.binding()],
+      uniforms: { batch: g.batch, channels: g.outChannels, plane: outPlane },
+      bindings: { x: dy.binding(), out: dyRows.binding() },
       workgroups: flatWorkgroups(ctx, dy.size, CONV2D_GRAD_HELPER_WORKGROUP),
     });
   }
@@ -124,21 +122,29 @@ function weightGradByMatmul(x: Tensor, dy: Tensor, g: Conv2dGeometry, bias: bool
 /** out[r] = Σ_n Σ_inner x[n, r, inner]. */
 function reduceBatch(x: Tensor, out: Tensor, batch: number, rows: number, inner: number): void {
   const maxX = x.ctx.limits.maxComputeWorkgroupsPerDimension;
-  x.ctx.dispatch({
+  dispatchKernel(x.ctx, REDUCE_BATCH_KERNEL, {
     op: 'conv2dBackward',
-    code: reduceBatchShader(),
-    params: new Params().u32(batch, rows, inner).build(),
-    bindings: [x.binding(), out.binding()],
+    uniforms: { batch, rows, inner },
+    bindings: { x: x.binding(), out: out.binding() },
     workgroups: rows <= maxX ? [rows] : [maxX, Math.ceil(rows / maxX)],
   });
 }
 
-function geometryParams(g: Conv2dGeometry, batch: number, xSkip: number, dySkip: number, outSkip: number): ArrayBuffer {
-  return new Params()
-    .u32(batch, g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight, g.outWidth)
-    .i32(g.padTop, g.padLeft)
-    .u32(xSkip, dySkip, outSkip)
-    .build();
+function geometryUniforms(g: Conv2dGeometry, batch: number, xSkip: number, dySkip: number, outSkip: number) {
+  return {
+    batch,
+    cin: g.inChannels,
+    height: g.inHeight,
+    width: g.inWidth,
+    cout: g.outChannels,
+    out_height: g.outHeight,
+    out_width: g.outWidth,
+    pad_top: g.padTop,
+    pad_left: g.padLeft,
+    x_skip: xSkip,
+    dy_skip: dySkip,
+    out_skip: outSkip,
+  };
 }
 
 /** dx by the direct transposed-convolution kernel (any stride), in runs of whole batch items. */
@@ -172,27 +178,31 @@ function directKernels(x: Tensor, weight: Tensor, dy: Tensor, options: Conv2dBac
   const db = wantWeight && (options.bias ?? true) ? Tensor.empty(ctx, [g.outChannels], 'f32', `${op} db`) : null;
   const inItem = g.inChannels * g.inHeight * g.inWidth;
   const outItem = g.outChannels * g.outHeight * g.outWidth;
-  const inputCode = conv2dInputGradShader(g.kernelSize, g.stride);
-  for (const { start, count } of batchRuns(ctx, op, g.batch, [inItem, outItem])) {
-    const xw = elementWindow(x, start * inItem, count * inItem);
-    const dyw = elementWindow(dy, start * outItem, count * outItem);
-    const params = (outSkip: number) => geometryParams(g, count, xw.skip, dyw.skip, outSkip);
-    if (dx) {
-      const dxw = elementWindow(dx, start * inItem, count * inItem);
-      ctx.dispatch({
+  const inputKernel = conv2dInputGradKernel(g.kernelSize, g.stride);
+  // Runs of whole batch items: x, dy and dx (when wanted) for items [n0, n1).
+  const footprints = (n0: number, n1: number): Footprint[] => [
+    { tensor: x, start: n0 * inItem, end: n1 * inItem },
+    { tensor: dy, start: n0 * outItem, end: n1 * outItem },
+    ...(dx ? [{ tensor: dx, start: n0 * inItem, end: n1 * inItem }] : []),
+  ];
+  for (const { start, count } of planRuns(ctx, op, g.batch, footprints, { item: 'batch item' })) {
+    const [xw, dyw, dxw] = footprints(start, start + count).map(bindWindow);
+    const uniforms = (outSkip: number) => geometryUniforms(g, count, xw.skip, dyw.skip, outSkip);
+    if (dxw) {
+      dispatchKernel(ctx, inputKernel, {
         op,
-        code: inputCode,
-        params: params(dxw.skip),
-        bindings: [dyw.binding, weight.binding(), dxw.binding],
+        uniforms: uniforms(dxw.skip),
+        bindings: { dy: dyw.binding, weight: weight.binding(), dx: dxw.binding },
         workgroups: flatWorkgroups(ctx, count * inItem, CONV2D_INPUT_GRAD_WORKGROUP),
       });
     }
     if (!dw) continue;
-    ctx.dispatch({
+    const bindings = { dy: dyw.binding, x: xw.binding, dw: dw.binding() };
+    dispatchKernel(ctx, conv2dWeightGradKernel(g.kernelSize, g.stride, db !== null, start > 0), {
       op,
-      code: conv2dWeightGradShader(g.kernelSize, g.stride, db !== null, start > 0),
-      params: params(0),
-      bindings: [dyw.binding, xw.binding, dw.binding(), ...(db ? [db.binding()] : [])],
+      uniforms: uniforms(0),
+      // The kernel declares db only with a bias.
+      bindings: (db ? { ...bindings, db: db.binding() } : bindings) as typeof bindings & { db: BufferRange },
       workgroups: [g.inChannels, g.outChannels],
     });
   }
