@@ -1,6 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { scale } from '../ops/elementwise.js';
 import { residualStep } from '../ops/residual-step.js';
+import { scope, unscoped } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { DiffusionConfig, Prediction } from '../nn/config.js';
 import { etaSchedule, type Schedule } from './schedule.js';
@@ -21,10 +22,7 @@ export function xstartDenoiser(network: Denoiser, predict: Prediction, y: Tensor
   if (predict === 'xstart') return network;
   return {
     forward(x, timesteps, lq) {
-      const residual = network.forward(x, timesteps, lq);
-      const xstart = residualStep(y, residual, 1, -1);
-      residual.dispose();
-      return xstart;
+      return scope(() => residualStep(y, network.forward(x, timesteps, lq), 1, -1));
     },
   };
 }
@@ -142,38 +140,27 @@ export class ResidualShiftSampler {
     const draw = (): Tensor => Tensor.from(ctx, noise!(y.size), y.shape, 'f32', 'noise');
     const batch = y.shape[0];
 
-    let x: Tensor;
-    if (noise) {
-      const prior = draw();
-      x = residualStep(y, y, 1, 0, { tensor: prior, sigma: kappa * s.sqrtEtas[steps - 1] });
-      prior.dispose();
-    } else {
-      x = y.clone('x_T');
-    }
+    let x = noise ? scope(() => residualStep(y, y, 1, 0, { tensor: draw(), sigma: kappa * s.sqrtEtas[steps - 1] })) : y.clone('x_T');
     // A throwing callback (e.g. a cancel) or an abandoned run must not strand tensors in the pool.
+    // Each step is one scope: a generator's scope must not span a yield.
     let finished = false;
     try {
       for (let t = steps - 1, step = 0; t >= 0; t--, step++) {
-        const inputScale = this.config.normalize_input ? 1 / Math.sqrt(s.etas[t] * kappa * kappa + 1) : 1;
-        const input = inputScale === 1 ? x : scale(x, inputScale);
-        const predXstart = denoiser.forward(input, new Array(batch).fill(t), lq);
-        if (input !== x) input.dispose();
-        try {
+        const next = scope(() => {
+          const inputScale = this.config.normalize_input ? 1 / Math.sqrt(s.etas[t] * kappa * kappa + 1) : 1;
+          const predXstart = scope(() => denoiser.forward(inputScale === 1 ? x : scale(x, inputScale), new Array(batch).fill(t), lq));
           let stepNoise: { tensor: Tensor; sigma: number } | undefined;
           if (noise) {
             // The reference draws at t = 0 too (multiplied by zero): consume it to keep the order.
             const eps = draw();
             if (t > 0) stepNoise = { tensor: eps, sigma: Math.sqrt(s.posteriorVariance[t]) };
-            else eps.dispose();
           }
-          const next = residualStep(x, predXstart, s.posteriorMeanCoefX[t], s.posteriorMeanCoefX0[t], stepNoise);
-          stepNoise?.tensor.dispose();
-          x.dispose();
-          x = next;
-          options.onStep?.({ t, step, steps, sample: x, predXstart });
-        } finally {
-          predXstart.dispose();
-        }
+          const sample = residualStep(x, predXstart, s.posteriorMeanCoefX[t], s.posteriorMeanCoefX0[t], stepNoise);
+          unscoped(() => options.onStep?.({ t, step, steps, sample, predXstart }));
+          return sample;
+        });
+        x.dispose();
+        x = next;
         yield;
       }
       finished = true;

@@ -4,6 +4,7 @@ import { conv2d } from '../ops/conv2d.js';
 import { groupNorm } from '../ops/groupnorm.js';
 import { upsampleNearest2x } from '../ops/resample.js';
 import { quantize } from '../ops/quantize.js';
+import { scope, sequence } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { AutoencoderConfig } from './config.js';
 import { CostModel } from './cost.js';
@@ -46,18 +47,19 @@ function resnetBlock(b: Builder, name: string, cin: number, cout: number): Stage
   registerNorm(b.layout, `${name}.norm2`, cout);
   addConv(b, `${name}.conv2`, cout, cout, 3);
   if (cin !== cout) addConv(b, `${name}.nin_shortcut`, cout, cin, 1);
-  return (w, x) => {
-    const n1 = groupNorm(x, w.get(`${name}.norm1.weight`), w.get(`${name}.norm1.bias`), { eps: VQ_GN_EPS, silu: true });
-    const h1 = conv2d(n1, w.get(`${name}.conv1.weight`), w.get(`${name}.conv1.bias`));
-    n1.dispose();
-    const n2 = groupNorm(h1, w.get(`${name}.norm2.weight`), w.get(`${name}.norm2.bias`), { eps: VQ_GN_EPS, silu: true });
-    h1.dispose();
-    const shortcut = cin === cout ? x : conv2d(x, w.get(`${name}.nin_shortcut.weight`), w.get(`${name}.nin_shortcut.bias`));
-    const out = conv2d(n2, w.get(`${name}.conv2.weight`), w.get(`${name}.conv2.bias`), { residual: shortcut });
-    n2.dispose();
-    if (shortcut !== x) shortcut.dispose();
-    return out;
-  };
+  return (w, x) =>
+    scope(() => {
+      // Nested scopes free each intermediate where the next one no longer needs it.
+      const n2 = scope(() => {
+        const h1 = scope(() => {
+          const n1 = groupNorm(x, w.get(`${name}.norm1.weight`), w.get(`${name}.norm1.bias`), { eps: VQ_GN_EPS, silu: true });
+          return conv2d(n1, w.get(`${name}.conv1.weight`), w.get(`${name}.conv1.bias`));
+        });
+        return groupNorm(h1, w.get(`${name}.norm2.weight`), w.get(`${name}.norm2.bias`), { eps: VQ_GN_EPS, silu: true });
+      });
+      const shortcut = cin === cout ? x : conv2d(x, w.get(`${name}.nin_shortcut.weight`), w.get(`${name}.nin_shortcut.bias`));
+      return conv2d(n2, w.get(`${name}.conv2.weight`), w.get(`${name}.conv2.bias`), { residual: shortcut });
+    });
 }
 
 /** LDM AttnBlock: single-head self-attention over all positions, x + proj_out(attn). */
@@ -65,32 +67,25 @@ function attnBlock(b: Builder, name: string, channels: number): Stage {
   registerNorm(b.layout, `${name}.norm`, channels);
   for (const part of ['q', 'k', 'v', 'proj_out']) addConv(b, `${name}.${part}`, channels, channels, 1);
   b.cost.fullAttention(channels, b.scale);
-  return (w, x) => {
-    const [n, c, h, wd] = x.shape;
-    const normed = groupNorm(x, w.get(`${name}.norm.weight`), w.get(`${name}.norm.bias`), { eps: VQ_GN_EPS });
-    const project = (part: string) => conv2d(normed, w.get(`${name}.${part}.weight`), w.get(`${name}.${part}.bias`));
-    const [q, k, v] = [project('q'), project('k'), project('v')];
-    normed.dispose();
-    const flat = (t: Tensor) => t.reshape([n, c, h * wd]);
-    const [qf, kf, vf] = [flat(q), flat(k), flat(v)];
-    const attended = attention(qf, kf, vf);
-    for (const t of [q, k, v, qf, kf, vf]) t.dispose();
-    const spatial = attended.reshape([n, c, h, wd]);
-    attended.dispose();
-    const out = conv2d(spatial, w.get(`${name}.proj_out.weight`), w.get(`${name}.proj_out.bias`), { residual: x });
-    spatial.dispose();
-    return out;
-  };
+  return (w, x) =>
+    scope(() => {
+      const [n, c, h, wd] = x.shape;
+      const attended = scope(() => {
+        const [q, k, v] = scope(() => {
+          const normed = groupNorm(x, w.get(`${name}.norm.weight`), w.get(`${name}.norm.bias`), { eps: VQ_GN_EPS });
+          const project = (part: string) => conv2d(normed, w.get(`${name}.${part}.weight`), w.get(`${name}.${part}.bias`));
+          return [project('q'), project('k'), project('v')];
+        });
+        const flat = (t: Tensor) => t.reshape([n, c, h * wd]);
+        return attention(flat(q), flat(k), flat(v));
+      });
+      return conv2d(attended.reshape([n, c, h, wd]), w.get(`${name}.proj_out.weight`), w.get(`${name}.proj_out.bias`), { residual: x });
+    });
 }
 
 function upsampleStage(b: Builder, name: string, channels: number): Stage {
   addConv(b, `${name}.conv`, channels, channels, 3, b.scale * 2);
-  return (w, x) => {
-    const up = upsampleNearest2x(x);
-    const out = conv2d(up, w.get(`${name}.conv.weight`), w.get(`${name}.conv.bias`));
-    up.dispose();
-    return out;
-  };
+  return (w, x) => scope(() => conv2d(upsampleNearest2x(x), w.get(`${name}.conv.weight`), w.get(`${name}.conv.bias`)));
 }
 
 function normOutStage(layout: ParamLayout, name: string, channels: number): Stage {
@@ -100,13 +95,10 @@ function normOutStage(layout: ParamLayout, name: string, channels: number): Stag
 
 /** Runs stages in order, freeing each intermediate as soon as the next stage has consumed it. */
 function runStages(stages: Stage[], w: GpuWeights, x: Tensor): Tensor {
-  let h = x;
-  for (const stage of stages) {
-    const next = stage(w, h);
-    if (h !== x) h.dispose();
-    h = next;
-  }
-  return h;
+  return sequence(
+    x,
+    stages.map((stage) => (h: Tensor) => stage(w, h)),
+  );
 }
 
 export interface DecodeOptions {
@@ -230,10 +222,7 @@ export class VQModel {
   /** x [N, 3, H, W] in [−1, 1] → latent [N, embed_dim, H/f, W/f] (no quantisation). */
   encode(x: Tensor): Tensor {
     const w = this.loaded('encode');
-    const features = this.encodeFeatures(x);
-    const z = conv2d(features, w.get('quant_conv.weight'), w.get('quant_conv.bias'));
-    features.dispose();
-    return z;
+    return scope(() => conv2d(this.encodeFeatures(x), w.get('quant_conv.weight'), w.get('quant_conv.bias')));
   }
 
   /** Codebook quantisation: the snapped latent and the chosen code per position. */
@@ -249,10 +238,7 @@ export class VQModel {
 
   /** post_quant_conv + decoder on an already quantised (or raw) latent. */
   decodeLatent(z: Tensor): Tensor {
-    const post = this.postQuant(z);
-    const out = runStages(this.decoderStages, this.loaded('decode'), post);
-    post.dispose();
-    return out;
+    return scope(() => runStages(this.decoderStages, this.loaded('decode'), this.postQuant(z)));
   }
 
   decode(z: Tensor, options: DecodeOptions = {}): Tensor {
@@ -260,11 +246,11 @@ export class VQModel {
       throw new Error(`VQModel.decode: expected ${this.config.embed_dim} latent channels, got [${z.shape.join(', ')}]`);
     }
     if (options.quantize === false) return this.decodeLatent(z);
-    const { quantized, indices } = this.quantize(z);
-    indices.dispose();
-    const out = this.decodeLatent(quantized);
-    quantized.dispose();
-    return out;
+    return scope(() => {
+      const { quantized, indices } = this.quantize(z);
+      indices.dispose(); // not needed, and not worth its memory during the decoder
+      return this.decodeLatent(quantized);
+    });
   }
 
   dispose(): void {

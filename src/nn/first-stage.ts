@@ -1,5 +1,6 @@
 import { pixelShuffle, pixelUnshuffle } from '../ops/layout.js';
 import { bicubicUpsample } from '../ops/resample.js';
+import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { VQModel } from './autoencoder.js';
 import { ConfigError, type ModelConfig } from './config.js';
@@ -69,8 +70,5 @@ export function createFirstStage(config: ModelConfig): FirstStage {
 
 /** The diffusion's condition y = E(bicubic ×factor of lq), as the reference computes it. Records only. */
 export function conditionLatent(firstStage: FirstStage, lq: Tensor): Tensor {
-  const up = bicubicUpsample(lq, firstStage.factor);
-  const y = firstStage.encode(up);
-  up.dispose();
-  return y;
+  return scope(() => firstStage.encode(bicubicUpsample(lq, firstStage.factor)));
 }

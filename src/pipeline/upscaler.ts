@@ -8,6 +8,7 @@ import { scale } from '../ops/elementwise.js';
 import { bicubicUpsampleRef } from '../ops/host/bicubic.js';
 import { gaussianNoise, ResidualShiftSampler, xstartDenoiser, type NoiseSource, type StepInfo } from '../diffusion/sampler.js';
 import { conditionLatent, createFirstStage, VQFirstStage, type FirstStage } from '../nn/first-stage.js';
+import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { embeddedModelConfig, openBundledModel } from './bundled.js';
 import { blendProfile, extractTile, planAxis, resolveTiling, type TilingModel, uniformProfile } from './tiling.js';
@@ -133,26 +134,22 @@ export class Upscaler {
    */
   async upscaleTiles(lr: Tensor, options: Pick<UpscaleOptions, 'noise' | 'seed'> & { onStep?: (info: StepInfo) => void } = {}): Promise<Float32Array> {
     this.assertAlive();
-    const y = conditionLatent(this.firstStage, lr);
     // The latent scale_factor is 1.0 for every known model; honour others all the same.
     const scaleFactor = this.config.diffusion.scale_factor;
-    let decoded: Tensor;
+    // Scopes cannot span the sampler's awaits: they wrap the synchronous stages around it.
+    const y = scope(() => {
+      const condition = conditionLatent(this.firstStage, lr);
+      return scaleFactor === 1 ? condition : scale(condition, scaleFactor);
+    });
+    let x: Tensor;
     try {
-      const yScaled = scaleFactor === 1 ? y : scale(y, scaleFactor);
-      let x: Tensor;
-      try {
-        const denoiser = xstartDenoiser(this.unet, this.config.diffusion.predict, yScaled);
-        x = await this.sampler.samplePaced(this.ctx, denoiser, yScaled, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
-      } finally {
-        if (yScaled !== y) yScaled.dispose();
-      }
-      const latent = scaleFactor === 1 ? x : scale(x, 1 / scaleFactor);
-      if (latent !== x) x.dispose();
-      decoded = this.firstStage.decode(latent);
-      latent.dispose();
+      const denoiser = xstartDenoiser(this.unet, this.config.diffusion.predict, y);
+      x = await this.sampler.samplePaced(this.ctx, denoiser, y, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
     } finally {
       y.dispose();
     }
+    const decoded = scope(() => this.firstStage.decode(scaleFactor === 1 ? x : scale(x, 1 / scaleFactor)));
+    x.dispose();
     const pixels = await decoded.readFloat();
     decoded.dispose();
     for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(-1, pixels[i]));

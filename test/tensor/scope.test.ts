@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { GpuContext } from '../../src/gpu/context.js';
-import { keep, scope, unscoped } from '../../src/tensor/scope.js';
+import { keep, scope, sequence, unscoped } from '../../src/tensor/scope.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { gpu } from '../helpers/gpu.js';
 
@@ -140,6 +140,26 @@ test('an async function is refused: a scope cannot span an await', async () => {
   scope(() => undefined);
   assert.not.ok(after.isDisposed, 'no scope was left open by the refusal');
   after.dispose();
+});
+
+test('sequence frees each intermediate once the next step has returned, never the input', async () => {
+  const ctx = await gpu();
+  const before = inUse(ctx);
+  const input = Tensor.empty(ctx, [64]);
+  const seen: number[] = [];
+  const step = (x: Tensor) => {
+    Tensor.empty(ctx, [128]); // a step's scratch, freed with its scope
+    seen.push(inUse(ctx) - before);
+    return Tensor.empty(ctx, [64]);
+  };
+  const out = sequence(input, [step, step, (x: Tensor) => x, step]);
+  // Each step sees the input, at most one live intermediate, its scratch and nothing older.
+  assert.equal(seen, [SMALL + LARGE, 2 * SMALL + LARGE, 2 * SMALL + LARGE]);
+  assert.not.ok(input.isDisposed);
+  assert.is(inUse(ctx), before + 2 * SMALL, 'the input and the result remain');
+  out.dispose();
+  input.dispose();
+  assert.is(inUse(ctx), before);
 });
 
 test.run();
