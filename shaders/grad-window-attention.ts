@@ -1,3 +1,4 @@
+import { defineKernel } from './declare.js';
 import { WINDOW_ATTENTION_MAX_HEAD_DIM, WINDOW_ATTENTION_MAX_WINDOW } from './window-attention.js';
 
 const MAX_TOKENS = WINDOW_ATTENTION_MAX_WINDOW ** 2;
@@ -9,12 +10,15 @@ const MAX_TOKENS = WINDOW_ATTENTION_MAX_WINDOW ** 2;
  * The scratch holds, per (unit = n·heads + h, window, query i), the probabilities P[i][·] and
  * the score gradients dS[i][·].
  */
+const UNIFORMS = [
+  ...(['height', 'width', 'window', 'shift', 'windows_x', 'windows', 'channels', 'heads', 'head_dim', 'batch'] as const).map((name) => ({
+    name,
+    type: 'u32' as const,
+  })),
+  { name: 'scale', type: 'f32' },
+] as const;
+
 const COMMON = /* wgsl */ `
-struct P {
-  height: u32, width: u32, window: u32, shift: u32, windows_x: u32, windows: u32,
-  channels: u32, heads: u32, head_dim: u32, batch: u32, scale: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;
 const MASK_VALUE = -100.0;
 const MAX_TOKENS = ${MAX_TOKENS}u;
 
@@ -53,15 +57,20 @@ fn scratch_row(unit: u32, w: u32, i: u32) -> u32 {
  * softmax P, then dP = dO·vᵀ, dS = P ⊙ (dP − Σ P·dP) and dq = scale·dS·k. P and dS go to the
  * scratch for the key-side pass and the bias-table pass.
  */
-export function windowAttentionGradQueryShader(): string {
-  return /* wgsl */ `
+export const WINDOW_ATTENTION_GRAD_QUERY_KERNEL = defineKernel({
+  name: 'windowAttentionBackward queries',
+  uniforms: UNIFORMS,
+  bindings: [
+    { name: 'qkv', type: 'f32', access: 'read' },
+    { name: 'bias_table', type: 'f32', access: 'read' },
+    { name: 'd_out', type: 'f32', access: 'read' },
+    { name: 'probs', type: 'f32', access: 'read_write' },
+    { name: 'd_scores', type: 'f32', access: 'read_write' },
+    { name: 'd_qkv', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: MAX_TOKENS,
+  functions: /* wgsl */ `
 ${COMMON}
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> bias_table: array<f32>;
-@group(0) @binding(3) var<storage, read> d_out: array<f32>;
-@group(0) @binding(4) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(5) var<storage, read_write> d_scores: array<f32>;
-@group(0) @binding(6) var<storage, read_write> d_qkv: array<f32>;
 // Bias plus mask added to the score of query i and key j in window w for head h.
 fn score_offset(w: u32, h: u32, i: u32, j: u32) -> f32 {
   let ws = p.window;
@@ -72,10 +81,9 @@ fn score_offset(w: u32, h: u32, i: u32, j: u32) -> f32 {
     s += MASK_VALUE;
   }
   return s;
-}
-
-@compute @workgroup_size(${MAX_TOKENS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) i: u32) {
+}`,
+  main: /* wgsl */ `
+  let i = lid;
   let tokens = p.window * p.window;
   if (i >= tokens) { return; }
   let w = wid.x;
@@ -124,21 +132,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var s = 0.0;
     for (var j = 0u; j < tokens; j++) { s += d_prob[j] * qkv[base.k + c * plane + token_pixel(w, j)]; }
     d_qkv[base.q + c * plane + pix_i] = s * p.scale;
-  }
-}`;
-}
+  }`,
+});
 
 /** Pass 2, one invocation per key token j: dk = scale·dSᵀ·q and dv = Pᵀ·dO. */
-export function windowAttentionGradKeyShader(): string {
-  return /* wgsl */ `
-${COMMON}
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> d_out: array<f32>;
-@group(0) @binding(3) var<storage, read> probs: array<f32>;
-@group(0) @binding(4) var<storage, read> d_scores: array<f32>;
-@group(0) @binding(5) var<storage, read_write> d_qkv: array<f32>;
-@compute @workgroup_size(${MAX_TOKENS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) j: u32) {
+export const WINDOW_ATTENTION_GRAD_KEY_KERNEL = defineKernel({
+  name: 'windowAttentionBackward keys',
+  uniforms: UNIFORMS,
+  bindings: [
+    { name: 'qkv', type: 'f32', access: 'read' },
+    { name: 'd_out', type: 'f32', access: 'read' },
+    { name: 'probs', type: 'f32', access: 'read' },
+    { name: 'd_scores', type: 'f32', access: 'read' },
+    { name: 'd_qkv', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: MAX_TOKENS,
+  functions: /* wgsl */ `
+${COMMON}`,
+  main: /* wgsl */ `
+  let j = lid;
   let tokens = p.window * p.window;
   if (j >= tokens) { return; }
   let w = wid.x;
@@ -164,9 +176,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     d_qkv[base.k + c * plane + pix_j] = dk * p.scale;
     d_qkv[base.v + c * plane + pix_j] = dv;
-  }
-}`;
-}
+  }`,
+});
 
 /**
  * Pass 3: the bias-table gradient. The forward gathers table row e for every (i, j) whose
@@ -174,13 +185,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * atomics, deterministic): invocation (e, h) sums dS over the batch, the windows and the
  * queries i whose partner j = i − offset(e) lies inside the window.
  */
-export function windowAttentionGradBiasShader(): string {
-  return /* wgsl */ `
-${COMMON}
-@group(0) @binding(1) var<storage, read> d_scores: array<f32>;
-@group(0) @binding(2) var<storage, read_write> d_table: array<f32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+export const WINDOW_ATTENTION_GRAD_BIAS_KERNEL = defineKernel({
+  name: 'windowAttentionBackward bias table',
+  uniforms: UNIFORMS,
+  bindings: [
+    { name: 'd_scores', type: 'f32', access: 'read' },
+    { name: 'd_table', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: 64,
+  functions: /* wgsl */ `
+${COMMON}`,
+  main: /* wgsl */ `
   let ws = p.window;
   let span = 2u * ws - 1u;
   let index = gid.x;
@@ -201,6 +216,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       }
     }
   }
-  d_table[index] = s;
-}`;
-}
+  d_table[index] = s;`,
+});

@@ -1,10 +1,10 @@
 import {
-  windowAttentionGradBiasShader,
-  windowAttentionGradKeyShader,
-  windowAttentionGradQueryShader,
+  WINDOW_ATTENTION_GRAD_BIAS_KERNEL,
+  WINDOW_ATTENTION_GRAD_KEY_KERNEL,
+  WINDOW_ATTENTION_GRAD_QUERY_KERNEL,
 } from '../../../shaders/grad-window-attention.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { assertFloat, assertShape, Params } from '../kernel.js';
+import { assertFloat, assertShape, dispatchKernel } from '../kernel.js';
 import type { WindowAttentionOptions } from '../window-attention.js';
 import { assertGradShape, describeShape } from './chunks.js';
 
@@ -38,34 +38,41 @@ export function windowAttentionBackward(qkv: Tensor, biasTable: Tensor, dOut: Te
   const windowsX = width / ws;
   const windows = (height / ws) * windowsX;
   const tokens = ws * ws;
-  const params = new Params()
-    .u32(height, width, ws, shift, windowsX, windows, dim, heads, headDim, batch)
-    .f32(1 / Math.sqrt(headDim))
-    .build();
+  const uniforms = {
+    height,
+    width,
+    window: ws,
+    shift,
+    windows_x: windowsX,
+    windows,
+    channels: dim,
+    heads,
+    head_dim: headDim,
+    batch,
+    scale: 1 / Math.sqrt(headDim),
+  };
   const scratch = [batch * heads * windows * tokens, tokens];
   const probs = Tensor.empty(ctx, scratch, 'f32', `${op} probabilities`);
   const dScores = Tensor.empty(ctx, scratch, 'f32', `${op} score gradients`);
   const dqkv = Tensor.empty(ctx, qkv.shape, 'f32', `${op} dqkv`);
   const dtable = Tensor.empty(ctx, biasTable.shape, 'f32', `${op} dtable`);
-  ctx.dispatch({
+  const scratchBindings = { probs: probs.binding(), d_scores: dScores.binding() };
+  dispatchKernel(ctx, WINDOW_ATTENTION_GRAD_QUERY_KERNEL, {
     op,
-    code: windowAttentionGradQueryShader(),
-    params,
-    bindings: [qkv.binding(), biasTable.binding(), dOut.binding(), probs.binding(), dScores.binding(), dqkv.binding()],
+    uniforms,
+    bindings: { qkv: qkv.binding(), bias_table: biasTable.binding(), d_out: dOut.binding(), ...scratchBindings, d_qkv: dqkv.binding() },
     workgroups: [windows, batch * heads],
   });
-  ctx.dispatch({
+  dispatchKernel(ctx, WINDOW_ATTENTION_GRAD_KEY_KERNEL, {
     op,
-    code: windowAttentionGradKeyShader(),
-    params,
-    bindings: [qkv.binding(), dOut.binding(), probs.binding(), dScores.binding(), dqkv.binding()],
+    uniforms,
+    bindings: { qkv: qkv.binding(), d_out: dOut.binding(), ...scratchBindings, d_qkv: dqkv.binding() },
     workgroups: [windows, batch * heads],
   });
-  ctx.dispatch({
+  dispatchKernel(ctx, WINDOW_ATTENTION_GRAD_BIAS_KERNEL, {
     op,
-    code: windowAttentionGradBiasShader(),
-    params,
-    bindings: [dScores.binding(), dtable.binding()],
+    uniforms,
+    bindings: { d_scores: dScores.binding(), d_table: dtable.binding() },
     workgroups: [Math.ceil(biasTable.size / 64)],
   });
   probs.dispose();
