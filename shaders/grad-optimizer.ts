@@ -1,18 +1,24 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
 
 export const OPTIMIZER_WORKGROUP = 256;
 
 /** partial[slot] = Σ g² over one gradient tensor (one workgroup), for the global gradient norm. */
-export function sumSquaresShader(): string {
-  return /* wgsl */ `
-struct P { n: u32, slot: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
-var<workgroup> sums: array<f32, ${OPTIMIZER_WORKGROUP}>;
-@compute @workgroup_size(${OPTIMIZER_WORKGROUP})
-fn main(@builtin(local_invocation_index) lid: u32) {
+export const SUM_SQUARES_KERNEL = defineKernel({
+  name: 'sumSquares',
+  uniforms: [
+    { name: 'n', type: 'u32' },
+    { name: 'slot', type: 'u32' },
+  ],
+  bindings: [
+    { name: 'grad', type: 'f32', access: 'read' },
+    { name: 'partial', type: 'f32', access: 'read_write' },
+  ],
+  workgroupSize: OPTIMIZER_WORKGROUP,
+  functions: /* wgsl */ `
+var<workgroup> sums: array<f32, ${OPTIMIZER_WORKGROUP}>;`,
+  main: /* wgsl */ `
   var s = 0.0;
   for (var i = lid; i < p.n; i += ${OPTIMIZER_WORKGROUP}u) { s += grad[i] * grad[i]; }
   sums[lid] = s;
@@ -20,9 +26,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
     if (lid < reach) { sums[lid] += sums[lid + reach]; }
   }
-  if (lid == 0u) { partial[p.slot] = sums[0]; }
-}`;
-}
+  if (lid == 0u) { partial[p.slot] = sums[0]; }`,
+});
 
 /**
  * One fused AdamW step (PyTorch's torch.optim.AdamW) with global-norm clipping and an EMA of the
@@ -30,24 +35,33 @@ fn main(@builtin(local_invocation_index) lid: u32) {
  * θ ← θ·(1 − lr·λ), m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², θ ← θ − lr·(m/c₁)/(√(v/c₂) + ε),
  * ema ← d·ema + (1 − d)·θ.
  */
-export function adamwShader(ema: boolean): string {
-  return wgsl`
-struct P {
-  n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32,
-  correction1: f32, correction2: f32, max_norm: f32, ema_decay: f32,
-}
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read> norm_squared: array<f32>;
-@group(0) @binding(3) var<storage, read_write> param: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m: array<f32>;
-@group(0) @binding(5) var<storage, read_write> v: array<f32>;
-#if ${ema}
-@group(0) @binding(6) var<storage, read_write> average: array<f32>;
-#endif
-${flatIndexFn(OPTIMIZER_WORKGROUP)}
-@compute @workgroup_size(${OPTIMIZER_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+export function adamwKernel(ema: boolean) {
+  return defineKernel({
+    name: 'adamw',
+    uniforms: [
+      { name: 'n', type: 'u32' },
+      { name: 'lr', type: 'f32' },
+      { name: 'beta1', type: 'f32' },
+      { name: 'beta2', type: 'f32' },
+      { name: 'eps', type: 'f32' },
+      { name: 'weight_decay', type: 'f32' },
+      { name: 'correction1', type: 'f32' },
+      { name: 'correction2', type: 'f32' },
+      { name: 'max_norm', type: 'f32' },
+      { name: 'ema_decay', type: 'f32' },
+    ],
+    bindings: [
+      { name: 'grad', type: 'f32', access: 'read' },
+      { name: 'norm_squared', type: 'f32', access: 'read' },
+      { name: 'param', type: 'f32', access: 'read_write' },
+      { name: 'm', type: 'f32', access: 'read_write' },
+      { name: 'v', type: 'f32', access: 'read_write' },
+      ...(ema ? [{ name: 'average', type: 'f32', access: 'read_write' } as const] : []),
+    ],
+    workgroupSize: OPTIMIZER_WORKGROUP,
+    functions: wgsl`
+${flatIndexFn(OPTIMIZER_WORKGROUP)}`,
+    main: wgsl`
   let i = flat_index(gid, nwg);
   if (i >= p.n) { return; }
   var clip = 1.0;
@@ -62,6 +76,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   param[i] = theta;
 #if ${ema}
   average[i] = p.ema_decay * average[i] + (1.0 - p.ema_decay) * theta;
-#endif
-}`;
+#endif`,
+  });
 }
+
+// src/train/optimizer.ts still packs these kernels' uniforms by position (the order declared
+// above) and records them with ctx.dispatch; it takes the generated code from here until it
+// dispatches them by name with dispatchKernel.
+export const sumSquaresShader = (): string => SUM_SQUARES_KERNEL.code;
+export const adamwShader = (ema: boolean): string => adamwKernel(ema).code;
