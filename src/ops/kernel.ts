@@ -172,36 +172,6 @@ export function planRuns(
   return runs;
 }
 
-/**
- * Splits `total` items of `itemElements` elements each into runs whose bindings fit in the
- * device's storage binding limit, each run starting at an offset the device can bind.
- */
-export function chunkItems(ctx: GpuContext, total: number, itemElements: number, bytesPerElement = 4): ElementRange[] {
-  const maxBytes = ctx.limits.maxStorageBufferBindingSize;
-  const align = ctx.limits.minStorageBufferOffsetAlignment;
-  const itemBytes = itemElements * bytesPerElement;
-  if (total * itemBytes <= maxBytes) return [{ start: 0, count: total }];
-  let perChunk = Math.floor(maxBytes / itemBytes);
-  if (perChunk < 1) {
-    throw new GpuLimitError(
-      `one item of ${itemBytes} bytes exceeds maxStorageBufferBindingSize (${maxBytes}) and cannot be split further`,
-    );
-  }
-  // Every chunk must start on an aligned byte offset: round the run length to a multiple of
-  // the smallest item count whose byte size is a multiple of the alignment.
-  const step = align / gcd(itemBytes, align);
-  if (perChunk >= step) perChunk -= perChunk % step;
-  else if (total > perChunk) throw new GpuLimitError(`cannot align chunks of ${itemBytes}-byte items to ${align} bytes`);
-  const ranges: ElementRange[] = [];
-  for (let start = 0; start < total; start += perChunk) ranges.push({ start, count: Math.min(perChunk, total - start) });
-  return ranges;
-}
-
-function gcd(a: number, b: number): number {
-  while (b) [a, b] = [b, a % b];
-  return a;
-}
-
 export function assertShape(op: string, t: Tensor, rank: number, what = 'input'): void {
   if (t.shape.length !== rank) {
     throw new Error(`${op}: ${what} must have rank ${rank}, got shape [${t.shape.join(', ')}]`);
