@@ -26,8 +26,8 @@ export function dispatchKernel<U extends string, B extends string>(
 }
 
 /**
- * Builds a uniform block of 4-byte scalars in declaration order. Kernels declare the matching
- * WGSL struct with scalar (u32 / i32 / f32) members only, so no padding rules apply.
+ * Builds a uniform block of 4-byte scalars by position, for code that still records raw
+ * KernelCalls (src/train/optimizer.ts); declared kernels pack by name with dispatchKernel.
  */
 export class Params {
   private readonly words: number[] = [];
