@@ -150,8 +150,7 @@ export class Upscaler {
     }
     const decoded = scope(() => this.firstStage.decode(scaleFactor === 1 ? x : scale(x, 1 / scaleFactor)));
     x.dispose();
-    const pixels = await decoded.readFloat();
-    decoded.dispose();
+    const pixels = await decoded.readFloatAndDispose();
     for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(-1, pixels[i]));
     return pixels;
   }

@@ -128,6 +128,15 @@ export class Tensor {
     return data;
   }
 
+  /** readFloat() for a result needed only on the host: the tensor is freed, even if the read fails. */
+  async readFloatAndDispose(): Promise<Float32Array> {
+    try {
+      return await this.readFloat();
+    } finally {
+      this.dispose();
+    }
+  }
+
   /** A view of the same memory with another shape of equal size; dispose it like any tensor. */
   reshape(shape: readonly number[]): Tensor {
     this.assertAlive();

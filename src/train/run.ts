@@ -6,6 +6,7 @@ import { measureQuality } from '../metrics/quality.js';
 import type { WeightLookup } from '../nn/params.js';
 import { UNetModelSwin } from '../nn/unet.js';
 import { residualStep } from '../ops/residual-step.js';
+import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { centerPlacement, sampleBatch, stepRandom, STREAMS, trainingExample } from './data.js';
 import { xstartDenoiser } from '../diffusion/sampler.js';
@@ -116,6 +117,11 @@ export class TrainingRun {
 
   /** The GPU batch of 0-based step `step`, deterministic in (seed, step). Records only. */
   makeBatch(step: number): UNetBatch {
+    return scope(() => this.recordBatch(step));
+  }
+
+  /** makeBatch's body: everything it creates but returns is freed by makeBatch's scope. */
+  private recordBatch(step: number): UNetBatch {
     const { batch, crop, seed } = this.settings;
     const scale = this.config.scale;
     const host = sampleBatch(this.trainImages, step, { seed, batch, crop, scale });
@@ -133,28 +139,23 @@ export class TrainingRun {
     for (let b = 0; b < batch; b++) {
       const t = Math.floor(nextT() * steps);
       timesteps.push(t);
-      const hr = Tensor.from(this.ctx, host.hr.subarray(b * hrSize, (b + 1) * hrSize), [1, 3, crop, crop], 'f32', 'hr');
-      const lq = Tensor.from(this.ctx, host.lq.subarray(b * lqSize, (b + 1) * lqSize), [1, 3, lqSide, lqSide], 'f32', 'lq');
-      const x0 = this.firstStage.encode(hr);
-      const y = conditionLatent(this.firstStage, lq);
-      hr.dispose();
-      lq.dispose();
-      const eta = s.etas[t];
-      const inputScale = normalize ? 1 / Math.sqrt(eta * kappa * kappa + 1) : 1;
-      const eps = kappa > 0 ? Tensor.from(this.ctx, noise(x0.size), x0.shape, 'f32', 'noise') : undefined;
-      inputs.push(residualStep(x0, y, inputScale * (1 - eta), inputScale * eta, eps && { tensor: eps, sigma: inputScale * kappa * Math.sqrt(eta) }));
-      eps?.dispose();
-      if (predict === 'residual') {
-        targets.push(residualStep(y, x0, 1, -1));
-        x0.dispose();
-      } else targets.push(x0);
-      y.dispose();
+      // One scope per sample: its images and latents are freed before the next sample's.
+      const [input, target] = scope(() => {
+        const hr = Tensor.from(this.ctx, host.hr.subarray(b * hrSize, (b + 1) * hrSize), [1, 3, crop, crop], 'f32', 'hr');
+        const lq = Tensor.from(this.ctx, host.lq.subarray(b * lqSize, (b + 1) * lqSize), [1, 3, lqSide, lqSide], 'f32', 'lq');
+        const x0 = this.firstStage.encode(hr);
+        const y = conditionLatent(this.firstStage, lq);
+        const eta = s.etas[t];
+        const inputScale = normalize ? 1 / Math.sqrt(eta * kappa * kappa + 1) : 1;
+        const eps = kappa > 0 ? Tensor.from(this.ctx, noise(x0.size), x0.shape, 'f32', 'noise') : undefined;
+        const noisy = residualStep(x0, y, inputScale * (1 - eta), inputScale * eta, eps && { tensor: eps, sigma: inputScale * kappa * Math.sqrt(eta) });
+        return [noisy, predict === 'residual' ? residualStep(y, x0, 1, -1) : x0];
+      });
+      inputs.push(input);
+      targets.push(target);
     }
     const lq = Tensor.from(this.ctx, host.lq, [batch, 3, lqSide, lqSide], 'f32', 'lq batch');
-    const x = stackBatch(inputs, 'x_t batch');
-    const target = stackBatch(targets, 'target batch');
-    for (const t of [...inputs, ...targets]) t.dispose();
-    return { x, timesteps, lq, target };
+    return { x: stackBatch(inputs, 'x_t batch'), timesteps, lq, target: stackBatch(targets, 'target batch') };
   }
 
   /** A UNet holding the current EMA weights (an edge operation: reads them back). */
@@ -177,14 +178,13 @@ export class TrainingRun {
     try {
       for (const image of this.validationImages) {
         const example = trainingExample(image, centerPlacement(image, crop), scale);
-        const lq = Tensor.from(this.ctx, example.lq, [1, 3, crop / scale, crop / scale], 'f32', 'validation lq');
-        const y = conditionLatent(this.firstStage, lq);
-        const denoiser = xstartDenoiser(model, this.config.diffusion.predict, y);
-        const latent = this.sampler.sample(this.ctx, denoiser, y, lq, { seed });
-        const decoded = this.firstStage.decode(latent);
-        for (const t of [lq, y, latent]) t.dispose();
-        const pixels = await decoded.readFloat();
-        decoded.dispose();
+        const decoded = scope(() => {
+          const lq = Tensor.from(this.ctx, example.lq, [1, 3, crop / scale, crop / scale], 'f32', 'validation lq');
+          const y = conditionLatent(this.firstStage, lq);
+          const denoiser = xstartDenoiser(model, this.config.diffusion.predict, y);
+          return this.firstStage.decode(this.sampler.sample(this.ctx, denoiser, y, lq, { seed }));
+        });
+        const pixels = await decoded.readFloatAndDispose();
         const prediction = planarFloatToImage(pixels, crop, crop);
         psnr += measureQuality(prediction, example.hrImage).psnr;
         bicubicPsnr += measureQuality(bicubicUpscaleImage(example.lrImage, scale), example.hrImage).psnr;
@@ -203,12 +203,9 @@ export class TrainingRun {
     const started = performance.now();
     while (this.optimizer.step < steps) {
       const step = this.optimizer.step;
-      const batch = this.makeBatch(step);
       const lr = learningRate(step, this.schedule);
-      const lossTensor = trainStep(this.unet, this.optimizer, batch, this.schedule, emaDecayAt(step, emaDecay));
-      for (const t of [batch.x, batch.lq, batch.target]) t.dispose();
-      const [loss] = await lossTensor.readFloat();
-      lossTensor.dispose();
+      const lossTensor = scope(() => trainStep(this.unet, this.optimizer, this.makeBatch(step), this.schedule, emaDecayAt(step, emaDecay)));
+      const [loss] = await lossTensor.readFloatAndDispose();
       const [normSquared] = await this.optimizer.gradNormSquared.readFloat();
       const done = this.optimizer.step;
       const itPerSec = (done - startStep) / ((performance.now() - started) / 1000);

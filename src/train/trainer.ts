@@ -2,6 +2,7 @@ import type { UNetModelSwin } from '../nn/unet.js';
 import type { AdamW } from './optimizer.js';
 import { learningRate, type LearningRateSchedule } from './schedule.js';
 import { unetLossAndGradients, type UNetBatch } from './unet-step.js';
+import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /**
@@ -10,8 +11,9 @@ import type { Tensor } from '../tensor/tensor.js';
  * Records only; returns the loss tensor [1] (dispose it).
  */
 export function trainStep(unet: UNetModelSwin, optimizer: AdamW, batch: UNetBatch, schedule: LearningRateSchedule, emaDecay?: number): Tensor {
-  const { loss, grads } = unetLossAndGradients(unet, batch);
-  optimizer.update(grads, learningRate(optimizer.step, schedule), emaDecay);
-  for (const g of grads.values()) g.dispose();
-  return loss;
+  return scope(() => {
+    const { loss, grads } = unetLossAndGradients(unet, batch);
+    optimizer.update(grads, learningRate(optimizer.step, schedule), emaDecay);
+    return loss;
+  });
 }

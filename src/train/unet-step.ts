@@ -1,5 +1,6 @@
 import type { UNetModelSwin } from '../nn/unet.js';
 import { mseLoss } from '../ops/grad/loss.js';
+import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { parameterTensors } from './parameters.js';
 import { Tape } from './tape.js';
@@ -26,21 +27,22 @@ export interface LossAndGradients {
 export function unetLossAndGradients(unet: UNetModelSwin, batch: UNetBatch): LossAndGradients {
   const params = parameterTensors(unet);
   const tape = new Tape(params.values());
-  let pred: Tensor;
-  try {
-    pred = unet.forward(batch.x, batch.timesteps, batch.lq, { ops: tape });
-  } catch (e) {
-    tape.dispose();
-    throw e;
-  }
-  const { loss, grad } = mseLoss(pred, batch.target);
-  const byTensor = tape.backward(pred, grad);
-  pred.dispose();
-  const grads = new Map<string, Tensor>();
-  for (const [name, t] of params) {
-    const g = byTensor.get(t);
-    // A parameter the loss does not reach has a zero gradient.
-    grads.set(name, g ?? Tensor.from(t.ctx, new Float32Array(t.size), t.shape, 'f32', 'zero gradient'));
-  }
-  return { loss, grads };
+  return scope(() => {
+    let pred: Tensor;
+    try {
+      pred = unet.forward(batch.x, batch.timesteps, batch.lq, { ops: tape });
+    } catch (e) {
+      tape.dispose();
+      throw e;
+    }
+    const { loss, grad } = mseLoss(pred, batch.target);
+    const byTensor = tape.backward(pred, grad);
+    const grads = new Map<string, Tensor>();
+    for (const [name, t] of params) {
+      const g = byTensor.get(t);
+      // A parameter the loss does not reach has a zero gradient.
+      grads.set(name, g ?? Tensor.from(t.ctx, new Float32Array(t.size), t.shape, 'f32', 'zero gradient'));
+    }
+    return { loss, grads };
+  });
 }
