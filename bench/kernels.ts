@@ -11,6 +11,7 @@ import { groupNorm } from '../src/ops/groupnorm.js';
 import { matmul } from '../src/ops/matmul.js';
 import { windowAttention } from '../src/ops/window-attention.js';
 import { shapeSize, Tensor } from '../src/tensor/tensor.js';
+import { QUICK_BENCH } from '../test/ops/cases.js';
 import type { Run } from './measure.js';
 import type { PeerProblem } from './peer-tfjs.js';
 import type { RowRole } from './report.js';
@@ -205,15 +206,13 @@ export function fullKernelCases(): KernelCase[] {
   ];
 }
 
-/** One tiny row of every kind, for the smoke run. */
+/** One tiny row of every kind, for the smoke run: the op-test table checks the same problems. */
 export function quickKernelCases(): KernelCase[] {
   return [
-    convCase({ model: 'tiny', cin: 16, cout: 16, size: 16, k: 3 }),
-    convCase({ model: 'tiny', cin: 16, cout: 24, size: 16, k: 1 }),
-    convCase({ model: 'tiny', cin: 16, cout: 16, size: 16, k: 3, stride: 2, padding: [0, 1, 1, 0] }),
-    groupNormCase('tiny', 32, 16),
+    ...QUICK_BENCH.conv2d.map((problem) => convCase({ model: 'tiny', ...problem })),
+    ...QUICK_BENCH.groupNorm.map(({ channels, size }) => groupNormCase('tiny', channels, size)),
     windowAttentionCase('tiny', 64, 32, 8, 16),
     attentionCase('tiny', 32, 256),
-    matmulCase(64, 64, 64),
+    ...QUICK_BENCH.matmul.map(({ m, k, n }) => matmulCase(m, k, n)),
   ];
 }

@@ -16,6 +16,23 @@ export function gpuWith(options: GpuContextOptions): Promise<GpuContext> {
   return createNodeGpuContext(options);
 }
 
+/**
+ * Runs `body` with the context's binding limit lowered to `limit` bytes, then restores it. The
+ * limit is the context's own (what the ops plan with and bindings are checked against), so this
+ * exercises splitting like a device created with the lower limit, without compiling every
+ * pipeline again.
+ */
+export async function withBindingLimit<T>(ctx: GpuContext, limit: number, body: () => Promise<T>): Promise<T> {
+  const original = ctx.limits.maxStorageBufferBindingSize;
+  if (limit > original) throw new Error(`withBindingLimit: ${limit} bytes is above the device's limit of ${original}`);
+  ctx.limits.maxStorageBufferBindingSize = limit;
+  try {
+    return await body();
+  } finally {
+    ctx.limits.maxStorageBufferBindingSize = original;
+  }
+}
+
 /** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
 export const rng = uniform;
 

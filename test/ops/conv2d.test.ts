@@ -1,73 +1,14 @@
+// The CPU-reference cases of every conv2d implementation live in the op-test table (test/ops/cases.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { GpuContext } from '../../src/gpu/context.js';
-import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling, type Conv2dOptions, type Conv2dTiling } from '../../src/ops/conv2d.js';
-import { conv2dGeometry, type Conv2dPadding } from '../../src/ops/conv2d-geometry.js';
+import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling } from '../../src/ops/conv2d.js';
+import { conv2dGeometry } from '../../src/ops/conv2d-geometry.js';
 import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, gpu, gpuWith, randomArray } from '../helpers/gpu.js';
-
-interface Case {
-  n: number;
-  cin: number;
-  h: number;
-  w: number;
-  cout: number;
-  k: 1 | 3;
-  stride?: 1 | 2;
-  padding?: Conv2dPadding;
-  bias?: boolean;
-  silu?: boolean;
-  residual?: boolean;
-}
-
-type ConvFn = (x: Tensor, weight: Tensor, bias: Tensor | null, options?: Conv2dOptions) => Tensor;
+import { convImplementations } from './cases.js';
 
 const TOLERANCE = 1e-5;
-
-/** Every GPU implementation: the reference kernel, the default tiling and two other tilings. */
-function implementations(ctx: GpuContext): [string, ConvFn][] {
-  const tiling = defaultConv2dTiling(ctx);
-  const withTiling = (t: Conv2dTiling): ConvFn => (x, w, b, o = {}) => conv2dTiled(x, w, b, o, t);
-  return [
-    ['conv2dDirect', conv2dDirect],
-    ['conv2d', conv2d],
-    // The GPU-sized tile, and weights staged in workgroup memory with a tile that divides nothing.
-    ['conv2d 16×2 tile', withTiling({ outChannels: 16, pixelsPerInvocation: 2, workgroupSize: 64, weightSharing: tiling.weightSharing })],
-    ['conv2d workgroup sharing', withTiling({ outChannels: 8, pixelsPerInvocation: 3, workgroupSize: 16, weightSharing: 'workgroup' })],
-  ];
-}
-
-function describe(c: Case): string {
-  const pad = c.padding === undefined ? '' : ` pad ${String(c.padding)}`;
-  const extras = [c.bias && 'bias', c.silu && 'silu', c.residual && 'residual'].filter(Boolean).join('+');
-  return `[${c.n},${c.cin},${c.h},${c.w}]→${c.cout} k${c.k} s${c.stride ?? 1}${pad} ${extras}`;
-}
-
-/** Runs `c` through every implementation and compares each with the f64 CPU reference. */
-async function check(ctx: GpuContext, c: Case, kernels: [string, ConvFn][], seed: number): Promise<void> {
-  const xShape = [c.n, c.cin, c.h, c.w];
-  const wShape = [c.cout, c.cin, c.k, c.k];
-  const xData = randomArray(c.n * c.cin * c.h * c.w, seed, -2, 2);
-  const wData = randomArray(c.cout * c.cin * c.k * c.k, seed + 1);
-  const bData = c.bias ? randomArray(c.cout, seed + 2) : null;
-  const g = conv2dGeometry('test', xShape, wShape, c);
-  const rData = c.residual ? randomArray(c.n * c.cout * g.outHeight * g.outWidth, seed + 3) : undefined;
-  const activation = c.silu ? 'silu' : null;
-  const expected = conv2dRef(xData, xShape, wData, wShape, bData, { stride: c.stride, padding: c.padding, activation, residual: rData });
-
-  const x = Tensor.from(ctx, xData, xShape);
-  const w = Tensor.from(ctx, wData, wShape);
-  const b = bData ? Tensor.from(ctx, bData, [c.cout]) : null;
-  const r = rData ? Tensor.from(ctx, rData, expected.shape) : undefined;
-  for (const [name, fn] of kernels) {
-    const y = fn(x, w, b, { stride: c.stride, padding: c.padding, activation, residual: r });
-    assert.equal(y.shape, expected.shape, `${name} ${describe(c)}: shape`);
-    assertClose(await y.readFloat(), expected.data, TOLERANCE, `${name} ${describe(c)}`);
-    y.dispose();
-  }
-  for (const t of [x, w, b ?? undefined, r]) t?.dispose();
-}
 
 test('cpu reference computes a hand-checked convolution', () => {
   // 1 input channel 3×3 (1..9), one 3×3 kernel of ones with a centre of 2, padding 1, bias 0.5.
@@ -82,41 +23,6 @@ test('cpu reference computes a hand-checked convolution', () => {
   assert.equal([down.outHeight, down.outWidth], [4, 4]);
 });
 
-test('conv2d kernels match the CPU reference on awkward shapes', async () => {
-  const ctx = await gpu();
-  const cases: Case[] = [
-    { n: 1, cin: 3, h: 1, w: 1, cout: 1, k: 3 },
-    { n: 2, cin: 5, h: 3, w: 5, cout: 6, k: 3, bias: true, silu: true },
-    { n: 1, cin: 7, h: 5, w: 3, cout: 33, k: 1, bias: true, residual: true },
-    { n: 2, cin: 3, h: 7, w: 9, cout: 6, k: 3, stride: 2 },
-    { n: 1, cin: 5, h: 8, w: 6, cout: 33, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
-    { n: 2, cin: 7, h: 1, w: 1, cout: 33, k: 1, bias: true, silu: true, residual: true },
-    { n: 1, cin: 6, h: 10, w: 11, cout: 17, k: 3, padding: 0, residual: true },
-    { n: 2, cin: 5, h: 9, w: 7, cout: 6, k: 3, padding: [2, 0, 1, 1], bias: true, silu: true },
-    { n: 1, cin: 3, h: 6, w: 7, cout: 1, k: 1, stride: 2, padding: 0 },
-    { n: 2, cin: 6, h: 4, w: 4, cout: 6, k: 1, padding: 1, bias: true, silu: true },
-    // Output widths that are multiples of 8 take the shared-rows path of the default tiling on
-    // CPU adapters: a partial last tile, a first column inside the image, two columns of padding.
-    { n: 2, cin: 5, h: 9, w: 8, cout: 40, k: 3, bias: true, silu: true },
-    { n: 1, cin: 3, h: 5, w: 10, cout: 9, k: 3, padding: [1, 0, 2, 0], residual: true },
-    { n: 1, cin: 4, h: 3, w: 16, cout: 8, k: 3, padding: [0, 0, 0, 2], bias: true },
-  ];
-  const kernels = implementations(ctx);
-  for (const [i, c] of cases.entries()) await check(ctx, c, kernels, 100 * i);
-});
-
-test('conv2d kernels match the CPU reference on realistic layers', async () => {
-  const ctx = await gpu();
-  const cases: Case[] = [
-    { n: 1, cin: 64, h: 32, w: 32, cout: 64, k: 3, bias: true, silu: true, residual: true },
-    { n: 1, cin: 160, h: 16, w: 16, cout: 320, k: 1, bias: true },
-    { n: 2, cin: 32, h: 16, w: 16, cout: 32, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
-    { n: 1, cin: 6, h: 24, w: 24, cout: 40, k: 3, bias: true },
-  ];
-  const kernels = implementations(ctx);
-  for (const [i, c] of cases.entries()) await check(ctx, c, kernels, 7000 + 100 * i);
-});
-
 test('conv2d accepts its own input as the residual', async () => {
   const ctx = await gpu();
   const shape = [1, 8, 5, 6];
@@ -125,7 +31,7 @@ test('conv2d accepts its own input as the residual', async () => {
   const expected = conv2dRef(xData, shape, wData, [8, 8, 3, 3], null, { residual: xData }).data;
   const x = Tensor.from(ctx, xData, shape);
   const w = Tensor.from(ctx, wData, [8, 8, 3, 3]);
-  for (const [name, fn] of implementations(ctx)) {
+  for (const [name, fn] of convImplementations(ctx)) {
     const y = fn(x, w, null, { residual: x });
     assertClose(await y.readFloat(), expected, TOLERANCE, `${name} x + conv(x)`);
     y.dispose();
@@ -134,22 +40,9 @@ test('conv2d accepts its own input as the residual', async () => {
   w.dispose();
 });
 
-test('conv2d splits input, output and weight larger than the binding limit', async () => {
-  // 2048-byte bindings: 512 floats, less the alignment slack. One input item (1080 floats), one
-  // output item (1800) and the weight (2160) all need splitting; so does the downsample's input.
+test('conv2d refuses a channel larger than the binding limit', async () => {
+  // Splitting itself is exercised by every conv2d case of the op-test table (test/ops/cases.ts).
   const ctx = await gpuWith({ maxStorageBufferBindingSize: 2048 });
-  // Every tiling shares the splitting code; this device compiles its pipelines afresh.
-  const kernels = implementations(ctx).filter(([name]) => name === 'conv2d' || name === 'conv2dDirect');
-  const cases: Case[] = [
-    { n: 2, cin: 12, h: 9, w: 10, cout: 20, k: 3, bias: true, silu: true, residual: true },
-    { n: 1, cin: 10, h: 12, w: 12, cout: 12, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
-    { n: 5, cin: 3, h: 6, w: 6, cout: 4, k: 1, bias: true, residual: true },
-  ];
-  for (const [i, c] of cases.entries()) {
-    const before = ctx.dispatchCount;
-    await check(ctx, c, kernels, 900 + 10 * i);
-    assert.ok(ctx.dispatchCount - before >= 2 * kernels.length, `${describe(c)} was split`);
-  }
   const x = Tensor.empty(ctx, [1, 1, 30, 30]);
   const w = Tensor.empty(ctx, [1, 1, 3, 3]);
   assert.throws(() => conv2d(x, w, null), /conv2d: one channel of a 30×30 input/);

@@ -1,0 +1,558 @@
+/**
+ * The op-test table: every case of the GPU ops that maps inputs to one output, with its CPU
+ * reference and, where the op has a backward, its gradient. test/ops/table.test.ts runs each case
+ * forward, backward and under a lowered binding limit; bench/kernels.ts times the problems of
+ * QUICK_BENCH, which the table also checks. Modelled on ggml's test-backend-ops and tinygrad's
+ * helper_test_op. This module imports only src/, so the bench can use it.
+ */
+import { conv2dGeometry, type Conv2dPadding } from '../../src/ops/conv2d-geometry.js';
+import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling, type Conv2dOptions, type Conv2dTiling } from '../../src/ops/conv2d.js';
+import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
+import { addRef, geluRef, mulRef, siluRef } from '../../src/ops/cpu/elementwise.js';
+import { conv2dBackwardRef } from '../../src/ops/cpu/grad-conv2d.js';
+import { geluBackwardRef, siluBackwardRef } from '../../src/ops/cpu/grad-elementwise.js';
+import { groupNormBackwardRef } from '../../src/ops/cpu/grad-groupnorm.js';
+import { linearBackwardRef } from '../../src/ops/cpu/grad-matmul.js';
+import { groupNormRef } from '../../src/ops/cpu/groupnorm.js';
+import { linearRef, matmulRef, type MatmulRefOptions } from '../../src/ops/cpu/matmul.js';
+import { softmaxRef } from '../../src/ops/cpu/softmax.js';
+import { add, gelu, mul, scale, silu } from '../../src/ops/elementwise.js';
+import { conv2dBackward } from '../../src/ops/grad/conv2d.js';
+import { geluBackward, siluBackward } from '../../src/ops/grad/elementwise.js';
+import { groupNormBackward } from '../../src/ops/grad/groupnorm.js';
+import { linearBackward } from '../../src/ops/grad/matmul.js';
+import { groupNorm } from '../../src/ops/groupnorm.js';
+import { linear, matmul, type LinearOptions } from '../../src/ops/matmul.js';
+import { softmax } from '../../src/ops/softmax.js';
+import type { GpuContext } from '../../src/gpu/context.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+
+/** One input: its shape and the range its uniform random values come from (default [−1, 1)). */
+export interface OpInput {
+  shape: number[];
+  lo?: number;
+  hi?: number;
+}
+
+/** Central differences of Σ dy·f(θ) over the inputs, against an analytic gradient. */
+export interface FiniteDifferenceCheck {
+  step: number;
+  tolerance: number;
+  /** Probed coordinates per input; every coordinate when absent. */
+  count?: number;
+  /** Input indices to probe; every input when absent. */
+  inputs?: number[];
+}
+
+/** The backward of a case: one gradient per input, in input order, for the output gradient dy. */
+export interface OpGradient {
+  run(inputs: Tensor[], dy: Tensor): Tensor[];
+  reference(inputs: Float32Array[], dy: Float32Array): Float32Array[];
+  /** Largest relative error of each GPU gradient against the reference. */
+  tolerance: number;
+  /** The reference against central differences of the reference forward. */
+  referenceFd?: FiniteDifferenceCheck;
+  /** The GPU gradient against central differences of the GPU forward. */
+  gpuFd?: FiniteDifferenceCheck;
+}
+
+export interface OpCase {
+  name: string;
+  inputs: OpInput[];
+  /** Input i is drawn with seed + i, the output gradient with seed + inputs.length. */
+  seed: number;
+  outputShape: number[];
+  /** The GPU op; it finds its context on the input tensors. */
+  run(inputs: Tensor[]): Tensor;
+  reference(inputs: Float32Array[]): Float32Array;
+  /** Largest |gpu − reference| relative to the largest |reference|. */
+  tolerance: number;
+  gradient?: OpGradient;
+  /** The lowered maxStorageBufferBindingSize the case re-runs under (default SPLIT_LIMIT). */
+  splitLimit?: number;
+}
+
+/** Small enough that most cases split; cases whose smallest unit is larger name their own. */
+export const SPLIT_LIMIT = 4096;
+
+/**
+ * The lowest limit for an op whose smallest unit of work (a row, a group, a whole operand) takes
+ * `unitBytes`: a power of two with room for the unit at an unaligned start.
+ */
+const limitFor = (unitBytes: number): number => Math.max(SPLIT_LIMIT, 2 ** Math.ceil(Math.log2(unitBytes + 256)));
+
+const dims = (shape: readonly number[]): string => `[${shape.join(',')}]`;
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise
+
+const ELEMENTWISE_SIZES = [1, 3, 255, 257, 4099];
+const ACTIVATION_GRAD_SIZES = [1, 3, 257, 1031];
+
+function elementwiseCases(): OpCase[] {
+  const cases: OpCase[] = [];
+  for (const n of ELEMENTWISE_SIZES) {
+    const x: OpInput = { shape: [n], lo: -6, hi: 6 };
+    cases.push(
+      { name: `silu n=${n}`, inputs: [x], seed: n, outputShape: [n], run: ([t]) => silu(t), reference: ([d]) => siluRef(d), tolerance: 1e-5 },
+      { name: `gelu n=${n}`, inputs: [x], seed: n, outputShape: [n], run: ([t]) => gelu(t), reference: ([d]) => geluRef(d), tolerance: 1e-5 },
+      { name: `scale n=${n}`, inputs: [x], seed: n, outputShape: [n], run: ([t]) => scale(t, -2.5), reference: ([d]) => d.map((v) => v * -2.5), tolerance: 1e-6 },
+      { name: `add n=${n}`, inputs: [{ shape: [n] }, { shape: [n] }], seed: 1 + n, outputShape: [n], run: ([a, b]) => add(a, b), reference: ([a, b]) => addRef(a, b), tolerance: 1e-6 },
+      { name: `mul n=${n}`, inputs: [{ shape: [n] }, { shape: [n] }], seed: 1 + n, outputShape: [n], run: ([a, b]) => mul(a, b), reference: ([a, b]) => mulRef(a, b), tolerance: 1e-6 },
+    );
+  }
+  for (const n of ACTIVATION_GRAD_SIZES) {
+    // Central differences on the small sizes; the large ones exercise the kernels' tails.
+    const referenceFd = n < 300 ? { step: 1e-2, tolerance: 1e-3 } : undefined;
+    for (const [name, op, ref, backward, backwardRef] of [
+      ['silu', silu, siluRef, siluBackward, siluBackwardRef],
+      ['gelu', gelu, geluRef, geluBackward, geluBackwardRef],
+    ] as const) {
+      cases.push({
+        name: `${name} backward n=${n}`,
+        inputs: [{ shape: [n], lo: -6, hi: 6 }],
+        seed: n,
+        outputShape: [n],
+        run: ([x]) => op(x),
+        reference: ([x]) => ref(x),
+        tolerance: 1e-5,
+        gradient: { run: ([x], dy) => [backward(x, dy)], reference: ([x], dy) => [backwardRef(x, dy)], tolerance: 1e-5, referenceFd },
+      });
+    }
+  }
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matmul and linear
+
+function matmulCase(aShape: number[], bShape: number[], options: MatmulRefOptions, seed: number): OpCase {
+  const batch = aShape.length === 3 ? aShape[0] : bShape.length === 3 ? bShape[0] : null;
+  const m = aShape[aShape.length - 2];
+  const n = options.transposeB ? bShape[bShape.length - 2] : bShape[bShape.length - 1];
+  return {
+    name: `matmul ${dims(aShape)}·${dims(bShape)}${options.transposeB ? 'ᵀ' : ''}${options.alpha === undefined ? '' : ` α=${options.alpha.toPrecision(3)}`}`,
+    inputs: [{ shape: aShape }, { shape: bShape }],
+    seed,
+    outputShape: batch === null ? [m, n] : [batch, m, n],
+    run: ([a, b]) => matmul(a, b, options),
+    reference: ([a, b]) => matmulRef(a, aShape, b, bShape, options),
+    tolerance: 1e-5,
+    // The kernel binds one batch of B whole and splits A's rows.
+    splitLimit: limitFor(4 * bShape[bShape.length - 1] * bShape[bShape.length - 2]),
+  };
+}
+
+interface LinearProblem {
+  lead: number[];
+  k: number;
+  n: number;
+  bias: boolean;
+  options: LinearOptions;
+}
+
+function linearCase({ lead, k, n, bias, options }: LinearProblem, seed: number): OpCase {
+  const inputs: OpInput[] = [{ shape: [...lead, k], lo: -3, hi: 3 }, { shape: [n, k], lo: -0.5, hi: 0.5 }];
+  if (bias) inputs.push({ shape: [n], lo: -0.2, hi: 0.2 });
+  return {
+    name: `linear ${dims([...lead, k])}→${n}${bias ? ' bias' : ''} ${JSON.stringify(options)}`,
+    inputs,
+    seed,
+    outputShape: [...lead, n],
+    run: ([x, w, b]) => linear(x, w, b ?? null, options),
+    reference: ([x, w, b]) => linearRef(x, k, w, n, b ?? null, options),
+    tolerance: 1e-5,
+    // The kernel binds the weight whole and splits the rows.
+    splitLimit: limitFor(4 * n * k),
+  };
+}
+
+/** Linear with a gradient: x [rows, k] in [−2, 2), w and b in [−1, 1). */
+function linearGradCase(rows: number, k: number, n: number, options: LinearOptions, seed: number): OpCase {
+  return {
+    name: `linear backward [${rows},${k}]→${n} ${JSON.stringify(options)}`,
+    inputs: [{ shape: [rows, k], lo: -2, hi: 2 }, { shape: [n, k] }, { shape: [n] }],
+    seed,
+    outputShape: [rows, n],
+    run: ([x, w, b]) => linear(x, w, b, options),
+    reference: ([x, w, b]) => linearRef(x, k, w, n, b, options),
+    tolerance: 1e-5,
+    // The backward kernels bind whole tensors.
+    splitLimit: limitFor(4 * Math.max(rows * k, n * k, rows * n)),
+    gradient: {
+      run: ([x, w, b], dy) => {
+        const g = linearBackward(x, w, b, dy, options);
+        return [g.dx!, g.dw, g.db!];
+      },
+      reference: ([x, w, b], dy) => {
+        const g = linearBackwardRef(x, k, w, n, b, dy, options);
+        return [g.dx, g.dw, g.db];
+      },
+      tolerance: 1e-5,
+      referenceFd: { step: 1e-2, tolerance: 1e-3 },
+      gpuFd: { step: 1e-2, tolerance: 1e-2, count: 4, inputs: [0] },
+    },
+  };
+}
+
+function matmulCases(): OpCase[] {
+  const cases: OpCase[] = [];
+  for (const [m, k, n] of [
+    [1, 1, 1],
+    [3, 5, 1],
+    [5, 3, 33],
+    [33, 100, 5],
+    ...QUICK_BENCH.matmul.map(({ m, k, n }) => [m, k, n]),
+    [100, 33, 65],
+    [67, 129, 31],
+  ]) {
+    cases.push(matmulCase([m, k], [k, n], {}, m * 7 + n), matmulCase([m, k], [n, k], { transposeB: true }, m + k));
+  }
+  cases.push(
+    matmulCase([3, 17, 9], [3, 9, 21], {}, 1),
+    matmulCase([2, 64, 32], [2, 64, 32], { transposeB: true, alpha: 32 ** -0.5 }, 2),
+    matmulCase([4, 5, 7], [7, 3], {}, 3),
+    matmulCase([5, 7], [4, 7, 3], { alpha: -2 }, 4),
+    matmulCase([2, 70, 70], [2, 70, 70], { transposeB: true }, 5),
+    // Several batches per run; runs of rows with unaligned starts; a shared B.
+    matmulCase([12, 8, 12], [12, 12, 8], {}, 40),
+    matmulCase([3, 40, 33], [3, 33, 20], {}, 41),
+    matmulCase([3, 40, 33], [3, 20, 33], { transposeB: true }, 42),
+    matmulCase([300, 17], [17, 9], { alpha: 0.5 }, 43),
+  );
+  const linears: LinearProblem[] = [
+    { lead: [2, 3], k: 37, n: 19, bias: true, options: {} },
+    { lead: [2, 3], k: 37, n: 19, bias: true, options: { activation: 'gelu' } },
+    { lead: [1], k: 64, n: 130, bias: true, options: { inputActivation: 'silu' } },
+    { lead: [5], k: 8, n: 12, bias: true, options: { inputActivation: 'silu', activation: 'silu' } },
+    { lead: [70], k: 96, n: 40, bias: false, options: { activation: 'gelu' } },
+    { lead: [], k: 3, n: 2, bias: true, options: { activation: 'silu' } },
+  ];
+  cases.push(...linears.map((p, i) => linearCase(p, 10 + i)));
+  cases.push(
+    linearGradCase(1, 1, 1, {}, 0),
+    linearGradCase(2, 13, 7, { inputActivation: 'silu' }, 1),
+    linearGradCase(3, 9, 70, { activation: 'silu' }, 2),
+    linearGradCase(5, 33, 6, { activation: 'gelu', inputActivation: 'silu' }, 3),
+  );
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax
+
+function softmaxCase(shape: number[], lo: number, hi: number, seed: number): OpCase {
+  return {
+    name: `softmax ${dims(shape)} in [${lo}, ${hi})`,
+    inputs: [{ shape, lo, hi }],
+    seed,
+    outputShape: shape,
+    run: ([x]) => softmax(x),
+    reference: ([x]) => softmaxRef(x, shape[shape.length - 1]),
+    tolerance: 1e-5,
+    // A row must fit one binding: re-run under a limit of a few rows.
+    splitLimit: limitFor(4 * 4 * shape[shape.length - 1]),
+  };
+}
+
+function softmaxCases(): OpCase[] {
+  const shapes = [[1], [5], [3, 7], [2, 4, 64], [6, 63], [2, 1000], [3, 4096], [2, 16384], [1, 16385]];
+  return [
+    ...shapes.map((shape, i) => softmaxCase(shape, -4, 4, i)),
+    // Stable for large-magnitude inputs.
+    softmaxCase([4, 64], -80, 80, 50),
+    softmaxCase([2, 4097], -80, 80, 51),
+    softmaxCase([3, 256], 70, 80, 52),
+    softmaxCase([3, 33], -80, -70, 53),
+    // Runs of rows, aligned and not.
+    softmaxCase([100, 64], -10, 10, 60),
+    softmaxCase([2, 100, 33], -10, 10, 61),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// GroupNorm
+
+interface GroupNormProblem {
+  shape: number[];
+  groups?: number;
+  eps: number;
+  silu?: boolean;
+  film?: boolean;
+  /** Input range: an offset far from zero stresses the variance computation. */
+  lo?: number;
+  hi?: number;
+}
+
+type Range = [lo: number, hi: number];
+
+/** Inputs x, γ, β and, with FiLM, scale and shift. */
+function groupNormInputs(p: GroupNormProblem, ranges: { gamma: Range; beta: Range; shift: Range }): OpInput[] {
+  const [n, channels] = p.shape;
+  const inputs: OpInput[] = [
+    { shape: p.shape, lo: p.lo ?? -2, hi: p.hi ?? 2 },
+    { shape: [channels], lo: ranges.gamma[0], hi: ranges.gamma[1] },
+    { shape: [channels], lo: ranges.beta[0], hi: ranges.beta[1] },
+  ];
+  if (p.film) inputs.push({ shape: [n, channels], lo: -0.5, hi: 0.5 }, { shape: [n, channels], lo: ranges.shift[0], hi: ranges.shift[1] });
+  return inputs;
+}
+
+function groupNormCase(p: GroupNormProblem, seed: number, gradient = false): OpCase {
+  const n = p.shape[0];
+  const values = p.shape.reduce((a, b) => a * b, 1);
+  // The forward binds whole groups, the backward whole batch items.
+  const splitLimit = limitFor((4 * values) / (gradient ? n : n * (p.groups ?? 32)));
+  const options = { groups: p.groups, eps: p.eps, silu: p.silu };
+  const ranges: { gamma: Range; beta: Range; shift: Range } = gradient
+    ? { gamma: [0.5, 1.5], beta: [-1, 1], shift: [-1, 1] }
+    : { gamma: [0.5, 1.5], beta: [-0.5, 0.5], shift: [-0.5, 0.5] };
+  const withFilm = <T>(scaleValue: T | undefined, shiftValue: T | undefined) => (p.film ? { scale: scaleValue, shift: shiftValue } : {});
+  return {
+    name: `groupNorm${gradient ? ' backward' : ''} ${dims(p.shape)} groups ${p.groups ?? 32} eps ${p.eps}${p.silu ? ' silu' : ''}${p.film ? ' film' : ''}${p.lo === undefined ? '' : ` in [${p.lo}, ${p.hi})`}`,
+    inputs: groupNormInputs(p, ranges),
+    seed,
+    outputShape: p.shape,
+    run: ([x, gamma, beta, s, t]) => groupNorm(x, gamma, beta, { ...options, ...withFilm(s, t) }),
+    reference: ([x, gamma, beta, s, t]) => groupNormRef(x, p.shape, gamma, beta, { ...options, ...withFilm(s, t) }),
+    tolerance: 1e-5,
+    splitLimit,
+    gradient: gradient
+      ? {
+          run: ([x, gamma, beta, s, t], dy) => {
+            const g = groupNormBackward(x, gamma, beta, dy, { ...options, ...withFilm(s, t) });
+            return [g.dx, g.dgamma, g.dbeta, ...(p.film ? [g.dscale!, g.dshift!] : [])];
+          },
+          reference: ([x, gamma, beta, s, t], dy) => {
+            const g = groupNormBackwardRef(x, p.shape, gamma, beta, dy, { ...options, ...withFilm(s, t) });
+            return [g.dx, g.dgamma, g.dbeta, ...(p.film ? [g.dscale, g.dshift] : [])];
+          },
+          tolerance: 1e-5,
+        }
+      : undefined,
+  };
+}
+
+function groupNormCases(): OpCase[] {
+  const forward: GroupNormProblem[] = [
+    { shape: [1, 32, 1, 1], eps: 1e-5 },
+    { shape: [2, 32, 3, 5], eps: 1e-6 },
+    { shape: [2, 64, 17, 13], eps: 1e-5, silu: true },
+    { shape: [1, 96, 8, 8], eps: 1e-6, film: true },
+    { shape: [2, 320, 4, 4], eps: 1e-5, film: true, silu: true },
+    { shape: [2, 64, 1, 1], eps: 1e-5, film: true, silu: true },
+    { shape: [2, 96, 37], eps: 1e-6 },
+    { shape: [1, 12, 6, 5], groups: 4, eps: 1e-5, silu: true },
+    { shape: [1, 64, 9, 9], eps: 1e-5, lo: 10, hi: 11 },
+  ];
+  const cases = forward.map((p, i) => groupNormCase(p, 100 + i));
+  // Statistics over long groups: 20·64·64 = 81,920 values per group (UNet) and 4·512·512 =
+  // 1,048,576 (autoencoder), offset from zero.
+  cases.push(
+    groupNormCase({ shape: [1, 40, 64, 64], groups: 2, eps: 1e-5, lo: 3, hi: 5 }, 7),
+    groupNormCase({ shape: [1, 8, 512, 512], groups: 2, eps: 1e-6, lo: -1, hi: 3, silu: true }, 8),
+    groupNormCase({ shape: [1, 4, 127, 129], groups: 1, eps: 1e-6, lo: 10, hi: 11 }, 9),
+    // Runs of groups; groups reduced in slices.
+    groupNormCase({ shape: [4, 64, 17, 13], eps: 1e-5, film: true, silu: true }, 20),
+    groupNormCase({ shape: [2, 32, 32, 32], eps: 1e-6 }, 21),
+    groupNormCase({ shape: [3, 8, 128, 96], groups: 4, eps: 1e-6, lo: 2, hi: 3 }, 22),
+  );
+  const backward: GroupNormProblem[] = [
+    { shape: [1, 4, 1, 1], groups: 1, eps: 1e-5, lo: -2, hi: 3 },
+    { shape: [2, 6, 3, 5], groups: 3, eps: 1e-5, film: true, silu: true, lo: -2, hi: 3 },
+    { shape: [3, 4, 7], groups: 2, eps: 1e-5, silu: true, lo: -2, hi: 3 },
+    { shape: [2, 8, 4, 4], groups: 4, eps: 1e-5, film: true, lo: -2, hi: 3 },
+    { shape: [2, 64, 9, 9], groups: 32, eps: 1e-5, film: true, silu: true, lo: -2, hi: 3 },
+    // Batches larger than the binding limit run sample by sample.
+    { shape: [5, 8, 9, 10], groups: 4, eps: 1e-5, film: true, silu: true, lo: -2, hi: 3 },
+  ];
+  for (const [i, p] of backward.entries()) {
+    const c = groupNormCase(p, 10 * i, true);
+    // Central differences of the reference on the small cases, of the GPU forward on the FiLM+SiLU one.
+    if (i < 4) c.gradient!.referenceFd = { step: 1e-3, tolerance: 2e-3 };
+    if (i === 1) c.gradient!.gpuFd = { step: 1e-2, tolerance: 1e-2, count: 4 };
+    cases.push(c);
+  }
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv2d
+
+type ConvFn = (x: Tensor, weight: Tensor, bias: Tensor | null, options?: Conv2dOptions) => Tensor;
+
+/** Every GPU implementation: the reference kernel, the default tiling and two other tilings. */
+export function convImplementations(ctx: GpuContext): [string, ConvFn][] {
+  const tiling = defaultConv2dTiling(ctx);
+  const withTiling = (t: Conv2dTiling): ConvFn => (x, w, b, o = {}) => conv2dTiled(x, w, b, o, t);
+  return [
+    ['conv2dDirect', conv2dDirect],
+    ['conv2d', conv2d],
+    // The GPU-sized tile, and weights staged in workgroup memory with a tile that divides nothing.
+    ['conv2d 16×2 tile', withTiling({ outChannels: 16, pixelsPerInvocation: 2, workgroupSize: 64, weightSharing: tiling.weightSharing })],
+    ['conv2d workgroup sharing', withTiling({ outChannels: 8, pixelsPerInvocation: 3, workgroupSize: 16, weightSharing: 'workgroup' })],
+  ];
+}
+const CONV_IMPLEMENTATIONS = ['conv2dDirect', 'conv2d', 'conv2d 16×2 tile', 'conv2d workgroup sharing'] as const;
+
+export interface ConvProblem {
+  n: number;
+  cin: number;
+  h: number;
+  w: number;
+  cout: number;
+  k: 1 | 3;
+  stride?: 1 | 2;
+  padding?: Conv2dPadding;
+  bias?: boolean;
+  silu?: boolean;
+  residual?: boolean;
+}
+
+/** Bytes of the largest of input, weight and output. */
+function convLargestBinding(c: ConvProblem): number {
+  const g = conv2dGeometry('test', [c.n, c.cin, c.h, c.w], [c.cout, c.cin, c.k, c.k], c);
+  return 4 * Math.max(c.n * c.cin * c.h * c.w, c.cout * c.cin * c.k * c.k, c.n * c.cout * g.outHeight * g.outWidth);
+}
+
+function describeConv(c: ConvProblem): string {
+  const pad = c.padding === undefined ? '' : ` pad ${String(c.padding)}`;
+  const extras = [c.bias && 'bias', c.silu && 'silu', c.residual && 'residual'].filter(Boolean).join('+');
+  return `[${c.n},${c.cin},${c.h},${c.w}]→${c.cout} k${c.k} s${c.stride ?? 1}${pad} ${extras}`;
+}
+
+/** Inputs x in [−2, 2), weight, then bias and residual when the problem has them. */
+function convCase(c: ConvProblem, implementation: (typeof CONV_IMPLEMENTATIONS)[number], seed: number, splitLimit?: number): OpCase {
+  const xShape = [c.n, c.cin, c.h, c.w];
+  const wShape = [c.cout, c.cin, c.k, c.k];
+  const g = conv2dGeometry('test', xShape, wShape, c);
+  const outputShape = [c.n, c.cout, g.outHeight, g.outWidth];
+  const inputs: OpInput[] = [{ shape: xShape, lo: -2, hi: 2 }, { shape: wShape }];
+  if (c.bias) inputs.push({ shape: [c.cout] });
+  if (c.residual) inputs.push({ shape: outputShape });
+  const activation = c.silu ? 'silu' : null;
+  const split = (rest: Tensor[] | Float32Array[]) => ({ bias: c.bias ? rest[0] : null, residual: c.residual ? rest[c.bias ? 1 : 0] : undefined });
+  return {
+    name: `${implementation} ${describeConv(c)}`,
+    inputs,
+    seed,
+    outputShape,
+    run: ([x, w, ...rest]) => {
+      const fn = convImplementations(x.ctx).find(([name]) => name === implementation)![1];
+      const { bias, residual } = split(rest) as { bias: Tensor | null; residual?: Tensor };
+      return fn(x, w, bias, { stride: c.stride, padding: c.padding, activation, residual });
+    },
+    reference: ([x, w, ...rest]) => {
+      const { bias, residual } = split(rest) as { bias: Float32Array | null; residual?: Float32Array };
+      return conv2dRef(x, xShape, w, wShape, bias, { stride: c.stride, padding: c.padding, activation, residual }).data;
+    },
+    tolerance: 1e-5,
+    splitLimit,
+  };
+}
+
+/** conv2d + bias with its backward: x in [−1, 1), w in [−0.5, 0.5), b in [−1, 1). */
+function convGradCase(xShape: number[], cout: number, k: 1 | 3, seed: number, stride?: 1 | 2, padding?: Conv2dPadding): OpCase {
+  const wShape = [cout, xShape[1], k, k];
+  const options = { stride, padding };
+  const g = conv2dGeometry('test', xShape, wShape, options);
+  return {
+    name: `conv2d backward ${dims(xShape)}→${cout} k${k} s${stride ?? 1}${padding === undefined ? '' : ` pad ${String(padding)}`}`,
+    inputs: [{ shape: xShape }, { shape: wShape, lo: -0.5, hi: 0.5 }, { shape: [cout] }],
+    seed,
+    outputShape: [xShape[0], cout, g.outHeight, g.outWidth],
+    run: ([x, w, b]) => conv2d(x, w, b, options),
+    reference: ([x, w, b]) => conv2dRef(x, xShape, w, wShape, b, options).data,
+    tolerance: 1e-5,
+    // The direct backward kernels bind the whole weight.
+    splitLimit: limitFor(4 * wShape.reduce((a, b) => a * b, 1)),
+    gradient: {
+      run: ([x, w], dy) => {
+        const grads = conv2dBackward(x, w, dy, options);
+        return [grads.dx!, grads.dw, grads.db!];
+      },
+      reference: ([x, w], dy) => {
+        const grads = conv2dBackwardRef(x, xShape, w, wShape, dy, options);
+        return [grads.dx, grads.dw, grads.db];
+      },
+      tolerance: 1e-5,
+    },
+  };
+}
+
+function convCases(): OpCase[] {
+  const awkward: ConvProblem[] = [
+    { n: 1, cin: 3, h: 1, w: 1, cout: 1, k: 3 },
+    { n: 2, cin: 5, h: 3, w: 5, cout: 6, k: 3, bias: true, silu: true },
+    { n: 1, cin: 7, h: 5, w: 3, cout: 33, k: 1, bias: true, residual: true },
+    { n: 2, cin: 3, h: 7, w: 9, cout: 6, k: 3, stride: 2 },
+    { n: 1, cin: 5, h: 8, w: 6, cout: 33, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
+    { n: 2, cin: 7, h: 1, w: 1, cout: 33, k: 1, bias: true, silu: true, residual: true },
+    { n: 1, cin: 6, h: 10, w: 11, cout: 17, k: 3, padding: 0, residual: true },
+    { n: 2, cin: 5, h: 9, w: 7, cout: 6, k: 3, padding: [2, 0, 1, 1], bias: true, silu: true },
+    { n: 1, cin: 3, h: 6, w: 7, cout: 1, k: 1, stride: 2, padding: 0 },
+    { n: 2, cin: 6, h: 4, w: 4, cout: 6, k: 1, padding: 1, bias: true, silu: true },
+    // Output widths that are multiples of 8 take the shared-rows path of the default tiling on
+    // CPU adapters: a partial last tile, a first column inside the image, two columns of padding.
+    { n: 2, cin: 5, h: 9, w: 8, cout: 40, k: 3, bias: true, silu: true },
+    { n: 1, cin: 3, h: 5, w: 10, cout: 9, k: 3, padding: [1, 0, 2, 0], residual: true },
+    { n: 1, cin: 4, h: 3, w: 16, cout: 8, k: 3, padding: [0, 0, 0, 2], bias: true },
+    // Input, output and weight items larger than the limit (formerly the 2048-byte split test).
+    { n: 2, cin: 12, h: 9, w: 10, cout: 20, k: 3, bias: true, silu: true, residual: true },
+    { n: 1, cin: 10, h: 12, w: 12, cout: 12, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
+    { n: 5, cin: 3, h: 6, w: 6, cout: 4, k: 1, bias: true, residual: true },
+  ];
+  const realistic: ConvProblem[] = [
+    { n: 1, cin: 64, h: 32, w: 32, cout: 64, k: 3, bias: true, silu: true, residual: true },
+    { n: 1, cin: 160, h: 16, w: 16, cout: 320, k: 1, bias: true },
+    { n: 2, cin: 32, h: 16, w: 16, cout: 32, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
+    { n: 1, cin: 6, h: 24, w: 24, cout: 40, k: 3, bias: true },
+  ];
+  const quick = QUICK_BENCH.conv2d.map(({ cin, cout, size, k, stride, padding }): ConvProblem => ({ n: 1, cin, h: size, w: size, cout, k, stride, padding, bias: true }));
+  const cases: OpCase[] = [];
+  for (const implementation of CONV_IMPLEMENTATIONS) {
+    cases.push(...awkward.map((c, i) => convCase(c, implementation, 100 * i)));
+    // The realistic layers re-run split in a few pieces, not in hundreds of planes.
+    cases.push(...realistic.map((c, i) => convCase(c, implementation, 7000 + 100 * i, limitFor(convLargestBinding(c) / 4))));
+  }
+  // The bench times the default implementation.
+  cases.push(...quick.map((c, i) => convCase(c, 'conv2d', 8000 + 100 * i)));
+  cases.push(
+    convGradCase([1, 1, 1, 1], 1, 3, 0),
+    convGradCase([2, 3, 5, 7], 6, 3, 10),
+    convGradCase([3, 5, 9, 6], 4, 1, 20),
+    convGradCase([2, 4, 8, 8], 5, 3, 30, 2, 1),
+    convGradCase([1, 3, 7, 5], 2, 3, 40, 2, [0, 1, 1, 0]),
+    convGradCase([2, 67, 4, 4], 33, 3, 50),
+    // Batches larger than the binding limit run in accumulated runs.
+    convGradCase([5, 6, 9, 10], 7, 3, 5),
+  );
+  // Central differences of the reference on the small cases, of the GPU forward on the stride-2 one.
+  for (const c of cases.slice(-7, -2)) c.gradient!.referenceFd = { step: 1e-2, tolerance: 1e-3 };
+  cases[cases.length - 4].gradient!.gpuFd = { step: 1e-2, tolerance: 1e-2, count: 6 };
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The bench's quick kernel rows (bench/kernels.ts), which the table checks as well. */
+export const QUICK_BENCH = {
+  conv2d: [
+    { cin: 16, cout: 16, size: 16, k: 3 as const, stride: undefined, padding: undefined },
+    { cin: 16, cout: 24, size: 16, k: 1 as const, stride: undefined, padding: undefined },
+    { cin: 16, cout: 16, size: 16, k: 3 as const, stride: 2 as const, padding: [0, 1, 1, 0] as [number, number, number, number] },
+  ],
+  groupNorm: [{ channels: 32, size: 16 }],
+  matmul: [{ m: 64, k: 64, n: 64 }],
+};
+
+function quickBenchCases(): OpCase[] {
+  return [
+    ...QUICK_BENCH.groupNorm.map(({ channels, size }, i) => groupNormCase({ shape: [1, channels, size, size], eps: 1e-5, silu: true }, 300 + i)),
+  ];
+}
+
+/** Every case of the table. */
+export function opCases(): OpCase[] {
+  return [...elementwiseCases(), ...matmulCases(), ...softmaxCases(), ...groupNormCases(), ...convCases(), ...quickBenchCases()];
+}
