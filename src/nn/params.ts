@@ -39,6 +39,49 @@ export class ParamLayout {
   }
 }
 
+/**
+ * A module of the model tree, named by its dotted path as the reference's state dict names it
+ * (tinygrad's get_state_dict): a layer registers its tensors under its own path, and children
+ * extend it, so every key is spelled once, by the structure that owns it.
+ */
+export class ModulePath {
+  constructor(
+    readonly layout: ParamLayout,
+    readonly path: string,
+  ) {}
+
+  /** A sub-module: the reference's attribute name or Sequential index. */
+  child(name: string | number): ModulePath {
+    return new ModulePath(this.layout, this.path ? `${this.path}.${name}` : `${name}`);
+  }
+
+  /** Registers one tensor of this module; the returned key is the handle forward code uses. */
+  add(name: string, shape: number[], kind: EntryKind = 'parameter', dtype: ParamEntry['dtype'] = 'float32'): string {
+    return this.layout.add(this.child(name).path, shape, kind, dtype);
+  }
+}
+
+/** Keys of a layer's weight and bias (conv, linear or norm). */
+export interface AffineParams {
+  readonly weight: string;
+  readonly bias: string;
+}
+
+/** A Conv2d's parameters: weight [cout, cin, k, k], bias [cout]. */
+export function registerConv(module: ModulePath, cout: number, cin: number, k: number): AffineParams {
+  return { weight: module.add('weight', [cout, cin, k, k]), bias: module.add('bias', [cout]) };
+}
+
+/** A Linear's parameters: weight [out, in], bias [out]. */
+export function registerLinear(module: ModulePath, outFeatures: number, inFeatures: number): AffineParams {
+  return { weight: module.add('weight', [outFeatures, inFeatures]), bias: module.add('bias', [outFeatures]) };
+}
+
+/** A GroupNorm's (or LayerNorm's) affine parameters: weight and bias [channels]. */
+export function registerNorm(module: ModulePath, channels: number): AffineParams {
+  return { weight: module.add('weight', [channels]), bias: module.add('bias', [channels]) };
+}
+
 /** Host-side weights by official key: f32 values in the layout's shape, fetched one at a time. */
 export type WeightLookup = (name: string) => Float32Array | Promise<Float32Array>;
 
@@ -50,6 +93,18 @@ export class GpuWeights {
   private readonly tensors = new Map<string, Tensor>();
 
   constructor(readonly ctx: GpuContext) {}
+
+  /** A complete set uploaded by `fill`; if it fails, what it had uploaded is freed. */
+  static async create(ctx: GpuContext, fill: (weights: GpuWeights) => Promise<void>): Promise<GpuWeights> {
+    const weights = new GpuWeights(ctx);
+    try {
+      await fill(weights);
+    } catch (e) {
+      weights.dispose();
+      throw e;
+    }
+    return weights;
+  }
 
   upload(name: string, data: Float32Array, shape: readonly number[]): void {
     this.tensors.get(name)?.dispose();

@@ -11,7 +11,7 @@ import { scope, sequence, unscoped } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError, resBlocksPerLevel, type UNetConfig } from './config.js';
 import { CostModel } from './cost.js';
-import { GpuWeights, ParamLayout, type WeightLookup } from './params.js';
+import { type AffineParams, GpuWeights, ModulePath, ParamLayout, registerConv, registerLinear, registerNorm, type WeightLookup } from './params.js';
 
 /**
  * The differentiable ops the UNet is built from. Inference uses the kernels directly; training
@@ -39,102 +39,124 @@ interface Layer {
   forward(ops: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor, hook?: ActivationHook): Tensor;
 }
 
-function registerGroupNorm(layout: ParamLayout, name: string, channels: number): void {
-  layout.add(`${name}.weight`, [channels]);
-  layout.add(`${name}.bias`, [channels]);
+/** GPU name of one half of a scale-shift `emb_layers.1` parameter (the halves are stored apart). */
+const halfOf = (key: string, half: 'scale' | 'shift') => `${key}:${half}`;
+
+/** The scale and shift halves of a scale-shift linear, as GPU names. */
+function embHalves(linear: AffineParams): Record<'scale' | 'shift', AffineParams> {
+  const half = (h: 'scale' | 'shift') => ({ weight: halfOf(linear.weight, h), bias: halfOf(linear.bias, h) });
+  return { scale: half('scale'), shift: half('shift') };
 }
 
-function registerConv(layout: ParamLayout, name: string, cout: number, cin: number, k: number): void {
-  layout.add(`${name}.weight`, [cout, cin, k, k]);
-  layout.add(`${name}.bias`, [cout]);
-}
-
-/** Names of the two halves of a scale-shift `emb_layers.1` linear, stored separately on the GPU. */
-const embHalf = (name: string, half: 'scale' | 'shift', part: 'weight' | 'bias') => `${name}.emb_layers.1.${part}:${half}`;
-
-/** Where layers register their parameters and FLOP while the model is built. */
+/** Where layers register FLOP, and how the GPU stores some parameters, while the model is built. */
 interface Builder {
-  layout: ParamLayout;
   cost: CostModel;
   /** Spatial size of the current level relative to the model input. */
   scale: number;
+  /** Keys stored as two row halves (scale, shift) that feed group norm's FiLM directly. */
+  storedInHalves: Set<string>;
+  /** Linear weights of per-token layers, stored with two trailing unit dims to run as 1×1 convs. */
+  storedAs1x1: Set<string>;
 }
 
+/** A layer's weight and bias tensors. */
+const affine = (w: GpuWeights, p: AffineParams): [Tensor, Tensor] => [w.get(p.weight), w.get(p.bias)];
+
 class ResBlock implements Layer {
-  constructor(
-    { layout, cost, scale }: Builder,
-    readonly name: string,
-    readonly cin: number,
-    readonly cout: number,
-    embChannels: number,
-    readonly scaleShift: boolean,
-  ) {
+  readonly name: string;
+  private readonly inNorm: AffineParams;
+  private readonly inConv: AffineParams;
+  /** The scale-shift linear `emb_layers.1`, run as its two halves. */
+  private readonly film: Record<'scale' | 'shift', AffineParams>;
+  private readonly outNorm: AffineParams;
+  private readonly outConv: AffineParams;
+  private readonly skipConv: AffineParams | null;
+
+  constructor(builder: Builder, module: ModulePath, cin: number, cout: number, embChannels: number, scaleShift: boolean) {
     if (!scaleShift) throw new ConfigError('use_scale_shift_norm = false is not supported (no released model uses it)');
+    const { cost, scale } = builder;
+    this.name = module.path;
     cost.conv(cout, cin, 3, scale);
     cost.sampleLinear(2 * cout, embChannels);
     cost.conv(cout, cout, 3, scale);
     if (cin !== cout) cost.conv(cout, cin, 1, scale);
-    registerGroupNorm(layout, `${name}.in_layers.0`, cin);
-    registerConv(layout, `${name}.in_layers.2`, cout, cin, 3);
-    layout.add(`${name}.emb_layers.1.weight`, [2 * cout, embChannels]);
-    layout.add(`${name}.emb_layers.1.bias`, [2 * cout]);
-    registerGroupNorm(layout, `${name}.out_layers.0`, cout);
-    registerConv(layout, `${name}.out_layers.3`, cout, cout, 3);
-    if (cin !== cout) registerConv(layout, `${name}.skip_connection`, cout, cin, 1);
+    this.inNorm = registerNorm(module.child('in_layers').child(0), cin);
+    this.inConv = registerConv(module.child('in_layers').child(2), cout, cin, 3);
+    const film = registerLinear(module.child('emb_layers').child(1), 2 * cout, embChannels);
+    builder.storedInHalves.add(film.weight).add(film.bias);
+    this.film = embHalves(film);
+    this.outNorm = registerNorm(module.child('out_layers').child(0), cout);
+    this.outConv = registerConv(module.child('out_layers').child(3), cout, cout, 3);
+    this.skipConv = cin !== cout ? registerConv(module.child('skip_connection'), cout, cin, 1) : null;
   }
 
   forward({ conv2d, groupNorm, linear }: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor): Tensor {
-    const p = this.name;
     // Nested scopes free each intermediate where the next one no longer needs it.
     const modulated = scope(() => {
-      const h = scope(() => {
-        const normed = groupNorm(x, w.get(`${p}.in_layers.0.weight`), w.get(`${p}.in_layers.0.bias`), { eps: UNET_GN_EPS, silu: true });
-        return conv2d(normed, w.get(`${p}.in_layers.2.weight`), w.get(`${p}.in_layers.2.bias`));
-      });
-      const scale = linear(emb, w.get(embHalf(p, 'scale', 'weight')), w.get(embHalf(p, 'scale', 'bias')), { inputActivation: 'silu' });
-      const shift = linear(emb, w.get(embHalf(p, 'shift', 'weight')), w.get(embHalf(p, 'shift', 'bias')), { inputActivation: 'silu' });
-      return groupNorm(h, w.get(`${p}.out_layers.0.weight`), w.get(`${p}.out_layers.0.bias`), { eps: UNET_GN_EPS, silu: true, scale, shift });
+      const h = scope(() => conv2d(groupNorm(x, ...affine(w, this.inNorm), { eps: UNET_GN_EPS, silu: true }), ...affine(w, this.inConv)));
+      const scale = linear(emb, ...affine(w, this.film.scale), { inputActivation: 'silu' });
+      const shift = linear(emb, ...affine(w, this.film.shift), { inputActivation: 'silu' });
+      return groupNorm(h, ...affine(w, this.outNorm), { eps: UNET_GN_EPS, silu: true, scale, shift });
     });
-    const skip = this.cin === this.cout ? x : conv2d(x, w.get(`${p}.skip_connection.weight`), w.get(`${p}.skip_connection.bias`));
-    return conv2d(modulated, w.get(`${p}.out_layers.3.weight`), w.get(`${p}.out_layers.3.bias`), { residual: skip });
+    const skip = this.skipConv ? conv2d(x, ...affine(w, this.skipConv)) : x;
+    return conv2d(modulated, ...affine(w, this.outConv), { residual: skip });
   }
 }
 
 class Downsample implements Layer {
-  constructor({ layout, cost, scale }: Builder, readonly name: string, channels: number) {
-    registerConv(layout, `${name}.op`, channels, channels, 3);
+  readonly name: string;
+  private readonly conv: AffineParams;
+
+  constructor({ cost, scale }: Builder, module: ModulePath, channels: number) {
+    this.name = module.path;
+    this.conv = registerConv(module.child('op'), channels, channels, 3);
     cost.conv(channels, channels, 3, scale / 2);
   }
 
   forward({ conv2d }: UNetOps, w: GpuWeights, x: Tensor): Tensor {
-    return conv2d(x, w.get(`${this.name}.op.weight`), w.get(`${this.name}.op.bias`), { stride: 2, padding: 1 });
+    return conv2d(x, ...affine(w, this.conv), { stride: 2, padding: 1 });
   }
 }
 
 class Upsample implements Layer {
-  constructor({ layout, cost, scale }: Builder, readonly name: string, channels: number) {
-    registerConv(layout, `${name}.conv`, channels, channels, 3);
+  readonly name: string;
+  private readonly conv: AffineParams;
+
+  constructor({ cost, scale }: Builder, module: ModulePath, channels: number) {
+    this.name = module.path;
+    this.conv = registerConv(module.child('conv'), channels, channels, 3);
     cost.conv(channels, channels, 3, scale * 2);
   }
 
   forward({ conv2d, upsampleNearest2x }: UNetOps, w: GpuWeights, x: Tensor): Tensor {
-    return conv2d(upsampleNearest2x(x), w.get(`${this.name}.conv.weight`), w.get(`${this.name}.conv.bias`));
+    return conv2d(upsampleNearest2x(x), ...affine(w, this.conv));
   }
 }
 
-/** One Swin block's window geometry, fixed at construction from the level's build size. */
-interface SwinBlockGeometry {
+/** One Swin block: its window geometry (fixed from the level's build size) and parameters. */
+interface SwinBlock {
+  name: string;
   windowSize: number;
   shift: number;
+  norm1: AffineParams;
+  biasTable: string;
+  qkv: AffineParams;
+  proj: AffineParams;
+  norm2: AffineParams;
+  fc1: AffineParams;
+  fc2: AffineParams;
 }
 
 /** The reference's `BasicLayer`: patch embed (1×1), Swin blocks, patch un-embed (1×1), no outer residual. */
 class SwinLayer implements Layer {
-  readonly blocks: SwinBlockGeometry[] = [];
+  readonly name: string;
+  readonly blocks: SwinBlock[] = [];
+  private readonly patchEmbed: AffineParams;
+  private readonly patchUnembed: AffineParams;
 
   constructor(
-    { layout, cost, scale }: Builder,
-    readonly name: string,
+    builder: Builder,
+    module: ModulePath,
     channels: number,
     readonly embedDim: number,
     readonly headDim: number,
@@ -146,83 +168,84 @@ class SwinLayer implements Layer {
     if (embedDim % headDim !== 0) {
       throw new ConfigError(`swin_embed_dim ${embedDim} is not a multiple of num_head_channels ${headDim}`);
     }
+    const { cost, scale } = builder;
     const heads = embedDim / headDim;
     const hidden = Math.round(embedDim * mlpRatio);
-    registerConv(layout, `${name}.patch_embed.proj`, embedDim, channels, 1);
+    const tokenLinear = (linear: ModulePath, outFeatures: number) => {
+      const params = registerLinear(linear, outFeatures, embedDim);
+      builder.storedAs1x1.add(params.weight);
+      return params;
+    };
+    this.name = module.path;
+    this.patchEmbed = registerConv(module.child('patch_embed').child('proj'), embedDim, channels, 1);
     cost.conv(embedDim, channels, 1, scale);
     cost.conv(channels, embedDim, 1, scale);
     for (let i = 0; i < depth; i++) {
       const small = buildSize <= windowSize;
       const ws = small ? buildSize : windowSize;
       const shift = small || i % 2 === 0 ? 0 : windowSize / 2;
-      this.blocks.push({ windowSize: ws, shift });
-      const b = `${name}.blocks.${i}`;
-      if (shift > 0) layout.add(`${b}.attn_mask`, [(buildSize / ws) ** 2, ws * ws, ws * ws], 'buffer');
-      registerGroupNorm(layout, `${b}.norm1`, embedDim);
-      layout.add(`${b}.attn.relative_position_bias_table`, [(2 * ws - 1) ** 2, heads]);
-      layout.add(`${b}.attn.relative_position_index`, [ws * ws, ws * ws], 'buffer', 'int64');
-      layout.add(`${b}.attn.qkv.weight`, [3 * embedDim, embedDim]);
-      layout.add(`${b}.attn.qkv.bias`, [3 * embedDim]);
-      layout.add(`${b}.attn.proj.weight`, [embedDim, embedDim]);
-      layout.add(`${b}.attn.proj.bias`, [embedDim]);
-      registerGroupNorm(layout, `${b}.norm2`, embedDim);
-      registerConv(layout, `${b}.mlp.fc1`, hidden, embedDim, 1);
-      registerConv(layout, `${b}.mlp.fc2`, embedDim, hidden, 1);
+      const b = module.child('blocks').child(i);
+      const attn = b.child('attn');
+      if (shift > 0) b.add('attn_mask', [(buildSize / ws) ** 2, ws * ws, ws * ws], 'buffer');
+      const norm1 = registerNorm(b.child('norm1'), embedDim);
+      const biasTable = attn.add('relative_position_bias_table', [(2 * ws - 1) ** 2, heads]);
+      attn.add('relative_position_index', [ws * ws, ws * ws], 'buffer', 'int64');
+      this.blocks.push({
+        name: b.path,
+        windowSize: ws,
+        shift,
+        norm1,
+        biasTable,
+        qkv: tokenLinear(attn.child('qkv'), 3 * embedDim),
+        proj: tokenLinear(attn.child('proj'), embedDim),
+        norm2: registerNorm(b.child('norm2'), embedDim),
+        fc1: registerConv(b.child('mlp').child('fc1'), hidden, embedDim, 1),
+        fc2: registerConv(b.child('mlp').child('fc2'), embedDim, hidden, 1),
+      });
       cost.tokenLinear(3 * embedDim, embedDim, scale);
       cost.windowAttention(ws * ws, embedDim, scale);
       cost.tokenLinear(embedDim, embedDim, scale);
       cost.conv(hidden, embedDim, 1, scale);
       cost.conv(embedDim, hidden, 1, scale);
     }
-    registerConv(layout, `${name}.patch_unembed.proj`, channels, embedDim, 1);
+    this.patchUnembed = registerConv(module.child('patch_unembed').child('proj'), channels, embedDim, 1);
   }
 
   forward(ops: UNetOps, w: GpuWeights, x: Tensor, _emb: Tensor, hook?: ActivationHook): Tensor {
     const { conv2d, groupNorm, gelu, windowAttention } = ops;
-    const p = this.name;
     // Each block is two steps (attention, MLP) so the block input is freed before the MLP runs.
-    const steps = this.blocks.flatMap(({ windowSize, shift }, i) => {
-      const b = `${p}.blocks.${i}`;
+    const steps = this.blocks.flatMap((b) => {
       const attentionStep = (z: Tensor) => {
         const attended = scope(() => {
-          const qkv = scope(() => {
-            const normed = groupNorm(z, w.get(`${b}.norm1.weight`), w.get(`${b}.norm1.bias`), { eps: UNET_GN_EPS });
-            // The per-token qkv Linear commutes with the cyclic shift, so it runs as a 1×1 conv on the
-            // un-shifted map; the attention kernel applies shift, windows and un-shift in its indexing.
-            return conv2d(normed, w.get(`${b}.attn.qkv.weight`), w.get(`${b}.attn.qkv.bias`));
-          });
-          return windowAttention(qkv, w.get(`${b}.attn.relative_position_bias_table`), { windowSize, shift, headDim: this.headDim });
+          // The per-token qkv Linear commutes with the cyclic shift, so it runs as a 1×1 conv on the
+          // un-shifted map; the attention kernel applies shift, windows and un-shift in its indexing.
+          const qkv = scope(() => conv2d(groupNorm(z, ...affine(w, b.norm1), { eps: UNET_GN_EPS }), ...affine(w, b.qkv)));
+          return windowAttention(qkv, w.get(b.biasTable), { windowSize: b.windowSize, shift: b.shift, headDim: this.headDim });
         });
-        return conv2d(attended, w.get(`${b}.attn.proj.weight`), w.get(`${b}.attn.proj.bias`), { residual: z });
+        return conv2d(attended, ...affine(w, b.proj), { residual: z });
       };
       const mlpStep = (afterAttention: Tensor) => {
-        const activated = scope(() => {
-          const hidden = scope(() => {
-            const normed = groupNorm(afterAttention, w.get(`${b}.norm2.weight`), w.get(`${b}.norm2.bias`), { eps: UNET_GN_EPS });
-            return conv2d(normed, w.get(`${b}.mlp.fc1.weight`), w.get(`${b}.mlp.fc1.bias`));
-          });
-          return gelu(hidden);
-        });
-        const z = conv2d(activated, w.get(`${b}.mlp.fc2.weight`), w.get(`${b}.mlp.fc2.bias`), { residual: afterAttention });
-        hook?.(b, z);
+        const activated = scope(() => gelu(scope(() => conv2d(groupNorm(afterAttention, ...affine(w, b.norm2), { eps: UNET_GN_EPS }), ...affine(w, b.fc1)))));
+        const z = conv2d(activated, ...affine(w, b.fc2), { residual: afterAttention });
+        hook?.(b.name, z);
         return z;
       };
       return [attentionStep, mlpStep];
     });
-    return sequence(x, [
-      (input: Tensor) => conv2d(input, w.get(`${p}.patch_embed.proj.weight`), w.get(`${p}.patch_embed.proj.bias`)),
-      ...steps,
-      (z: Tensor) => conv2d(z, w.get(`${p}.patch_unembed.proj.weight`), w.get(`${p}.patch_unembed.proj.bias`)),
-    ]);
+    return sequence(x, [(input: Tensor) => conv2d(input, ...affine(w, this.patchEmbed)), ...steps, (z: Tensor) => conv2d(z, ...affine(w, this.patchUnembed))]);
   }
 }
 
 /** A sequence of layers that the reference wraps in one `TimestepEmbedSequential`. */
 class Block {
-  constructor(
-    readonly name: string,
-    readonly layers: Layer[],
-  ) {}
+  readonly name: string;
+  readonly layers: Layer[];
+
+  /** Builds the layers in order, each under its Sequential index. */
+  constructor(module: ModulePath, layers: ((module: ModulePath) => Layer)[]) {
+    this.name = module.path;
+    this.layers = layers.map((build, i) => build(module.child(i)));
+  }
 
   forward(ops: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor, hook?: ActivationHook): Tensor {
     return sequence(
@@ -251,6 +274,11 @@ export class UNetModelSwin {
   private readonly middle: Block;
   private readonly outputBlocks: Block[] = [];
   private readonly outChannels: number;
+  private readonly timeEmbed: [AffineParams, AffineParams];
+  private readonly outNorm: AffineParams;
+  private readonly outConv: AffineParams;
+  private readonly storedInHalves = new Set<string>();
+  private readonly storedAs1x1 = new Set<string>();
   /** Runtime latent sizes must be multiples of this (windows must tile every Swin level). */
   readonly sizeMultiple: number;
   private weights: GpuWeights | null = null;
@@ -264,74 +292,79 @@ export class UNetModelSwin {
     }
     const mc = c.model_channels;
     const embChannels = 4 * mc;
-    const layout = this.layout;
-    const builder: Builder = { layout, cost: this.cost, scale: 1 };
+    const root = new ModulePath(this.layout, '');
+    const builder: Builder = { cost: this.cost, scale: 1, storedInHalves: this.storedInHalves, storedAs1x1: this.storedAs1x1 };
     this.cost.sampleLinear(embChannels, mc);
     this.cost.sampleLinear(embChannels, embChannels);
-    layout.add('time_embed.0.weight', [embChannels, mc]);
-    layout.add('time_embed.0.bias', [embChannels]);
-    layout.add('time_embed.2.weight', [embChannels, embChannels]);
-    layout.add('time_embed.2.bias', [embChannels]);
+    const timeEmbed = root.child('time_embed');
+    this.timeEmbed = [registerLinear(timeEmbed.child(0), embChannels, mc), registerLinear(timeEmbed.child(2), embChannels, embChannels)];
 
     const resBlocks = resBlocksPerLevel(c);
     const inputChannels = c.in_channels + (c.cond_lq ? 3 : 0);
     let ch = mc * c.channel_mult[0];
     let ds = c.image_size;
     let multiple = 1;
-    const swin = (name: string, channels: number, level: number): SwinLayer => {
-      const layer = new SwinLayer(builder, name, channels, c.swin_embed_dim, c.num_head_channels, c.swin_depth, c.window_size, ds, c.mlp_ratio);
+    const resBlock = (cin: number, cout: number) => (module: ModulePath) =>
+      new ResBlock(builder, module, cin, cout, embChannels, c.use_scale_shift_norm);
+    const swin = (channels: number, level: number) => (module: ModulePath) => {
+      const layer = new SwinLayer(builder, module, channels, c.swin_embed_dim, c.num_head_channels, c.swin_depth, c.window_size, ds, c.mlp_ratio);
       for (const b of layer.blocks) multiple = Math.max(multiple, b.windowSize * 2 ** level);
       return layer;
     };
-    registerConv(layout, 'input_blocks.0.0', ch, inputChannels, 3);
-    this.cost.conv(ch, inputChannels, 3, 1);
-    const firstConv: Layer = {
-      name: 'input_blocks.0.0',
-      forward: (ops, w, x) => ops.conv2d(x, w.get('input_blocks.0.0.weight'), w.get('input_blocks.0.0.bias')),
-    };
-    this.inputBlocks.push(new Block('input_blocks.0', [firstConv]));
+    const inputBlocks = root.child('input_blocks');
+    const outputBlocks = root.child('output_blocks');
+    const firstChannels = ch;
+    this.inputBlocks.push(
+      new Block(inputBlocks.child(0), [
+        (module) => {
+          const conv = registerConv(module, firstChannels, inputChannels, 3);
+          this.cost.conv(firstChannels, inputChannels, 3, 1);
+          return { name: module.path, forward: (ops, w, x) => ops.conv2d(x, ...affine(w, conv)) };
+        },
+      ]),
+    );
     const skipChannels = [ch];
     c.channel_mult.forEach((mult, level) => {
       for (let j = 0; j < resBlocks[level]; j++) {
-        const name = `input_blocks.${this.inputBlocks.length}`;
-        const layers: Layer[] = [new ResBlock(builder, `${name}.0`, ch, mc * mult, embChannels, c.use_scale_shift_norm)];
+        const cin = ch;
         ch = mc * mult;
-        if (c.attention_resolutions.includes(ds) && j === 0) layers.push(swin(`${name}.1`, ch, level));
-        this.inputBlocks.push(new Block(name, layers));
+        const attention = c.attention_resolutions.includes(ds) && j === 0;
+        this.inputBlocks.push(new Block(inputBlocks.child(this.inputBlocks.length), [resBlock(cin, ch), ...(attention ? [swin(ch, level)] : [])]));
         skipChannels.push(ch);
       }
       if (level !== c.channel_mult.length - 1) {
-        const name = `input_blocks.${this.inputBlocks.length}`;
-        this.inputBlocks.push(new Block(name, [new Downsample(builder, `${name}.0`, ch)]));
+        const channels = ch;
+        this.inputBlocks.push(new Block(inputBlocks.child(this.inputBlocks.length), [(module) => new Downsample(builder, module, channels)]));
         skipChannels.push(ch);
         ds /= 2;
         builder.scale = ds / c.image_size;
       }
     });
     const deepest = c.channel_mult.length - 1;
-    this.middle = new Block('middle_block', [
-      new ResBlock(builder, 'middle_block.0', ch, ch, embChannels, c.use_scale_shift_norm),
-      swin('middle_block.1', ch, deepest),
-      new ResBlock(builder, 'middle_block.2', ch, ch, embChannels, c.use_scale_shift_norm),
-    ]);
+    this.middle = new Block(root.child('middle_block'), [resBlock(ch, ch), swin(ch, deepest), resBlock(ch, ch)]);
     for (let level = deepest; level >= 0; level--) {
       const mult = c.channel_mult[level];
       for (let i = 0; i <= resBlocks[level]; i++) {
-        const name = `output_blocks.${this.outputBlocks.length}`;
-        const skip = skipChannels.pop()!;
-        const layers: Layer[] = [new ResBlock(builder, `${name}.0`, ch + skip, mc * mult, embChannels, c.use_scale_shift_norm)];
+        const cin = ch + skipChannels.pop()!;
         ch = mc * mult;
-        if (c.attention_resolutions.includes(ds) && i === 0) layers.push(swin(`${name}.1`, ch, level));
-        if (level > 0 && i === resBlocks[level]) {
-          layers.push(new Upsample(builder, `${name}.${layers.length}`, ch));
+        const channels = ch;
+        const attention = c.attention_resolutions.includes(ds) && i === 0;
+        const upsample = level > 0 && i === resBlocks[level];
+        this.outputBlocks.push(
+          new Block(outputBlocks.child(this.outputBlocks.length), [
+            resBlock(cin, ch),
+            ...(attention ? [swin(ch, level)] : []),
+            ...(upsample ? [(module: ModulePath) => new Upsample(builder, module, channels)] : []),
+          ]),
+        );
+        if (upsample) {
           ds *= 2;
           builder.scale = ds / c.image_size;
         }
-        this.outputBlocks.push(new Block(name, layers));
       }
     }
-    registerGroupNorm(layout, 'out.0', ch);
-    registerConv(layout, 'out.2', c.out_channels, mc * c.channel_mult[0], 3);
+    this.outNorm = registerNorm(root.child('out').child(0), ch);
+    this.outConv = registerConv(root.child('out').child(2), c.out_channels, mc * c.channel_mult[0], 3);
     this.cost.conv(c.out_channels, mc * c.channel_mult[0], 3, 1);
     this.outChannels = c.out_channels;
     this.sizeMultiple = Math.max(multiple, 2 ** deepest);
@@ -346,9 +379,7 @@ export class UNetModelSwin {
     const parts = new Map<string, string[]>();
     for (const [name, entry] of this.layout.entries) {
       if (entry.kind !== 'parameter') continue;
-      const emb = /^(.*)\.emb_layers\.1\.(weight|bias)$/.exec(name);
-      const part = emb?.[2] as 'weight' | 'bias' | undefined;
-      parts.set(name, emb && part ? [embHalf(emb[1], 'scale', part), embHalf(emb[1], 'shift', part)] : [name]);
+      parts.set(name, this.storedInHalves.has(name) ? [halfOf(name, 'scale'), halfOf(name, 'shift')] : [name]);
     }
     return parts;
   }
@@ -356,25 +387,19 @@ export class UNetModelSwin {
   /** Uploads every parameter once (f32). `lookup` returns a key's values in the layout's shape. */
   async load(ctx: GpuContext, lookup: WeightLookup): Promise<void> {
     this.weights?.dispose();
-    const weights = new GpuWeights(ctx);
-    try {
+    this.weights = null;
+    this.weights = await GpuWeights.create(ctx, async (weights) => {
       for (const [name, parts] of this.parameterParts()) {
         const shape = this.layout.entries.get(name)!.shape;
         const data = await lookup(name);
         const rows = shape[0] / parts.length;
         const partSize = data.length / parts.length;
         parts.forEach((part, i) => {
-          const partShape = /\.attn\.(qkv|proj)\.weight$/.test(name)
-            ? [...shape, 1, 1] // per-token Linear run as a 1×1 conv
-            : [rows, ...shape.slice(1)];
+          const partShape = this.storedAs1x1.has(name) ? [...shape, 1, 1] : [rows, ...shape.slice(1)];
           weights.upload(part, data.subarray(i * partSize, (i + 1) * partSize), partShape);
         });
       }
-    } catch (e) {
-      weights.dispose();
-      throw e;
-    }
-    this.weights = weights;
+    });
   }
 
   /** A loaded parameter tensor by GPU name (see parameterParts); training updates it in place. */
@@ -414,8 +439,8 @@ export class UNetModelSwin {
     return scope(() => {
       const emb = scope(() => {
         const sinusoid = timestepEmbedding(w.ctx, timesteps, this.config.model_channels);
-        const hidden = linear(sinusoid, w.get('time_embed.0.weight'), w.get('time_embed.0.bias'), { activation: 'silu' });
-        return linear(hidden, w.get('time_embed.2.weight'), w.get('time_embed.2.bias'));
+        const hidden = linear(sinusoid, ...affine(w, this.timeEmbed[0]), { activation: 'silu' });
+        return linear(hidden, ...affine(w, this.timeEmbed[1]));
       });
       hook?.('time_embed', emb);
 
@@ -444,9 +469,9 @@ export class UNetModelSwin {
         });
         hook?.(block.name, h);
       }
-      const normed = groupNorm(h, w.get('out.0.weight'), w.get('out.0.bias'), { eps: UNET_GN_EPS, silu: true });
+      const normed = groupNorm(h, ...affine(w, this.outNorm), { eps: UNET_GN_EPS, silu: true });
       h.dispose();
-      const out = conv2d(normed, w.get('out.2.weight'), w.get('out.2.bias'));
+      const out = conv2d(normed, ...affine(w, this.outConv));
       if (out.shape[1] !== this.outChannels) throw new Error('UNetModelSwin: output channel mismatch');
       return out;
     });
