@@ -8,89 +8,75 @@ import { scope, sequence } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { AutoencoderConfig } from './config.js';
 import { CostModel } from './cost.js';
-import { GpuWeights, ParamLayout, type WeightLookup } from './params.js';
+import { type AffineParams, GpuWeights, ModulePath, ParamLayout, registerConv, registerNorm, type WeightLookup } from './params.js';
 
 const VQ_GN_EPS = 1e-6;
 
-function registerNorm(layout: ParamLayout, name: string, channels: number): void {
-  layout.add(`${name}.weight`, [channels]);
-  layout.add(`${name}.bias`, [channels]);
-}
-
-function registerConv(layout: ParamLayout, name: string, cout: number, cin: number, k: number): void {
-  layout.add(`${name}.weight`, [cout, cin, k, k]);
-  layout.add(`${name}.bias`, [cout]);
-}
-
-/** Parameters and FLOP registered while building; `scale` = current size / the image's size. */
+/** FLOP registered while building; `scale` = current size / the image's size. */
 interface Builder {
-  layout: ParamLayout;
   cost: CostModel;
   scale: number;
 }
 
-function addConv(b: Builder, name: string, cout: number, cin: number, k: number, outScale = b.scale): void {
-  registerConv(b.layout, name, cout, cin, k);
+/** Registers a conv and its FLOP at `outScale` (default: the builder's current scale). */
+function addConv(b: Builder, module: ModulePath, cout: number, cin: number, k: number, outScale = b.scale): AffineParams {
   b.cost.conv(cout, cin, k, outScale);
+  return registerConv(module, cout, cin, k);
 }
 
 type Stage = (w: GpuWeights, x: Tensor) => Tensor;
 
-function convStage(name: string, options?: Parameters<typeof conv2d>[3]): Stage {
-  return (w, x) => conv2d(x, w.get(`${name}.weight`), w.get(`${name}.bias`), options);
+function convStage(conv: AffineParams, options?: Parameters<typeof conv2d>[3]): Stage {
+  return (w, x) => conv2d(x, ...w.affine(conv), options);
 }
 
 /** LDM ResnetBlock: conv2(swish(norm2(conv1(swish(norm1(x)))))) + (nin_shortcut(x) or x). */
-function resnetBlock(b: Builder, name: string, cin: number, cout: number): Stage {
-  registerNorm(b.layout, `${name}.norm1`, cin);
-  addConv(b, `${name}.conv1`, cout, cin, 3);
-  registerNorm(b.layout, `${name}.norm2`, cout);
-  addConv(b, `${name}.conv2`, cout, cout, 3);
-  if (cin !== cout) addConv(b, `${name}.nin_shortcut`, cout, cin, 1);
+function resnetBlock(b: Builder, module: ModulePath, cin: number, cout: number): Stage {
+  const norm1 = registerNorm(module.child('norm1'), cin);
+  const conv1 = addConv(b, module.child('conv1'), cout, cin, 3);
+  const norm2 = registerNorm(module.child('norm2'), cout);
+  const conv2 = addConv(b, module.child('conv2'), cout, cout, 3);
+  const ninShortcut = cin !== cout ? addConv(b, module.child('nin_shortcut'), cout, cin, 1) : null;
   return (w, x) =>
     scope(() => {
       // Nested scopes free each intermediate where the next one no longer needs it.
       const n2 = scope(() => {
-        const h1 = scope(() => {
-          const n1 = groupNorm(x, w.get(`${name}.norm1.weight`), w.get(`${name}.norm1.bias`), { eps: VQ_GN_EPS, silu: true });
-          return conv2d(n1, w.get(`${name}.conv1.weight`), w.get(`${name}.conv1.bias`));
-        });
-        return groupNorm(h1, w.get(`${name}.norm2.weight`), w.get(`${name}.norm2.bias`), { eps: VQ_GN_EPS, silu: true });
+        const h1 = scope(() => conv2d(groupNorm(x, ...w.affine(norm1), { eps: VQ_GN_EPS, silu: true }), ...w.affine(conv1)));
+        return groupNorm(h1, ...w.affine(norm2), { eps: VQ_GN_EPS, silu: true });
       });
-      const shortcut = cin === cout ? x : conv2d(x, w.get(`${name}.nin_shortcut.weight`), w.get(`${name}.nin_shortcut.bias`));
-      return conv2d(n2, w.get(`${name}.conv2.weight`), w.get(`${name}.conv2.bias`), { residual: shortcut });
+      const shortcut = ninShortcut ? conv2d(x, ...w.affine(ninShortcut)) : x;
+      return conv2d(n2, ...w.affine(conv2), { residual: shortcut });
     });
 }
 
 /** LDM AttnBlock: single-head self-attention over all positions, x + proj_out(attn). */
-function attnBlock(b: Builder, name: string, channels: number): Stage {
-  registerNorm(b.layout, `${name}.norm`, channels);
-  for (const part of ['q', 'k', 'v', 'proj_out']) addConv(b, `${name}.${part}`, channels, channels, 1);
+function attnBlock(b: Builder, module: ModulePath, channels: number): Stage {
+  const norm = registerNorm(module.child('norm'), channels);
+  const [q, k, v, projOut] = ['q', 'k', 'v', 'proj_out'].map((part) => addConv(b, module.child(part), channels, channels, 1));
   b.cost.fullAttention(channels, b.scale);
   return (w, x) =>
     scope(() => {
       const [n, c, h, wd] = x.shape;
       const attended = scope(() => {
-        const [q, k, v] = scope(() => {
-          const normed = groupNorm(x, w.get(`${name}.norm.weight`), w.get(`${name}.norm.bias`), { eps: VQ_GN_EPS });
-          const project = (part: string) => conv2d(normed, w.get(`${name}.${part}.weight`), w.get(`${name}.${part}.bias`));
-          return [project('q'), project('k'), project('v')];
+        const projected = scope(() => {
+          const normed = groupNorm(x, ...w.affine(norm), { eps: VQ_GN_EPS });
+          return [q, k, v].map((part) => conv2d(normed, ...w.affine(part)));
         });
-        const flat = (t: Tensor) => t.reshape([n, c, h * wd]);
-        return attention(flat(q), flat(k), flat(v));
+        const [qf, kf, vf] = projected.map((t) => t.reshape([n, c, h * wd]));
+        return attention(qf, kf, vf);
       });
-      return conv2d(attended.reshape([n, c, h, wd]), w.get(`${name}.proj_out.weight`), w.get(`${name}.proj_out.bias`), { residual: x });
+      return conv2d(attended.reshape([n, c, h, wd]), ...w.affine(projOut), { residual: x });
     });
 }
 
-function upsampleStage(b: Builder, name: string, channels: number): Stage {
-  addConv(b, `${name}.conv`, channels, channels, 3, b.scale * 2);
-  return (w, x) => scope(() => conv2d(upsampleNearest2x(x), w.get(`${name}.conv.weight`), w.get(`${name}.conv.bias`)));
+function upsampleStage(b: Builder, module: ModulePath, channels: number): Stage {
+  const conv = addConv(b, module.child('conv'), channels, channels, 3, b.scale * 2);
+  return (w, x) => scope(() => conv2d(upsampleNearest2x(x), ...w.affine(conv)));
 }
 
-function normOutStage(layout: ParamLayout, name: string, channels: number): Stage {
-  registerNorm(layout, name, channels);
-  return (w, x) => groupNorm(x, w.get(`${name}.weight`), w.get(`${name}.bias`), { eps: VQ_GN_EPS, silu: true });
+function normOutStage(module: ModulePath, channels: number): Stage {
+  const norm = registerNorm(module, channels);
+  return (w, x) => groupNorm(x, ...w.affine(norm), { eps: VQ_GN_EPS, silu: true });
 }
 
 /** Runs stages in order, freeing each intermediate as soon as the next stage has consumed it. */
@@ -121,82 +107,83 @@ export class VQModel {
   /** Spatial downsampling factor of the encoder (4 for VQ-f4). */
   readonly factor: number;
   private weights: GpuWeights | null = null;
+  private readonly codebook: string;
+  private readonly quantConv: AffineParams;
+  private readonly postQuantConv: AffineParams;
 
   constructor(readonly config: AutoencoderConfig) {
     const { ddconfig: dd, embed_dim: embedDim, n_embed: nEmbed } = config;
-    const layout = this.layout;
+    const root = new ModulePath(this.layout, '');
     const levels = dd.ch_mult.length;
     const attnAt = dd.attn_resolutions ?? [];
     const zOut = dd.double_z ? 2 * dd.z_channels : dd.z_channels;
     this.factor = 2 ** (levels - 1);
 
     // Encoder: sizes relative to the input image.
+    const encoder = root.child('encoder');
     const enc = this.encoderStages;
-    const eb: Builder = { layout, cost: this.encoderCost, scale: 1 };
-    addConv(eb, 'encoder.conv_in', dd.ch, dd.in_channels, 3);
-    enc.push(convStage('encoder.conv_in'));
+    const eb: Builder = { cost: this.encoderCost, scale: 1 };
+    enc.push(convStage(addConv(eb, encoder.child('conv_in'), dd.ch, dd.in_channels, 3)));
     let ch = dd.ch;
     for (let i = 0; i < levels; i++) {
+      const down = encoder.child('down').child(i);
       const cout = dd.ch * dd.ch_mult[i];
       for (let j = 0; j < dd.num_res_blocks; j++) {
-        enc.push(resnetBlock(eb, `encoder.down.${i}.block.${j}`, ch, cout));
+        enc.push(resnetBlock(eb, down.child('block').child(j), ch, cout));
         ch = cout;
-        if (attnAt.includes(dd.resolution * eb.scale)) enc.push(attnBlock(eb, `encoder.down.${i}.attn.${j}`, ch));
+        if (attnAt.includes(dd.resolution * eb.scale)) enc.push(attnBlock(eb, down.child('attn').child(j), ch));
       }
       if (i !== levels - 1) {
-        addConv(eb, `encoder.down.${i}.downsample.conv`, ch, ch, 3, eb.scale / 2);
+        const conv = addConv(eb, down.child('downsample').child('conv'), ch, ch, 3, eb.scale / 2);
         // torch pads (0, 1, 0, 1): one zero column on the right and one zero row at the bottom.
-        enc.push(convStage(`encoder.down.${i}.downsample.conv`, { stride: 2, padding: [0, 1, 1, 0] }));
+        enc.push(convStage(conv, { stride: 2, padding: [0, 1, 1, 0] }));
         eb.scale /= 2;
       }
     }
-    enc.push(resnetBlock(eb, 'encoder.mid.block_1', ch, ch));
-    enc.push(attnBlock(eb, 'encoder.mid.attn_1', ch));
-    enc.push(resnetBlock(eb, 'encoder.mid.block_2', ch, ch));
-    enc.push(normOutStage(layout, 'encoder.norm_out', ch));
-    addConv(eb, 'encoder.conv_out', zOut, ch, 3);
-    enc.push(convStage('encoder.conv_out'));
+    const encoderMid = encoder.child('mid');
+    enc.push(resnetBlock(eb, encoderMid.child('block_1'), ch, ch));
+    enc.push(attnBlock(eb, encoderMid.child('attn_1'), ch));
+    enc.push(resnetBlock(eb, encoderMid.child('block_2'), ch, ch));
+    enc.push(normOutStage(encoder.child('norm_out'), ch));
+    enc.push(convStage(addConv(eb, encoder.child('conv_out'), zOut, ch, 3)));
 
     // Decoder: sizes relative to the output image (its keys follow the encoder's in the official state dict).
+    const decoder = root.child('decoder');
     const dec = this.decoderStages;
-    const db: Builder = { layout, cost: this.decoderCost, scale: 1 / this.factor };
+    const db: Builder = { cost: this.decoderCost, scale: 1 / this.factor };
     ch = dd.ch * dd.ch_mult[levels - 1];
-    addConv(db, 'decoder.conv_in', ch, dd.z_channels, 3);
-    dec.push(convStage('decoder.conv_in'));
-    dec.push(resnetBlock(db, 'decoder.mid.block_1', ch, ch));
-    dec.push(attnBlock(db, 'decoder.mid.attn_1', ch));
-    dec.push(resnetBlock(db, 'decoder.mid.block_2', ch, ch));
+    dec.push(convStage(addConv(db, decoder.child('conv_in'), ch, dd.z_channels, 3)));
+    const decoderMid = decoder.child('mid');
+    dec.push(resnetBlock(db, decoderMid.child('block_1'), ch, ch));
+    dec.push(attnBlock(db, decoderMid.child('attn_1'), ch));
+    dec.push(resnetBlock(db, decoderMid.child('block_2'), ch, ch));
     for (let i = levels - 1; i >= 0; i--) {
+      const up = decoder.child('up').child(i);
       const cout = dd.ch * dd.ch_mult[i];
       for (let j = 0; j <= dd.num_res_blocks; j++) {
-        dec.push(resnetBlock(db, `decoder.up.${i}.block.${j}`, ch, cout));
+        dec.push(resnetBlock(db, up.child('block').child(j), ch, cout));
         ch = cout;
-        if (attnAt.includes(dd.resolution * db.scale)) dec.push(attnBlock(db, `decoder.up.${i}.attn.${j}`, ch));
+        if (attnAt.includes(dd.resolution * db.scale)) dec.push(attnBlock(db, up.child('attn').child(j), ch));
       }
       if (i !== 0) {
-        dec.push(upsampleStage(db, `decoder.up.${i}.upsample`, ch));
+        dec.push(upsampleStage(db, up.child('upsample'), ch));
         db.scale *= 2;
       }
     }
-    dec.push(normOutStage(layout, 'decoder.norm_out', ch));
-    addConv(db, 'decoder.conv_out', dd.out_ch, ch, 3);
-    dec.push(convStage('decoder.conv_out'));
+    dec.push(normOutStage(decoder.child('norm_out'), ch));
+    dec.push(convStage(addConv(db, decoder.child('conv_out'), dd.out_ch, ch, 3)));
 
-    layout.add('quantize.embedding.weight', [nEmbed, embedDim]);
-    addConv(eb, 'quant_conv', embedDim, zOut, 1);
-    addConv({ ...db, scale: 1 / this.factor }, 'post_quant_conv', dd.z_channels, embedDim, 1);
+    this.codebook = root.child('quantize').child('embedding').add('weight', [nEmbed, embedDim]);
+    this.quantConv = addConv(eb, root.child('quant_conv'), embedDim, zOut, 1);
+    this.postQuantConv = addConv({ ...db, scale: 1 / this.factor }, root.child('post_quant_conv'), dd.z_channels, embedDim, 1);
   }
 
   async load(ctx: GpuContext, lookup: WeightLookup): Promise<void> {
     this.weights?.dispose();
-    const weights = new GpuWeights(ctx);
-    try {
+    this.weights = null;
+    this.weights = await GpuWeights.create(ctx, async (weights) => {
       for (const [name, entry] of this.layout.entries) weights.upload(name, await lookup(name), entry.shape);
-    } catch (e) {
-      weights.dispose();
-      throw e;
-    }
-    this.weights = weights;
+    });
   }
 
   get weightBytes(): number {
@@ -222,18 +209,18 @@ export class VQModel {
   /** x [N, 3, H, W] in [−1, 1] → latent [N, embed_dim, H/f, W/f] (no quantisation). */
   encode(x: Tensor): Tensor {
     const w = this.loaded('encode');
-    return scope(() => conv2d(this.encodeFeatures(x), w.get('quant_conv.weight'), w.get('quant_conv.bias')));
+    return scope(() => conv2d(this.encodeFeatures(x), ...w.affine(this.quantConv)));
   }
 
   /** Codebook quantisation: the snapped latent and the chosen code per position. */
   quantize(z: Tensor): { quantized: Tensor; indices: Tensor } {
-    return quantize(z, this.loaded('quantize').get('quantize.embedding.weight'));
+    return quantize(z, this.loaded('quantize').get(this.codebook));
   }
 
   /** post_quant_conv alone (for layer checks). */
   postQuant(z: Tensor): Tensor {
     const w = this.loaded('decode');
-    return conv2d(z, w.get('post_quant_conv.weight'), w.get('post_quant_conv.bias'));
+    return conv2d(z, ...w.affine(this.postQuantConv));
   }
 
   /** post_quant_conv + decoder on an already quantised (or raw) latent. */

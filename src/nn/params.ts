@@ -117,6 +117,11 @@ export class GpuWeights {
     return t;
   }
 
+  /** A layer's weight and bias tensors, spread into an op's (weight, bias) arguments. */
+  affine(params: AffineParams): [Tensor, Tensor] {
+    return [this.get(params.weight), this.get(params.bias)];
+  }
+
   has(name: string): boolean {
     return this.tensors.has(name);
   }

@@ -59,9 +59,6 @@ interface Builder {
   storedAs1x1: Set<string>;
 }
 
-/** A layer's weight and bias tensors. */
-const affine = (w: GpuWeights, p: AffineParams): [Tensor, Tensor] => [w.get(p.weight), w.get(p.bias)];
-
 class ResBlock implements Layer {
   readonly name: string;
   private readonly inNorm: AffineParams;
@@ -93,13 +90,13 @@ class ResBlock implements Layer {
   forward({ conv2d, groupNorm, linear }: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor): Tensor {
     // Nested scopes free each intermediate where the next one no longer needs it.
     const modulated = scope(() => {
-      const h = scope(() => conv2d(groupNorm(x, ...affine(w, this.inNorm), { eps: UNET_GN_EPS, silu: true }), ...affine(w, this.inConv)));
-      const scale = linear(emb, ...affine(w, this.film.scale), { inputActivation: 'silu' });
-      const shift = linear(emb, ...affine(w, this.film.shift), { inputActivation: 'silu' });
-      return groupNorm(h, ...affine(w, this.outNorm), { eps: UNET_GN_EPS, silu: true, scale, shift });
+      const h = scope(() => conv2d(groupNorm(x, ...w.affine(this.inNorm), { eps: UNET_GN_EPS, silu: true }), ...w.affine(this.inConv)));
+      const scale = linear(emb, ...w.affine(this.film.scale), { inputActivation: 'silu' });
+      const shift = linear(emb, ...w.affine(this.film.shift), { inputActivation: 'silu' });
+      return groupNorm(h, ...w.affine(this.outNorm), { eps: UNET_GN_EPS, silu: true, scale, shift });
     });
-    const skip = this.skipConv ? conv2d(x, ...affine(w, this.skipConv)) : x;
-    return conv2d(modulated, ...affine(w, this.outConv), { residual: skip });
+    const skip = this.skipConv ? conv2d(x, ...w.affine(this.skipConv)) : x;
+    return conv2d(modulated, ...w.affine(this.outConv), { residual: skip });
   }
 }
 
@@ -114,7 +111,7 @@ class Downsample implements Layer {
   }
 
   forward({ conv2d }: UNetOps, w: GpuWeights, x: Tensor): Tensor {
-    return conv2d(x, ...affine(w, this.conv), { stride: 2, padding: 1 });
+    return conv2d(x, ...w.affine(this.conv), { stride: 2, padding: 1 });
   }
 }
 
@@ -129,7 +126,7 @@ class Upsample implements Layer {
   }
 
   forward({ conv2d, upsampleNearest2x }: UNetOps, w: GpuWeights, x: Tensor): Tensor {
-    return conv2d(upsampleNearest2x(x), ...affine(w, this.conv));
+    return conv2d(upsampleNearest2x(x), ...w.affine(this.conv));
   }
 }
 
@@ -219,20 +216,20 @@ class SwinLayer implements Layer {
         const attended = scope(() => {
           // The per-token qkv Linear commutes with the cyclic shift, so it runs as a 1×1 conv on the
           // un-shifted map; the attention kernel applies shift, windows and un-shift in its indexing.
-          const qkv = scope(() => conv2d(groupNorm(z, ...affine(w, b.norm1), { eps: UNET_GN_EPS }), ...affine(w, b.qkv)));
+          const qkv = scope(() => conv2d(groupNorm(z, ...w.affine(b.norm1), { eps: UNET_GN_EPS }), ...w.affine(b.qkv)));
           return windowAttention(qkv, w.get(b.biasTable), { windowSize: b.windowSize, shift: b.shift, headDim: this.headDim });
         });
-        return conv2d(attended, ...affine(w, b.proj), { residual: z });
+        return conv2d(attended, ...w.affine(b.proj), { residual: z });
       };
       const mlpStep = (afterAttention: Tensor) => {
-        const activated = scope(() => gelu(scope(() => conv2d(groupNorm(afterAttention, ...affine(w, b.norm2), { eps: UNET_GN_EPS }), ...affine(w, b.fc1)))));
-        const z = conv2d(activated, ...affine(w, b.fc2), { residual: afterAttention });
+        const activated = scope(() => gelu(scope(() => conv2d(groupNorm(afterAttention, ...w.affine(b.norm2), { eps: UNET_GN_EPS }), ...w.affine(b.fc1)))));
+        const z = conv2d(activated, ...w.affine(b.fc2), { residual: afterAttention });
         hook?.(b.name, z);
         return z;
       };
       return [attentionStep, mlpStep];
     });
-    return sequence(x, [(input: Tensor) => conv2d(input, ...affine(w, this.patchEmbed)), ...steps, (z: Tensor) => conv2d(z, ...affine(w, this.patchUnembed))]);
+    return sequence(x, [(input: Tensor) => conv2d(input, ...w.affine(this.patchEmbed)), ...steps, (z: Tensor) => conv2d(z, ...w.affine(this.patchUnembed))]);
   }
 }
 
@@ -319,7 +316,7 @@ export class UNetModelSwin {
         (module) => {
           const conv = registerConv(module, firstChannels, inputChannels, 3);
           this.cost.conv(firstChannels, inputChannels, 3, 1);
-          return { name: module.path, forward: (ops, w, x) => ops.conv2d(x, ...affine(w, conv)) };
+          return { name: module.path, forward: (ops, w, x) => ops.conv2d(x, ...w.affine(conv)) };
         },
       ]),
     );
@@ -439,8 +436,8 @@ export class UNetModelSwin {
     return scope(() => {
       const emb = scope(() => {
         const sinusoid = timestepEmbedding(w.ctx, timesteps, this.config.model_channels);
-        const hidden = linear(sinusoid, ...affine(w, this.timeEmbed[0]), { activation: 'silu' });
-        return linear(hidden, ...affine(w, this.timeEmbed[1]));
+        const hidden = linear(sinusoid, ...w.affine(this.timeEmbed[0]), { activation: 'silu' });
+        return linear(hidden, ...w.affine(this.timeEmbed[1]));
       });
       hook?.('time_embed', emb);
 
@@ -469,9 +466,9 @@ export class UNetModelSwin {
         });
         hook?.(block.name, h);
       }
-      const normed = groupNorm(h, ...affine(w, this.outNorm), { eps: UNET_GN_EPS, silu: true });
+      const normed = groupNorm(h, ...w.affine(this.outNorm), { eps: UNET_GN_EPS, silu: true });
       h.dispose();
-      const out = conv2d(normed, ...affine(w, this.outConv));
+      const out = conv2d(normed, ...w.affine(this.outConv));
       if (out.shape[1] !== this.outChannels) throw new Error('UNetModelSwin: output channel mismatch');
       return out;
     });
