@@ -7,22 +7,30 @@
  */
 import { conv2dGeometry, type Conv2dPadding } from '../../src/ops/conv2d-geometry.js';
 import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling, type Conv2dOptions, type Conv2dTiling } from '../../src/ops/conv2d.js';
+import { attention } from '../../src/ops/attention.js';
+import { attentionRef } from '../../src/ops/cpu/attention.js';
 import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
 import { addRef, geluRef, mulRef, siluRef } from '../../src/ops/cpu/elementwise.js';
 import { conv2dBackwardRef } from '../../src/ops/cpu/grad-conv2d.js';
 import { geluBackwardRef, siluBackwardRef } from '../../src/ops/cpu/grad-elementwise.js';
 import { groupNormBackwardRef } from '../../src/ops/cpu/grad-groupnorm.js';
 import { linearBackwardRef } from '../../src/ops/cpu/grad-matmul.js';
+import { upsampleNearest2xBackwardRef } from '../../src/ops/cpu/grad-layout.js';
 import { groupNormRef } from '../../src/ops/cpu/groupnorm.js';
 import { linearRef, matmulRef, type MatmulRefOptions } from '../../src/ops/cpu/matmul.js';
+import { bicubicUpsampleRef, upsampleNearestRef } from '../../src/ops/cpu/resample.js';
+import { residualStepRef } from '../../src/ops/cpu/residual-step.js';
 import { softmaxRef } from '../../src/ops/cpu/softmax.js';
 import { add, gelu, mul, scale, silu } from '../../src/ops/elementwise.js';
 import { conv2dBackward } from '../../src/ops/grad/conv2d.js';
 import { geluBackward, siluBackward } from '../../src/ops/grad/elementwise.js';
 import { groupNormBackward } from '../../src/ops/grad/groupnorm.js';
+import { upsampleNearest2xBackward } from '../../src/ops/grad/layout.js';
 import { linearBackward } from '../../src/ops/grad/matmul.js';
 import { groupNorm } from '../../src/ops/groupnorm.js';
 import { linear, matmul, type LinearOptions } from '../../src/ops/matmul.js';
+import { bicubicUpsample, upsampleNearest2x } from '../../src/ops/resample.js';
+import { residualStep } from '../../src/ops/residual-step.js';
 import { softmax } from '../../src/ops/softmax.js';
 import type { GpuContext } from '../../src/gpu/context.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
@@ -534,6 +542,116 @@ function convCases(): OpCase[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Attention, the sampler's residual step, resampling
+
+function attentionCase(batch: number, channels: number, tokens: number, seed: number, options: { heads?: number; scale?: number } = {}): OpCase {
+  const shape = [batch, channels, tokens];
+  // ±2 inputs make scores of a few units: peaked but not one-hot softmax rows.
+  const input: OpInput = { shape, lo: -2, hi: 2 };
+  return {
+    name: `attention N ${batch} C ${channels} T ${tokens} heads ${options.heads ?? 1}${options.scale ? ` scale ${options.scale}` : ''}`,
+    inputs: [input, input, input],
+    seed,
+    outputShape: shape,
+    run: ([q, k, v]) => attention(q, k, v, options),
+    reference: ([q, k, v]) => attentionRef(q, k, v, shape, options),
+    tolerance: 1e-5,
+    // One head of one batch item is bound whole.
+    splitLimit: limitFor((4 * channels * tokens) / (options.heads ?? 1)),
+  };
+}
+
+function attentionCases(): OpCase[] {
+  return [
+    attentionCase(1, 3, 1, 1),
+    attentionCase(2, 3, 7, 2),
+    attentionCase(1, 32, 64, 3),
+    attentionCase(2, 32, 7, 4, { heads: 2 }),
+    attentionCase(1, 64, 300, 5),
+    attentionCase(2, 64, 64, 6, { heads: 2 }),
+    attentionCase(1, 32, 300, 7, { heads: 2 }),
+    attentionCase(1, 6, 300, 8, { heads: 2 }),
+    attentionCase(1, 100, 33, 9),
+    attentionCase(1, 32, 64, 10, { scale: 0.5 }),
+    // The autoencoder's width: the variant with two vec4 output columns per invocation.
+    attentionCase(1, 512, 40, 11),
+    // Scores up to ±C·4·scale = ±256 would overflow exp() without the running max.
+    attentionCase(1, 16, 70, 30, { scale: 4 }),
+    // Heads and batch items at odd offsets.
+    attentionCase(2, 32, 50, 40, { heads: 2 }),
+    attentionCase(3, 5, 33, 41),
+  ];
+}
+
+function residualStepCases(): OpCase[] {
+  const [c1, c2, sigma] = [0.5914728452599349, 0.40852715474006507, 0.9732928];
+  return [[1, 1, 1, 1], [2, 3, 7, 5], [1, 3, 64, 65], [2, 3, 17, 19]].flatMap((shape) =>
+    [false, true].map((withNoise): OpCase => {
+      const input: OpInput = { shape, lo: -3, hi: 3 };
+      return {
+        name: `residualStep ${dims(shape)}${withNoise ? ' with noise' : ''}`,
+        inputs: withNoise ? [input, input, input] : [input, input],
+        seed: shape[3],
+        outputShape: shape,
+        run: ([xt, x0, noise]) => residualStep(xt, x0, c1, c2, withNoise ? { tensor: noise, sigma } : undefined),
+        reference: ([xt, x0, noise]) => residualStepRef(xt, x0, c1, c2, withNoise ? { data: noise, sigma } : undefined),
+        tolerance: 1e-6,
+      };
+    }),
+  );
+}
+
+const AWKWARD_IMAGES = [
+  [1, 1, 1, 1],
+  [1, 3, 1, 5],
+  [1, 1, 7, 3],
+  [2, 3, 7, 3],
+  [2, 1, 5, 9],
+];
+
+function resampleCases(): OpCase[] {
+  const bicubic = (shape: number[], factor: number, seed: number, lo = -1, hi = 1): OpCase => ({
+    name: `bicubicUpsample ×${factor} ${dims(shape)}`,
+    inputs: [{ shape, lo, hi }],
+    seed,
+    outputShape: [shape[0], shape[1], shape[2] * factor, shape[3] * factor],
+    run: ([x]) => bicubicUpsample(x, factor),
+    reference: ([x]) => bicubicUpsampleRef(x, shape, factor),
+    tolerance: 1e-5,
+  });
+  const nearest = (shape: number[], seed: number, withGradient: boolean): OpCase => ({
+    name: `upsampleNearest2x${withGradient ? ' backward' : ''} ${dims(shape)}`,
+    inputs: [{ shape }],
+    seed,
+    outputShape: [shape[0], shape[1], shape[2] * 2, shape[3] * 2],
+    run: ([x]) => upsampleNearest2x(x),
+    reference: ([x]) => upsampleNearestRef(x, shape, 2),
+    // A copy: exact.
+    tolerance: 0,
+    gradient: withGradient
+      ? {
+          run: (_, dy) => [upsampleNearest2xBackward(dy)],
+          reference: (_, dy) => [upsampleNearest2xBackwardRef(dy, shape)],
+          tolerance: 1e-6,
+          referenceFd: { step: 1e-2, tolerance: 1e-5 },
+        }
+      : undefined,
+  });
+  return [
+    ...AWKWARD_IMAGES.flatMap((shape, k) => [1, 2, 3, 4].map((factor) => bicubic(shape, factor, 10 + k))),
+    // One output plane larger than the limit, and many planes smaller than it.
+    bicubic([2, 3, 9, 13], 4, 31, -2, 2),
+    bicubic([3, 5, 4, 6], 4, 31, -2, 2),
+    ...AWKWARD_IMAGES.map((shape, k) => nearest(shape, 20 + k, false)),
+    nearest([2, 3, 36, 52], 32, false),
+    nearest([1, 1, 1, 1], 3, true),
+    nearest([2, 3, 3, 7], 3, true),
+    // Planes past the binding limit.
+    nearest([2, 5, 9, 11], 8, true),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /** The bench's quick kernel rows (bench/kernels.ts), which the table checks as well. */
 export const QUICK_BENCH = {
@@ -554,5 +672,15 @@ function quickBenchCases(): OpCase[] {
 
 /** Every case of the table. */
 export function opCases(): OpCase[] {
-  return [...elementwiseCases(), ...matmulCases(), ...softmaxCases(), ...groupNormCases(), ...convCases(), ...quickBenchCases()];
+  return [
+    ...elementwiseCases(),
+    ...matmulCases(),
+    ...softmaxCases(),
+    ...groupNormCases(),
+    ...convCases(),
+    ...attentionCases(),
+    ...residualStepCases(),
+    ...resampleCases(),
+    ...quickBenchCases(),
+  ];
 }

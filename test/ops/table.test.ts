@@ -117,7 +117,8 @@ test('the table covers every op family and names each case once', () => {
   const cases = opCases();
   const names = cases.map((c) => c.name);
   assert.equal(names.filter((n, i) => names.indexOf(n) !== i), []);
-  for (const family of ['silu', 'gelu', 'scale', 'add', 'mul', 'matmul', 'linear', 'softmax', 'groupNorm', 'conv2d', 'conv2dDirect']) {
+  const families = ['silu', 'gelu', 'scale', 'add', 'mul', 'matmul', 'linear', 'softmax', 'groupNorm', 'conv2d', 'conv2dDirect', 'attention', 'residualStep', 'bicubicUpsample', 'upsampleNearest2x'];
+  for (const family of families) {
     assert.ok(names.some((n) => n.startsWith(`${family} `)), family);
   }
   assert.ok(cases.filter((c) => c.gradient).length >= 20);
