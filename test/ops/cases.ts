@@ -15,23 +15,29 @@ import { conv2dBackwardRef } from '../../src/ops/cpu/grad-conv2d.js';
 import { geluBackwardRef, siluBackwardRef } from '../../src/ops/cpu/grad-elementwise.js';
 import { groupNormBackwardRef } from '../../src/ops/cpu/grad-groupnorm.js';
 import { linearBackwardRef } from '../../src/ops/cpu/grad-matmul.js';
-import { upsampleNearest2xBackwardRef } from '../../src/ops/cpu/grad-layout.js';
+import { concatChannelsBackwardRef, upsampleNearest2xBackwardRef } from '../../src/ops/cpu/grad-layout.js';
+import { windowAttentionBackwardRef } from '../../src/ops/cpu/grad-window-attention.js';
+import { concatChannelsRef, crop2dRef, pad2dRef, pixelShuffleRef, pixelUnshuffleRef } from '../../src/ops/cpu/layout.js';
 import { groupNormRef } from '../../src/ops/cpu/groupnorm.js';
 import { linearRef, matmulRef, type MatmulRefOptions } from '../../src/ops/cpu/matmul.js';
 import { bicubicUpsampleRef, upsampleNearestRef } from '../../src/ops/cpu/resample.js';
 import { residualStepRef } from '../../src/ops/cpu/residual-step.js';
 import { softmaxRef } from '../../src/ops/cpu/softmax.js';
+import { windowAttentionRef } from '../../src/ops/cpu/window-attention.js';
 import { add, gelu, mul, scale, silu } from '../../src/ops/elementwise.js';
 import { conv2dBackward } from '../../src/ops/grad/conv2d.js';
 import { geluBackward, siluBackward } from '../../src/ops/grad/elementwise.js';
 import { groupNormBackward } from '../../src/ops/grad/groupnorm.js';
-import { upsampleNearest2xBackward } from '../../src/ops/grad/layout.js';
+import { concatChannelsBackward, upsampleNearest2xBackward } from '../../src/ops/grad/layout.js';
+import { windowAttentionBackward } from '../../src/ops/grad/window-attention.js';
+import { concatChannels, crop2d, pad2d, pixelShuffle, pixelUnshuffle } from '../../src/ops/layout.js';
 import { linearBackward } from '../../src/ops/grad/matmul.js';
 import { groupNorm } from '../../src/ops/groupnorm.js';
 import { linear, matmul, type LinearOptions } from '../../src/ops/matmul.js';
 import { bicubicUpsample, upsampleNearest2x } from '../../src/ops/resample.js';
 import { residualStep } from '../../src/ops/residual-step.js';
 import { softmax } from '../../src/ops/softmax.js';
+import { windowAttention } from '../../src/ops/window-attention.js';
 import type { GpuContext } from '../../src/gpu/context.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
@@ -652,6 +658,200 @@ function resampleCases(): OpCase[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Layout: values move without arithmetic, so results must be exact
+
+type Pad = readonly [top: number, right: number, bottom: number, left: number];
+
+function layoutCase(name: string, inputShapes: number[][], seed: number, outputShape: number[], run: OpCase['run'], reference: OpCase['reference'], splitLimit?: number): OpCase {
+  return { name, inputs: inputShapes.map((shape) => ({ shape })), seed, outputShape, run, reference, tolerance: 0, splitLimit };
+}
+
+const concatCase = (aShape: number[], bShape: number[], seed: number): OpCase =>
+  layoutCase(
+    `concatChannels ${dims(aShape)} + ${dims(bShape)}`,
+    [aShape, bShape],
+    seed,
+    [aShape[0], aShape[1] + bShape[1], aShape[2], aShape[3]],
+    ([a, b]) => concatChannels(a, b),
+    ([a, b]) => concatChannelsRef(a, aShape, b, bShape),
+  );
+
+const unshuffleCase = ([n, c, h, w]: number[], r: number, seed: number): OpCase =>
+  layoutCase(`pixelUnshuffle r=${r} ${dims([n, c, h, w])}`, [[n, c, h, w]], seed, [n, c * r * r, h / r, w / r], ([x]) => pixelUnshuffle(x, r), ([x]) => pixelUnshuffleRef(x, [n, c, h, w], r));
+
+/** An output row of pixelShuffle reads r² input planes. */
+const shuffleCase = ([n, c, h, w]: number[], r: number, seed: number): OpCase =>
+  layoutCase(
+    `pixelShuffle r=${r} ${dims([n, c, h, w])}`,
+    [[n, c, h, w]],
+    seed,
+    [n, c / (r * r), h * r, w * r],
+    ([x]) => pixelShuffle(x, r),
+    ([x]) => pixelShuffleRef(x, [n, c, h, w], r),
+    limitFor(4 * r * r * h * w),
+  );
+
+const padCase = (shape: number[], pad: Pad, mode: 'reflect' | 'zero', seed: number): OpCase =>
+  layoutCase(
+    `pad2d ${mode} ${dims(shape)} by ${dims([...pad])}`,
+    [shape],
+    seed,
+    [shape[0], shape[1], shape[2] + pad[0] + pad[2], shape[3] + pad[1] + pad[3]],
+    ([x]) => pad2d(x, pad, mode),
+    ([x]) => pad2dRef(x, shape, pad, mode),
+  );
+
+const cropCase = (shape: number[], top: number, left: number, height: number, width: number, seed: number): OpCase =>
+  layoutCase(
+    `crop2d ${dims(shape)} at (${top}, ${left}) ${height}×${width}`,
+    [shape],
+    seed,
+    [shape[0], shape[1], height, width],
+    ([x]) => crop2d(x, top, left, height, width),
+    ([x]) => crop2dRef(x, shape, top, left, height, width),
+  );
+
+/** Gradient of concatChannels: the output gradient split back by channels. */
+function concatBackwardCase(n: number, ca: number, cb: number, h: number, w: number, seed: number): OpCase {
+  const c = concatCase([n, ca, h, w], [n, cb, h, w], seed);
+  c.name = `concatChannels backward ${dims([n, ca, h, w])} + ${dims([n, cb, h, w])}`;
+  c.gradient = {
+    run: (_, dy) => concatChannelsBackward(dy, ca),
+    reference: (_, dy) => concatChannelsBackwardRef(dy, [n, ca + cb, h, w], ca),
+    tolerance: 0,
+    referenceFd: { step: 1e-2, tolerance: 1e-6, inputs: [0] },
+  };
+  return c;
+}
+
+function layoutCases(): OpCase[] {
+  // Planes of 1920 bytes (several per run) and 6720 bytes (split inside a plane).
+  const large = [
+    [2, 3, 16, 30],
+    [1, 2, 40, 42],
+  ];
+  const pads: [number[], Pad][] = [
+    [[2, 3, 5, 7], [4, 6, 4, 0]],
+    [[1, 1, 1, 1], [0, 0, 0, 0]],
+    [[1, 3, 1, 5], [0, 4, 0, 3]],
+    [[2, 1, 7, 3], [6, 2, 3, 1]],
+    ...large.map((shape): [number[], Pad] => [shape, [5, 3, 7, 9]]),
+  ];
+  return [
+    concatCase([2, 3, 5, 7], [2, 1, 5, 7], 1),
+    concatCase([1, 1, 1, 1], [1, 2, 1, 1], 1),
+    concatCase([3, 6, 2, 3], [3, 5, 2, 3], 1),
+    ...large.map((shape) => concatCase(shape, shape, 17)),
+    concatBackwardCase(1, 1, 1, 1, 1, 3),
+    concatBackwardCase(2, 3, 5, 3, 7, 3),
+    ...[
+      [[2, 3, 6, 4], 2],
+      [[1, 1, 3, 3], 3],
+      [[2, 5, 8, 4], 2],
+      [[1, 2, 3, 5], 1],
+      ...large.map((shape) => [shape, 2]),
+    ].map(([shape, r]) => unshuffleCase(shape as number[], r as number, 7)),
+    ...[
+      [[2, 12, 3, 2], 2],
+      [[1, 9, 1, 1], 3],
+      [[2, 20, 4, 2], 2],
+      [[1, 2, 3, 5], 1],
+      [[2, 12, 8, 15], 2],
+    ].map(([shape, r]) => shuffleCase(shape as number[], r as number, 7)),
+    ...pads.flatMap(([shape, pad]) => (['reflect', 'zero'] as const).map((mode) => padCase(shape, pad, mode, 11))),
+    padCase([1, 1, 1, 1], [2, 1, 0, 3], 'zero', 12),
+    // Crops that undo the pads above, and one inside a map.
+    ...pads.map(([[n, c, h, w], [top, right, bottom, left]]) => cropCase([n, c, h + top + bottom, w + left + right], top, left, h, w, 11)),
+    ...large.map(([n, c, h, w]) => cropCase([n, c, h + 12, w + 12], 2, 4, h + 1, w + 3, 17)),
+    cropCase([2, 3, 7, 9], 2, 3, 4, 5, 13),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Swin window attention
+
+interface WindowProblem {
+  windowSize: number;
+  shift: number;
+  headDim: number;
+  heads: number;
+  batch: number;
+  height: number;
+  width: number;
+}
+
+/** qkv [N, 3·heads·headDim, H, W] and the bias table [(2ws − 1)², heads]. */
+function windowAttentionCase(p: WindowProblem, seed: number, gradient = false): OpCase {
+  const dim = p.heads * p.headDim;
+  const shape = [p.batch, 3 * dim, p.height, p.width];
+  const tableShape = [(2 * p.windowSize - 1) ** 2, p.heads];
+  const options = { windowSize: p.windowSize, shift: p.shift, headDim: p.headDim };
+  // Scores of unit-variance q, k reach ±headDim^½; a spread of ±2 keeps softmax far from one-hot.
+  const spread = gradient ? 1.5 : 2;
+  return {
+    name: `windowAttention${gradient ? ' backward' : ''} ws ${p.windowSize} shift ${p.shift} heads ${p.heads}×${p.headDim} ${p.batch}×${p.height}×${p.width}`,
+    inputs: [{ shape, lo: -spread, hi: spread }, { shape: tableShape }],
+    seed,
+    outputShape: [p.batch, dim, p.height, p.width],
+    run: ([qkv, table]) => windowAttention(qkv, table, options),
+    reference: ([qkv, table]) => windowAttentionRef(qkv, shape, table, options),
+    tolerance: 1e-5,
+    // The forward binds one head of one batch item whole; the backward does not split: it binds
+    // qkv and its per-window attention probabilities (ws² per token and head) whole.
+    splitLimit: gradient
+      ? limitFor(4 * p.batch * p.height * p.width * Math.max(3 * dim, p.heads * p.windowSize ** 2))
+      : limitFor(4 * p.headDim * p.height * p.width),
+    gradient: gradient
+      ? {
+          run: ([qkv, table], dOut) => {
+            const g = windowAttentionBackward(qkv, table, dOut, options);
+            return [g.dqkv, g.dtable];
+          },
+          reference: ([qkv, table], dOut) => {
+            const g = windowAttentionBackwardRef(qkv, shape, table, dOut, options);
+            return [g.dqkv, g.dtable];
+          },
+          tolerance: 1e-5,
+        }
+      : undefined,
+  };
+}
+
+function windowAttentionCases(): OpCase[] {
+  const forward: WindowProblem[] = [
+    { windowSize: 4, shift: 0, headDim: 8, heads: 1, batch: 1, height: 4, width: 4 },
+    { windowSize: 4, shift: 2, headDim: 8, heads: 3, batch: 2, height: 8, width: 12 },
+    { windowSize: 4, shift: 2, headDim: 8, heads: 2, batch: 1, height: 16, width: 16 },
+    { windowSize: 4, shift: 0, headDim: 32, heads: 1, batch: 2, height: 8, width: 12 },
+    { windowSize: 8, shift: 0, headDim: 32, heads: 2, batch: 1, height: 8, width: 8 },
+    { windowSize: 8, shift: 4, headDim: 32, heads: 1, batch: 1, height: 8, width: 8 },
+    { windowSize: 8, shift: 4, headDim: 8, heads: 3, batch: 2, height: 16, width: 24 },
+    { windowSize: 8, shift: 4, headDim: 32, heads: 2, batch: 1, height: 16, width: 16 },
+    { windowSize: 2, shift: 1, headDim: 7, heads: 2, batch: 1, height: 4, width: 6 },
+    { windowSize: 1, shift: 0, headDim: 5, heads: 1, batch: 2, height: 1, width: 1 },
+    { windowSize: 8, shift: 4, headDim: 64, heads: 1, batch: 1, height: 16, width: 8 },
+    // Odd sizes: bindings start below the head's data (alignment) and carry an origin.
+    { windowSize: 2, shift: 1, headDim: 7, heads: 2, batch: 3, height: 6, width: 10 },
+  ];
+  const backward: WindowProblem[] = [
+    { windowSize: 1, shift: 0, headDim: 1, heads: 1, batch: 1, height: 1, width: 1 },
+    { windowSize: 2, shift: 1, headDim: 2, heads: 2, batch: 2, height: 4, width: 4 },
+    { windowSize: 3, shift: 0, headDim: 3, heads: 2, batch: 1, height: 6, width: 3 },
+    { windowSize: 4, shift: 2, headDim: 2, heads: 1, batch: 2, height: 8, width: 8 },
+    { windowSize: 8, shift: 4, headDim: 32, heads: 1, batch: 1, height: 8, width: 8 },
+  ];
+  const cases = forward.map((p, i) => windowAttentionCase(p, 10 + i));
+  for (const [i, p] of backward.entries()) {
+    const c = windowAttentionCase(p, 10 * i, true);
+    // Central differences of the reference on the small cases, of the GPU forward on the shifted one.
+    if (i < 4) c.gradient!.referenceFd = { step: 1e-2, tolerance: 1e-3 };
+    if (i === 3) c.gradient!.gpuFd = { step: 1e-2, tolerance: 1e-2, count: 6 };
+    cases.push(c);
+  }
+  return cases;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /** The bench's quick kernel rows (bench/kernels.ts), which the table checks as well. */
 export const QUICK_BENCH = {
@@ -681,6 +881,8 @@ export function opCases(): OpCase[] {
     ...attentionCases(),
     ...residualStepCases(),
     ...resampleCases(),
+    ...layoutCases(),
+    ...windowAttentionCases(),
     ...quickBenchCases(),
   ];
 }
