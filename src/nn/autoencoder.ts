@@ -8,7 +8,7 @@ import { scope, sequence } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { AutoencoderConfig } from './config.js';
 import { CostModel } from './cost.js';
-import { type AffineParams, GpuWeights, ModulePath, ParamLayout, registerConv, registerNorm, type WeightLookup } from './params.js';
+import { type AffineParams, type GpuWeights, ModulePath, registerConv, registerNorm, type WeightLookup, WeightedModel } from './params.js';
 
 const VQ_GN_EPS = 1e-6;
 
@@ -96,8 +96,7 @@ export interface DecodeOptions {
  * `VQModelTorch` (LDM VQ-f4): `encode` = encoder + quant_conv (no quantisation),
  * `decode` = codebook quantisation + post_quant_conv + decoder.
  */
-export class VQModel {
-  readonly layout = new ParamLayout();
+export class VQModel extends WeightedModel {
   /** FLOP of encode, relative to the input image's size. */
   readonly encoderCost = new CostModel();
   /** FLOP of decode (post_quant_conv, decoder), relative to the output image's size. */
@@ -106,12 +105,12 @@ export class VQModel {
   private readonly decoderStages: Stage[] = [];
   /** Spatial downsampling factor of the encoder (4 for VQ-f4). */
   readonly factor: number;
-  private weights: GpuWeights | null = null;
   private readonly codebook: string;
   private readonly quantConv: AffineParams;
   private readonly postQuantConv: AffineParams;
 
   constructor(readonly config: AutoencoderConfig) {
+    super('VQModel');
     const { ddconfig: dd, embed_dim: embedDim, n_embed: nEmbed } = config;
     const root = new ModulePath(this.layout, '');
     const levels = dd.ch_mult.length;
@@ -179,20 +178,9 @@ export class VQModel {
   }
 
   async load(ctx: GpuContext, lookup: WeightLookup): Promise<void> {
-    this.weights?.dispose();
-    this.weights = null;
-    this.weights = await GpuWeights.create(ctx, async (weights) => {
+    await this.replaceWeights(ctx, async (weights) => {
       for (const [name, entry] of this.layout.entries) weights.upload(name, await lookup(name), entry.shape);
     });
-  }
-
-  get weightBytes(): number {
-    return this.weights?.byteLength ?? 0;
-  }
-
-  private loaded(op: string): GpuWeights {
-    if (!this.weights) throw new Error(`VQModel.${op}: call load() first`);
-    return this.weights;
   }
 
   /** Encoder output before quant_conv (for layer checks). */
@@ -238,10 +226,5 @@ export class VQModel {
       indices.dispose(); // not needed, and not worth its memory during the decoder
       return this.decodeLatent(quantized);
     });
-  }
-
-  dispose(): void {
-    this.weights?.dispose();
-    this.weights = null;
   }
 }

@@ -61,8 +61,8 @@ export class VQFirstStage implements FirstStage {
 export function createFirstStage(config: ModelConfig): FirstStage {
   const ae = config.autoencoder;
   const stage = ae.type === 'pixel-unshuffle' ? new PixelUnshuffleFirstStage(config.scale) : new VQFirstStage(new VQModel(ae));
+  // Nothing to free on refusal: a first stage holds GPU memory only once loaded.
   if (stage.factor !== config.scale) {
-    stage.dispose();
     throw new ConfigError(`model ${config.name}: the first stage downsamples by ${stage.factor} but the model's scale is ${config.scale}`);
   }
   return stage;

@@ -107,7 +107,7 @@ export class GpuWeights {
   }
 
   upload(name: string, data: Float32Array, shape: readonly number[]): void {
-    this.tensors.get(name)?.dispose();
+    if (this.tensors.has(name)) throw new Error(`weight ${name} was uploaded twice`);
     this.tensors.set(name, Tensor.from(this.ctx, data, shape, 'f32', name));
   }
 
@@ -135,5 +135,37 @@ export class GpuWeights {
   dispose(): void {
     for (const t of this.tensors.values()) t.dispose();
     this.tensors.clear();
+  }
+}
+
+/**
+ * What both networks share: the layout their layers register into and, once loaded, their
+ * weights on the GPU.
+ */
+export abstract class WeightedModel {
+  readonly layout = new ParamLayout();
+  private weights: GpuWeights | null = null;
+
+  constructor(private readonly modelName: string) {}
+
+  /** The loaded weights; `op` names the caller in the error when there are none. */
+  protected loaded(op: string): GpuWeights {
+    if (!this.weights) throw new Error(`${this.modelName}.${op}: call load() first`);
+    return this.weights;
+  }
+
+  /** Frees the current weights first (so two sets never coexist), then uploads `fill`'s. */
+  protected async replaceWeights(ctx: GpuContext, fill: (weights: GpuWeights) => Promise<void>): Promise<void> {
+    this.dispose();
+    this.weights = await GpuWeights.create(ctx, fill);
+  }
+
+  get weightBytes(): number {
+    return this.weights?.byteLength ?? 0;
+  }
+
+  dispose(): void {
+    this.weights?.dispose();
+    this.weights = null;
   }
 }

@@ -11,7 +11,7 @@ import { scope, sequence, unscoped } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError, resBlocksPerLevel, type UNetConfig } from './config.js';
 import { CostModel } from './cost.js';
-import { type AffineParams, GpuWeights, ModulePath, ParamLayout, registerConv, registerLinear, registerNorm, type WeightLookup } from './params.js';
+import { type AffineParams, type GpuWeights, ModulePath, registerConv, registerLinear, registerNorm, type WeightLookup, WeightedModel } from './params.js';
 
 /**
  * The differentiable ops the UNet is built from. Inference uses the kernels directly; training
@@ -263,8 +263,7 @@ export interface UNetForwardOptions {
  * Build the layout with `new UNetModelSwin(config)`, then `load` weights once and call `forward`
  * for every sampler step.
  */
-export class UNetModelSwin {
-  readonly layout = new ParamLayout();
+export class UNetModelSwin extends WeightedModel {
   /** FLOP of one forward, by kind, for any runtime size. */
   readonly cost = new CostModel();
   private readonly inputBlocks: Block[] = [];
@@ -278,9 +277,9 @@ export class UNetModelSwin {
   private readonly storedAs1x1 = new Set<string>();
   /** Runtime latent sizes must be multiples of this (windows must tile every Swin level). */
   readonly sizeMultiple: number;
-  private weights: GpuWeights | null = null;
 
   constructor(readonly config: UNetConfig) {
+    super('UNetModelSwin');
     const c = config;
     if (c.resblock_updown) throw new ConfigError('resblock_updown = true is not supported (no released model uses it)');
     if (!c.conv_resample) throw new ConfigError('conv_resample = false is not supported (no released model uses it)');
@@ -383,9 +382,7 @@ export class UNetModelSwin {
 
   /** Uploads every parameter once (f32). `lookup` returns a key's values in the layout's shape. */
   async load(ctx: GpuContext, lookup: WeightLookup): Promise<void> {
-    this.weights?.dispose();
-    this.weights = null;
-    this.weights = await GpuWeights.create(ctx, async (weights) => {
+    await this.replaceWeights(ctx, async (weights) => {
       for (const [name, parts] of this.parameterParts()) {
         const shape = this.layout.entries.get(name)!.shape;
         const data = await lookup(name);
@@ -401,12 +398,7 @@ export class UNetModelSwin {
 
   /** A loaded parameter tensor by GPU name (see parameterParts); training updates it in place. */
   weight(name: string): Tensor {
-    if (!this.weights) throw new Error('UNetModelSwin.weight: call load() first');
-    return this.weights.get(name);
-  }
-
-  get weightBytes(): number {
-    return this.weights?.byteLength ?? 0;
+    return this.loaded('weight').get(name);
   }
 
   /** Checks a runtime latent size; the error says which multiple the windows need. */
@@ -419,8 +411,7 @@ export class UNetModelSwin {
 
   /** x̂₀ for x [N, C, H, W], one timestep per sample, lq [N, 3, H, W]. Records only; no sync. */
   forward(x: Tensor, timesteps: readonly number[], lq: Tensor, options: UNetForwardOptions = {}): Tensor {
-    const w = this.weights;
-    if (!w) throw new Error('UNetModelSwin.forward: call load() first');
+    const w = this.loaded('forward');
     const [n, , height, width] = x.shape;
     if (timesteps.length !== n) throw new Error(`UNetModelSwin.forward: ${timesteps.length} timesteps for a batch of ${n}`);
     if (lq.shape[0] !== n || lq.shape[2] !== height || lq.shape[3] !== width) {
@@ -472,10 +463,5 @@ export class UNetModelSwin {
       if (out.shape[1] !== this.outChannels) throw new Error('UNetModelSwin: output channel mismatch');
       return out;
     });
-  }
-
-  dispose(): void {
-    this.weights?.dispose();
-    this.weights = null;
   }
 }

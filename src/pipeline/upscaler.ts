@@ -114,16 +114,15 @@ export class Upscaler {
     }
     const sampler = new ResidualShiftSampler(config.diffusion);
     const ctx = options.device ?? (await createGpuContext());
+    const upscaler = new Upscaler(ctx, !options.device, config, unet, firstStage, sampler, []);
     try {
-      const warnings = (await loadStateDict(ctx, unet, unetWeights, options.onLoadProgress)).warnings;
+      upscaler.warnings.push(...(await loadStateDict(ctx, unet, unetWeights, options.onLoadProgress)).warnings);
       if (firstStage instanceof VQFirstStage) {
-        warnings.push(...(await loadStateDict(ctx, firstStage.model, options.autoencoder!, options.onLoadProgress)).warnings);
+        upscaler.warnings.push(...(await loadStateDict(ctx, firstStage.model, options.autoencoder!, options.onLoadProgress)).warnings);
       }
-      return new Upscaler(ctx, !options.device, config, unet, firstStage, sampler, warnings);
+      return upscaler;
     } catch (e) {
-      unet.dispose();
-      firstStage.dispose();
-      if (!options.device) ctx.dispose();
+      upscaler.dispose(); // frees whatever was loaded, and the context if it is ours
       throw e;
     }
   }

@@ -96,11 +96,7 @@ export class AdamW {
   }
 
   dispose(): void {
-    for (const s of this.state.values()) {
-      s.m.dispose();
-      s.v.dispose();
-      s.ema?.dispose();
-    }
+    for (const s of this.state.values()) for (const t of [s.m, s.v, s.ema]) t?.dispose();
     this.state.clear();
     this.gradNormSquared.dispose();
   }
