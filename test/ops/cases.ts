@@ -477,8 +477,20 @@ function convCase(c: ConvProblem, implementation: (typeof CONV_IMPLEMENTATIONS)[
   };
 }
 
+interface ConvGradProblem {
+  x: number[];
+  cout: number;
+  k: 1 | 3;
+  stride?: 1 | 2;
+  padding?: Conv2dPadding;
+}
+
+/** Central differences: of the reference on small problems, of the GPU forward on one. */
+const FD_REFERENCE = { step: 1e-2, tolerance: 1e-3 };
+const FD_GPU = { step: 1e-2, tolerance: 1e-2, count: 6 };
+
 /** conv2d + bias with its backward: x in [−1, 1), w in [−0.5, 0.5), b in [−1, 1). */
-function convGradCase(xShape: number[], cout: number, k: 1 | 3, seed: number, stride?: 1 | 2, padding?: Conv2dPadding): OpCase {
+function convGradCase({ x: xShape, cout, k, stride, padding }: ConvGradProblem, seed: number, fd: Pick<OpGradient, 'referenceFd' | 'gpuFd'>): OpCase {
   const wShape = [cout, xShape[1], k, k];
   const options = { stride, padding };
   const g = conv2dGeometry('test', xShape, wShape, options);
@@ -502,6 +514,7 @@ function convGradCase(xShape: number[], cout: number, k: 1 | 3, seed: number, st
         return [grads.dx, grads.dw, grads.db];
       },
       tolerance: 1e-5,
+      ...fd,
     },
   };
 }
@@ -544,18 +557,15 @@ function convCases(): OpCase[] {
   // The bench times the default implementation.
   cases.push(...quick.map((c, i) => convCase(c, 'conv2d', 8000 + 100 * i)));
   cases.push(
-    convGradCase([1, 1, 1, 1], 1, 3, 0),
-    convGradCase([2, 3, 5, 7], 6, 3, 10),
-    convGradCase([3, 5, 9, 6], 4, 1, 20),
-    convGradCase([2, 4, 8, 8], 5, 3, 30, 2, 1),
-    convGradCase([1, 3, 7, 5], 2, 3, 40, 2, [0, 1, 1, 0]),
-    convGradCase([2, 67, 4, 4], 33, 3, 50),
+    convGradCase({ x: [1, 1, 1, 1], cout: 1, k: 3 }, 0, { referenceFd: FD_REFERENCE }),
+    convGradCase({ x: [2, 3, 5, 7], cout: 6, k: 3 }, 10, { referenceFd: FD_REFERENCE }),
+    convGradCase({ x: [3, 5, 9, 6], cout: 4, k: 1 }, 20, { referenceFd: FD_REFERENCE }),
+    convGradCase({ x: [2, 4, 8, 8], cout: 5, k: 3, stride: 2, padding: 1 }, 30, { referenceFd: FD_REFERENCE, gpuFd: FD_GPU }),
+    convGradCase({ x: [1, 3, 7, 5], cout: 2, k: 3, stride: 2, padding: [0, 1, 1, 0] }, 40, { referenceFd: FD_REFERENCE }),
+    convGradCase({ x: [2, 67, 4, 4], cout: 33, k: 3 }, 50, {}),
     // Batches larger than the binding limit run in accumulated runs.
-    convGradCase([5, 6, 9, 10], 7, 3, 5),
+    convGradCase({ x: [5, 6, 9, 10], cout: 7, k: 3 }, 5, {}),
   );
-  // Central differences of the reference on the small cases, of the GPU forward on the stride-2 one.
-  for (const c of cases.slice(-7, -2)) c.gradient!.referenceFd = { step: 1e-2, tolerance: 1e-3 };
-  cases[cases.length - 4].gradient!.gpuFd = { step: 1e-2, tolerance: 1e-2, count: 6 };
   return cases;
 }
 
