@@ -5,7 +5,7 @@ import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling } from '../../sr
 import { conv2dGeometry } from '../../src/ops/conv2d-geometry.js';
 import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { assertClose, gpu, gpuWith, randomArray } from '../helpers/gpu.js';
+import { assertClose, gpu, randomArray, withBindingLimit } from '../helpers/gpu.js';
 import { convImplementations } from './cases.js';
 
 const TOLERANCE = 1e-5;
@@ -42,11 +42,14 @@ test('conv2d accepts its own input as the residual', async () => {
 
 test('conv2d refuses a channel larger than the binding limit', async () => {
   // Splitting itself is exercised by every conv2d case of the op-test table (test/ops/cases.ts).
-  const ctx = await gpuWith({ maxStorageBufferBindingSize: 2048 });
+  const ctx = await gpu();
   const x = Tensor.empty(ctx, [1, 1, 30, 30]);
   const w = Tensor.empty(ctx, [1, 1, 3, 3]);
-  assert.throws(() => conv2d(x, w, null), /conv2d: one channel of a 30×30 input/);
-  ctx.dispose();
+  await withBindingLimit(ctx, 2048, async () => {
+    assert.throws(() => conv2d(x, w, null), /conv2d: one channel of a 30×30 input/);
+  });
+  x.dispose();
+  w.dispose();
 });
 
 test('conv2d rejects bad shapes with the op and the shapes in the message', async () => {
