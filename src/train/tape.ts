@@ -23,7 +23,7 @@ interface Record {
   /**
    * Input gradients for the output gradient dy, as [input, gradient] pairs keyed by the
    * forward's tensors; reads activations through `kept` (the forward may have disposed its own
-   * handles); dy is consumed.
+   * handles). The tape frees dy afterwards unless it is returned as an input's gradient.
    */
   backward(dy: Tensor, kept: Tensor[]): [Tensor, Tensor][];
 }
@@ -70,7 +70,6 @@ export class Tape implements UNetOps {
       if (g.dx) out.push([x, g.dx]);
       if (bias && g.db) out.push([bias, g.db]);
       if (this.needs(residual)) out.push([residual, dy]);
-      else dy.dispose();
       return out;
     });
   };
@@ -81,7 +80,6 @@ export class Tape implements UNetOps {
     const film = scale && shift ? [scale, shift] : [];
     return this.record(y, [x, gamma, beta, ...film], [x, ...film], (dy, [input, keptScale, keptShift]) => {
       const g = groupNormBackward(input, gamma, beta, dy, { ...options, scale: keptScale, shift: keptShift });
-      dy.dispose();
       const out: [Tensor, Tensor][] = [
         [x, g.dx],
         [gamma, g.dgamma],
@@ -96,7 +94,6 @@ export class Tape implements UNetOps {
     const y = linear(x, weight, bias, options);
     return this.record(y, [x, weight, bias], [x], (dy, [input]) => {
       const g = linearBackward(input, weight, bias, dy, { ...options, inputGrad: this.needs(x) });
-      dy.dispose();
       const out: [Tensor, Tensor][] = [[weight, g.dw]];
       if (g.dx) out.push([x, g.dx]);
       if (bias && g.db) out.push([bias, g.db]);
@@ -108,7 +105,6 @@ export class Tape implements UNetOps {
     const y = gelu(x);
     return this.record(y, [x], [x], (dy, [input]) => {
       const dx = geluBackward(input, dy);
-      dy.dispose();
       return [[x, dx]];
     });
   };
@@ -117,7 +113,6 @@ export class Tape implements UNetOps {
     const y = windowAttention(qkv, biasTable, options);
     return this.record(y, [qkv, biasTable], [qkv], (dy, [input]) => {
       const g = windowAttentionBackward(input, biasTable, dy, options);
-      dy.dispose();
       return [
         [qkv, g.dqkv],
         [biasTable, g.dtable],
@@ -129,7 +124,6 @@ export class Tape implements UNetOps {
     const y = concatChannels(a, b);
     return this.record(y, [a, b], [], (dy) => {
       const [da, db] = concatChannelsBackward(dy, a.shape[1]);
-      dy.dispose();
       return [
         [a, da],
         [b, db],
@@ -141,7 +135,6 @@ export class Tape implements UNetOps {
     const y = upsampleNearest2x(x);
     return this.record(y, [x], [], (dy) => {
       const dx = upsampleNearest2xBackward(dy);
-      dy.dispose();
       return [[x, dx]];
     });
   };
@@ -160,7 +153,9 @@ export class Tape implements UNetOps {
       const dy = grads.get(record.output);
       grads.delete(record.output);
       if (dy) {
-        for (const [input, grad] of record.backward(dy, record.kept)) {
+        const inputGrads = record.backward(dy, record.kept);
+        if (!inputGrads.some(([, grad]) => grad === dy)) dy.dispose();
+        for (const [input, grad] of inputGrads) {
           if (!this.needs(input)) {
             grad.dispose();
             continue;
