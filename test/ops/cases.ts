@@ -22,6 +22,7 @@ import { groupNormRef } from '../../src/ops/cpu/groupnorm.js';
 import { linearRef, matmulRef, type MatmulRefOptions } from '../../src/ops/cpu/matmul.js';
 import { bicubicUpsampleRef, upsampleNearestRef } from '../../src/ops/cpu/resample.js';
 import { residualStepRef } from '../../src/ops/cpu/residual-step.js';
+import { quantizeRef } from '../../src/ops/cpu/quantize.js';
 import { softmaxRef } from '../../src/ops/cpu/softmax.js';
 import { windowAttentionRef } from '../../src/ops/cpu/window-attention.js';
 import { add, gelu, mul, scale, silu } from '../../src/ops/elementwise.js';
@@ -36,16 +37,20 @@ import { groupNorm } from '../../src/ops/groupnorm.js';
 import { linear, matmul, type LinearOptions } from '../../src/ops/matmul.js';
 import { bicubicUpsample, upsampleNearest2x } from '../../src/ops/resample.js';
 import { residualStep } from '../../src/ops/residual-step.js';
+import { quantize } from '../../src/ops/quantize.js';
 import { softmax } from '../../src/ops/softmax.js';
 import { windowAttention } from '../../src/ops/window-attention.js';
 import type { GpuContext } from '../../src/gpu/context.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { uniform } from '../../src/train/init.js';
 
 /** One input: its shape and the range its uniform random values come from (default [−1, 1)). */
 export interface OpInput {
   shape: number[];
   lo?: number;
   hi?: number;
+  /** Draws the values instead, for inputs that must not be uniform. */
+  values?: (count: number, seed: number) => Float32Array;
 }
 
 /** Central differences of Σ dy·f(θ) over the inputs, against an analytic gradient. */
@@ -76,7 +81,7 @@ export interface OpCase {
   /** Input i is drawn with seed + i, the output gradient with seed + inputs.length. */
   seed: number;
   outputShape: number[];
-  /** The GPU op; it finds its context on the input tensors. */
+  /** The GPU op; it finds its context on the input tensors. An i32 output is compared as numbers. */
   run(inputs: Tensor[]): Tensor;
   reference(inputs: Float32Array[]): Float32Array;
   /** Largest |gpu − reference| relative to the largest |reference|. */
@@ -874,6 +879,59 @@ function windowAttentionCases(): OpCase[] {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Codebook quantisation: exact, indices and quantized values checked as two cases
+
+/** Codes drawn N(0, 0.7²) like the fixtures' codebooks (Box–Muller). */
+export function gaussianCodebook(codes: number, dim: number, seed: number): Float32Array {
+  const r = uniform(seed);
+  return Float32Array.from({ length: codes * dim }, () => 0.7 * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
+}
+
+function quantizeCases(): OpCase[] {
+  const problems: [shape: number[], codes: number][] = [
+    [[2, 3, 5, 7], 64],
+    [[1, 3, 1, 1], 17],
+    [[1, 3, 8, 8], 8192], // the release codebook size
+    [[2, 5, 3, 11], 300], // two staged tiles, the last one partial
+    [[1, 20, 4, 3], 1000], // wide codes: smaller tiles
+    [[1, 1, 2, 9], 5],
+    [[2, 3, 20, 20], 16], // 4800 bytes per sample
+  ];
+  return problems.flatMap(([shape, codes]) => {
+    const [n, dim, h, w] = shape;
+    const inputs: OpInput[] = [
+      { shape, lo: -1.5, hi: 1.5 },
+      { shape: [codes, dim], values: (count, seed) => gaussianCodebook(count / dim, dim, seed) },
+    ];
+    const common = { inputs, seed: codes, tolerance: 0, splitLimit: limitFor(4 * codes * dim) };
+    return [
+      {
+        ...common,
+        name: `quantize indices ${dims(shape)} × ${codes} codes`,
+        outputShape: [n, h, w],
+        run: ([z, book]: Tensor[]) => {
+          const { quantized, indices } = quantize(z, book);
+          quantized.dispose();
+          return indices;
+        },
+        reference: ([z, book]: Float32Array[]) => Float32Array.from(quantizeRef(z, shape, book).indices),
+      },
+      {
+        ...common,
+        name: `quantize values ${dims(shape)} × ${codes} codes`,
+        outputShape: shape,
+        run: ([z, book]: Tensor[]) => {
+          const { quantized, indices } = quantize(z, book);
+          indices.dispose();
+          return quantized;
+        },
+        reference: ([z, book]: Float32Array[]) => quantizeRef(z, shape, book).quantized,
+      },
+    ];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 
 /** The bench's quick kernel rows (bench/kernels.ts), which the table checks as well. */
 export const QUICK_BENCH = {
@@ -905,6 +963,7 @@ export function opCases(): OpCase[] {
     ...resampleCases(),
     ...layoutCases(),
     ...windowAttentionCases(),
+    ...quantizeCases(),
     ...quickBenchCases(),
   ];
 }

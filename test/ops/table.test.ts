@@ -18,7 +18,7 @@ interface Problem {
 }
 
 function draw(c: OpCase): Problem {
-  const inputs = c.inputs.map(({ shape, lo, hi }, i) => randomArray(shapeSize(shape), c.seed + i, lo, hi));
+  const inputs = c.inputs.map(({ shape, lo, hi, values }, i) => (values ?? ((n, seed) => randomArray(n, seed, lo, hi)))(shapeSize(shape), c.seed + i));
   return { inputs, dy: randomArray(shapeSize(c.outputShape), c.seed + c.inputs.length) };
 }
 
@@ -37,7 +37,7 @@ async function forward(ctx: GpuContext, c: OpCase, data: Float32Array[]): Promis
     const y = c.run(inputs);
     try {
       assert.equal(y.shape, c.outputShape, `${c.name}: output shape`);
-      return await y.readFloat();
+      return y.dtype === 'i32' ? Float32Array.from(await y.read()) : await y.readFloat();
     } finally {
       y.dispose();
     }
@@ -109,7 +109,7 @@ test('the table covers every op family and names each case once', () => {
   const cases = opCases();
   const names = cases.map((c) => c.name);
   assert.equal(names.filter((n, i) => names.indexOf(n) !== i), []);
-  const families = ['silu', 'gelu', 'scale', 'add', 'mul', 'matmul', 'linear', 'softmax', 'groupNorm', 'conv2d', 'conv2dDirect', 'attention', 'residualStep', 'bicubicUpsample', 'upsampleNearest2x', 'concatChannels', 'pixelShuffle', 'pixelUnshuffle', 'pad2d', 'crop2d', 'windowAttention'];
+  const families = ['silu', 'gelu', 'scale', 'add', 'mul', 'matmul', 'linear', 'softmax', 'groupNorm', 'conv2d', 'conv2dDirect', 'attention', 'residualStep', 'bicubicUpsample', 'upsampleNearest2x', 'concatChannels', 'pixelShuffle', 'pixelUnshuffle', 'pad2d', 'crop2d', 'windowAttention', 'quantize'];
   for (const family of families) {
     assert.ok(names.some((n) => n.startsWith(`${family} `)), family);
   }
