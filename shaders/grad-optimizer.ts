@@ -79,9 +79,3 @@ ${flatIndexFn(OPTIMIZER_WORKGROUP)}`,
 #endif`,
   });
 }
-
-// src/train/optimizer.ts still packs these kernels' uniforms by position (the order declared
-// above) and records them with ctx.dispatch; it takes the generated code from here until it
-// dispatches them by name with dispatchKernel.
-export const sumSquaresShader = (): string => SUM_SQUARES_KERNEL.code;
-export const adamwShader = (ema: boolean): string => adamwKernel(ema).code;

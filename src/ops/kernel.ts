@@ -26,52 +26,6 @@ export function dispatchKernel<U extends string, B extends string>(
 }
 
 /**
- * Builds a uniform block of 4-byte scalars by position, for code that still records raw
- * KernelCalls (src/train/optimizer.ts); declared kernels pack by name with dispatchKernel.
- */
-export class Params {
-  private readonly words: number[] = [];
-  private readonly kinds: ('u32' | 'i32' | 'f32')[] = [];
-
-  u32(...values: number[]): this {
-    for (const v of values) {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`Params.u32: ${v} is not a u32`);
-      this.words.push(v);
-      this.kinds.push('u32');
-    }
-    return this;
-  }
-
-  i32(...values: number[]): this {
-    for (const v of values) {
-      this.words.push(v | 0);
-      this.kinds.push('i32');
-    }
-    return this;
-  }
-
-  f32(...values: number[]): this {
-    for (const v of values) {
-      this.words.push(v);
-      this.kinds.push('f32');
-    }
-    return this;
-  }
-
-  build(): ArrayBuffer {
-    const buffer = new ArrayBuffer(Math.max(16, Math.ceil((this.words.length * 4) / 16) * 16));
-    const view = new DataView(buffer);
-    this.words.forEach((v, i) => {
-      const kind = this.kinds[i];
-      if (kind === 'f32') view.setFloat32(i * 4, v, true);
-      else if (kind === 'i32') view.setInt32(i * 4, v, true);
-      else view.setUint32(i * 4, v, true);
-    });
-    return buffer;
-  }
-}
-
-/**
  * Workgroup counts for `invocations` threads in groups of `workgroupSize`, folded into two
  * dimensions when one would exceed the per-dimension limit. Kernels recover the flat index with
  * `flat_index(gid, nwg)` from shaders/common.ts.

@@ -1,8 +1,8 @@
-import { OPTIMIZER_WORKGROUP, adamwShader, sumSquaresShader } from '../../shaders/grad-optimizer.js';
+import { OPTIMIZER_WORKGROUP, adamwKernel, SUM_SQUARES_KERNEL } from '../../shaders/grad-optimizer.js';
 import { GpuLimitError } from '../gpu/errors.js';
-import type { GpuContext } from '../gpu/context.js';
+import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { sumPartials } from '../ops/grad/loss.js';
-import { flatWorkgroups, Params } from '../ops/kernel.js';
+import { dispatchKernel, flatWorkgroups } from '../ops/kernel.js';
 import { type AdamWConfig, DEFAULT_ADAMW } from '../ops/grad/adamw-config.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -61,35 +61,37 @@ export class AdamW {
     let slot = 0;
     for (const name of this.params.keys()) {
       const g = grads.get(name)!;
-      ctx.dispatch({
+      dispatchKernel(ctx, SUM_SQUARES_KERNEL, {
         op,
-        code: sumSquaresShader(),
-        params: new Params().u32(g.size, slot++).build(),
-        bindings: [g.binding(), partial.binding()],
+        uniforms: { n: g.size, slot: slot++ },
+        bindings: { grad: g.binding(), partial: partial.binding() },
         workgroups: [1],
       });
     }
     sumPartials(partial, this.gradNormSquared, 1);
     partial.dispose();
     this.step++;
-    const code = adamwShader(c.emaDecay !== null);
+    const kernel = adamwKernel(c.emaDecay !== null);
+    const [correction1, correction2] = [1 - c.beta1 ** this.step, 1 - c.beta2 ** this.step];
     for (const [name, p] of this.params) {
       const s = this.state.get(name)!;
-      ctx.dispatch({
+      const bindings = { grad: grads.get(name)!.binding(), norm_squared: this.gradNormSquared.binding(), param: p.binding(), m: s.m.binding(), v: s.v.binding() };
+      dispatchKernel(ctx, kernel, {
         op,
-        code,
-        params: new Params()
-          .u32(p.size)
-          .f32(lr, c.beta1, c.beta2, c.eps, c.weightDecay, 1 - c.beta1 ** this.step, 1 - c.beta2 ** this.step, c.maxGradNorm, emaDecay)
-          .build(),
-        bindings: [
-          grads.get(name)!.binding(),
-          this.gradNormSquared.binding(),
-          p.binding(),
-          s.m.binding(),
-          s.v.binding(),
-          ...(s.ema ? [s.ema.binding()] : []),
-        ],
+        uniforms: {
+          n: p.size,
+          lr,
+          beta1: c.beta1,
+          beta2: c.beta2,
+          eps: c.eps,
+          weight_decay: c.weightDecay,
+          correction1,
+          correction2,
+          max_norm: c.maxGradNorm,
+          ema_decay: emaDecay,
+        },
+        // The kernel declares `average` only with an EMA; binding it otherwise is an error at dispatch.
+        bindings: (s.ema ? { ...bindings, average: s.ema.binding() } : bindings) as typeof bindings & { average: BufferRange },
         workgroups: flatWorkgroups(ctx, p.size, OPTIMIZER_WORKGROUP),
       });
     }

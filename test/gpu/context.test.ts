@@ -4,7 +4,6 @@ import { createGpuContext } from '../../src/gpu/context.js';
 import { GpuLimitError, GpuValidationError, NoAdapterError } from '../../src/gpu/errors.js';
 import { sizeClass } from '../../src/gpu/buffer-pool.js';
 import { add, gelu, scale, silu } from '../../src/ops/elementwise.js';
-import { Params } from '../../src/ops/kernel.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { gpu, gpuWith, randomArray } from '../helpers/gpu.js';
 
@@ -122,7 +121,7 @@ test('past the cap, the least recently used dispatch sites are dropped without d
     @compute @workgroup_size(1) fn main() { out[0] = out[0] + params.add; }`;
   const target = Tensor.from(ctx, new Float32Array(sites * 64), [sites * 64]);
   const addAt = (i: number) =>
-    ctx.dispatch({ op: 'add-at', code, params: new Params().f32((i % 7) + 1).build(), bindings: [{ buffer: target.buffer, offset: i * 256, size: 256 }], workgroups: [1] });
+    ctx.dispatch({ op: 'add-at', code, params: new Float32Array([(i % 7) + 1, 0, 0, 0]).buffer, bindings: [{ buffer: target.buffer, offset: i * 256, size: 256 }], workgroups: [1] });
   for (let i = 0; i < sites; i++) addAt(i); // one recording: evicted sites' uniforms were bound in it
   assert.ok(ctx.bindingStats.bindGroups <= 8192, `${ctx.bindingStats.bindGroups} bind groups cached`);
   for (let i = 0; i < 100; i++) addAt(i); // evicted long ago: made again
