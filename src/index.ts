@@ -1,6 +1,7 @@
 /** deltadiff's public API, free of Node built-ins: usable in browsers and in Node. */
 export * from './gpu/index.js';
 export { Tensor, type DType } from './tensor/tensor.js';
+export { keep, scope, unscoped } from './tensor/scope.js';
 export * from './io/index.js';
 export {
   PRESETS,
