@@ -162,7 +162,7 @@ ${unrolled(4, (b) => `    probs[(4u * sk + ${b}u) * ${qVecs}u + sq] = vec4<f32>(
     }
     workgroupBarrier();
 
-${unrolled(8, (a) => `    let rescale_${a} = row_rescale[8u * oq + ${a}u];\n` + unrolled(columns, (m) => `    ${acc(a, m)} *= rescale_${a};`))}
+${unrolled(8, (a) => `    let rescale_${a} = row_rescale[8u * oq + ${a}u];\n${unrolled(columns, (m) => `    ${acc(a, m)} *= rescale_${a};`)}`)}
     for (var j0 = 0u; j0 < keys; j0 += ${vKeys}u) {
       for (var e = t; e < ${vKeys * vRow * 4}u; e += ${THREADS}u) {
         let j = e % ${vKeys}u;
@@ -187,7 +187,7 @@ ${unrolled(8, (a) => unrolled(columns, (m) => `        ${acc(a, m)} = fma(vec4<f
   // trip counts: on lavapipe every store site becomes a loop over SIMD lanes, and 8·4·columns
   // unrolled stores cost seconds of compile.
   var result: array<vec4<f32>, ${8 * columns}>;
-${unrolled(8, (a) => `  let inv_sum_${a} = 1.0 / row_sum[8u * oq + ${a}u];\n` + unrolled(columns, (m) => `  result[${a * columns + m}u] = ${acc(a, m)} * inv_sum_${a};`))}
+${unrolled(8, (a) => `  let inv_sum_${a} = 1.0 / row_sum[8u * oq + ${a}u];\n${unrolled(columns, (m) => `  result[${a * columns + m}u] = ${acc(a, m)} * inv_sum_${a};`)}`)}
   let first_query = q0 + 8u * oq;
   for (var m = 0u; (oc + ${OUTPUT_COLUMNS}u * m) * 4u < p.head_dim; m++) {
     let first_channel = (oc + ${OUTPUT_COLUMNS}u * m) * 4u;

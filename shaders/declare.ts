@@ -81,7 +81,7 @@ export function defineKernel<U extends string, B extends string>(declaration: Ke
     .join('');
   return {
     name,
-    code: code + interfaceWgsl(uniforms, bindings) + `${declaration.functions ?? ''}
+    code: `${code + interfaceWgsl(uniforms, bindings)}${declaration.functions ?? ''}
 @compute @workgroup_size(${workgroupSize.join(', ')})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>${(declaration.extraBuiltins ?? []).map((b) => `, ${b}`).join('')}) {${declaration.main}
@@ -108,7 +108,7 @@ function interfaceWgsl(uniforms: readonly UniformDeclaration[], bindings: readon
   bindings.forEach((b, i) =>
     lines.push(`@group(0) @binding(${first + i}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`),
   );
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /**

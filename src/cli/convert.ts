@@ -22,14 +22,17 @@ state-dict keys (wrappers such as {"state_dict": …} and module./_orig_mod. pre
  * `deltadiff convert …`; `argv` holds the arguments after "convert". Returns the exit code:
  * 0 done, 1 the conversion failed (message on stderr), 2 bad arguments.
  */
+const parseConvertArgs = (argv: string[]) =>
+  parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { fp16: { type: 'boolean' }, config: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+
 export async function convertCommand(argv: string[]): Promise<number> {
-  let parsed;
+  let parsed: ReturnType<typeof parseConvertArgs>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { fp16: { type: 'boolean' }, config: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    });
+    parsed = parseConvertArgs(argv);
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${CONVERT_USAGE}`);
     return 2;

@@ -75,7 +75,7 @@ function csvText(images: readonly ImageScores[], mean: QualityScores, rgb: boole
   const quote = (name: string) => (/[",\n]/.test(name) ? `"${name.replaceAll('"', '""')}"` : name);
   const row = (name: string, s: QualityScores) => [quote(name), s.psnr, s.ssim, ...(rgb ? [s.psnrRgb] : [])].join(',');
   const header = ['name', 'psnr', 'ssim', ...(rgb ? ['psnr_rgb'] : [])].join(',');
-  return [header, ...images.map((s) => row(s.name, s)), row('mean', mean)].join('\n') + '\n';
+  return `${[header, ...images.map((s) => row(s.name, s)), row('mean', mean)].join('\n')}\n`;
 }
 
 /** The file each LR image's prediction is written to in `outDir` (as `upscale` names it). */

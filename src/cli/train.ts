@@ -182,8 +182,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // Created only now, so an error in the data (or anything above) leaves no run directory behind.
   await prepareDirectory(out);
 
-  await writeFileAtomic(join(out, RUN_FILES.model), new TextEncoder().encode(JSON.stringify(config, null, 2) + '\n'));
-  await writeFileAtomic(join(out, RUN_FILES.run), new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'));
+  await writeFileAtomic(join(out, RUN_FILES.model), new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`));
+  await writeFileAtomic(join(out, RUN_FILES.run), new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`));
 
   const ctx = await createNodeGpuContext();
   let optimizer: AdamW | undefined;

@@ -29,7 +29,7 @@ export {
   imageToPlanarFloat,
   planarFloatToImage,
 } from './image.js';
-export { type PickleDict, type PickleValue } from './pickle.js';
+export type { PickleDict, PickleValue } from './pickle.js';
 export { type TorchCheckpoint, type TorchReadOptions, openTorchCheckpoint } from './pth.js';
 export {
   SafetensorsFile,

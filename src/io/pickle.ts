@@ -180,7 +180,7 @@ const ALLOWED_GLOBALS = new Map<string, AllowedGlobal | TorchStorageType>([
   ),
 ]);
 
-const enum Op {
+enum Op {
   MARK = 0x28, // (
   STOP = 0x2e, // .
   POP = 0x30, // 0

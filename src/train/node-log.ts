@@ -24,7 +24,7 @@ export class TrainingLog {
    * complete rows up to it (later ones were logged after the checkpoint and will be redone).
    */
   static async open(csvPath: string, resumeStep: number | null): Promise<TrainingLog> {
-    const svgPath = csvPath.replace(/\.csv$/i, '') + '.svg';
+    const svgPath = `${csvPath.replace(/\.csv$/i, '')}.svg`;
     let rows: LogRow[] = [];
     if (resumeStep !== null) {
       const text = await readFile(csvPath, 'utf8').catch(() => '');

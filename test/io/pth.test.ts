@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { bytesSource } from '../../src/io/byte-source.js';
 import { openStateDict, readTensors } from '../../src/io/checkpoint.js';
 import { CheckpointError } from '../../src/io/errors.js';
-import { type HostTensor, TensorHandle, hostTensorBytes, toFloat32 } from '../../src/io/host-tensor.js';
+import { type HostTensor, type TensorHandle, hostTensorBytes, toFloat32 } from '../../src/io/host-tensor.js';
 import { openTorchCheckpoint } from '../../src/io/pth.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { normalizeStateDict } from '../../src/io/state-dict.js';

@@ -35,7 +35,7 @@ test('PSNR of a uniform offset is 20·log10(255 / |ΔY|); identical images give 
   const gt = image(16, 12, 1, (x, y) => (x * 7 + y * 3) % 200);
   const pred = image(16, 12, 1, (x, y) => ((x * 7 + y * 3) % 200) + 1);
   near(measureQuality(pred, gt).psnr, 20 * Math.log10(255 / (219 / 255)), 1e-9, 'gray +1');
-  const red = image(16, 12, 3, (x, y, c) => (c === 0 ? 100 + 5 : 100));
+  const red = image(16, 12, 3, (_x, _y, c) => (c === 0 ? 100 + 5 : 100));
   const base = image(16, 12, 3, () => 100);
   const scores = measureQuality(red, base, { rgb: true });
   near(scores.psnr, 20 * Math.log10(255 / ((65.481 / 255) * 5)), 1e-9, 'red +5');

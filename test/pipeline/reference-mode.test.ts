@@ -52,7 +52,7 @@ test('tile starts: our plan reproduces ImageSpliterTh for every size up to 3000 
   let compared = 0;
   for (const [chop, stride] of pairs) {
     for (let size = 1; size <= 3000; size++) {
-      const plan = planAxis(size, chop, chop - stride, 64 > chop ? chop : 64);
+      const plan = planAxis(size, chop, chop - stride, Math.min(64 , chop));
       assert.equal(plan.starts, spliterStarts(size, chop, stride), `size ${size}, chop ${chop}, stride ${stride}`);
       compared++;
     }

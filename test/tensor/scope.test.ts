@@ -147,7 +147,7 @@ test('sequence frees each intermediate once the next step has returned, never th
   const before = inUse(ctx);
   const input = Tensor.empty(ctx, [64]);
   const seen: number[] = [];
-  const step = (x: Tensor) => {
+  const step = (_x: Tensor) => {
     Tensor.empty(ctx, [128]); // a step's scratch, freed with its scope
     seen.push(inUse(ctx) - before);
     return Tensor.empty(ctx, [64]);
