@@ -49,8 +49,16 @@ for (const c of CASES.filter((c) => filters.length === 0 || filters.some((f) => 
   const wShape = [c.cout, c.cin, c.k, c.k];
   const g = conv2dGeometry(c.name, xShape, wShape, c);
   const flop = 2 * c.n * c.cout * c.cin * c.k * c.k * g.outHeight * g.outWidth;
-  const x = Tensor.from(ctx, Float32Array.from({ length: c.n * c.cin * c.size * c.size }, (_, i) => Math.sin(i)), xShape);
-  const w = Tensor.from(ctx, Float32Array.from({ length: c.cout * c.cin * c.k * c.k }, (_, i) => Math.cos(i) * 0.05), wShape);
+  const x = Tensor.from(
+    ctx,
+    Float32Array.from({ length: c.n * c.cin * c.size * c.size }, (_, i) => Math.sin(i)),
+    xShape,
+  );
+  const w = Tensor.from(
+    ctx,
+    Float32Array.from({ length: c.cout * c.cin * c.k * c.k }, (_, i) => Math.cos(i) * 0.05),
+    wShape,
+  );
   const b = Tensor.from(ctx, new Float32Array(c.cout).fill(0.1), [c.cout]);
   const run = (): Tensor => op(x, w, b, { stride: c.stride, padding: c.padding, activation: 'silu' });
   run().dispose();

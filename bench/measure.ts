@@ -103,9 +103,8 @@ export async function measure(queue: TimedQueue, run: Run, plan: MeasurePlan, us
     estimateMs = performance.now() - start;
   }
   const batch = estimateMs > 0 ? Math.min(MAX_BATCH, Math.max(1, Math.ceil(plan.targetRepMs / estimateMs))) : 1;
-  const reps = estimateMs > 0
-    ? Math.min(plan.maxReps, Math.max(plan.minReps, Math.floor(plan.rowBudgetMs / (estimateMs * batch))))
-    : plan.minReps;
+  const reps =
+    estimateMs > 0 ? Math.min(plan.maxReps, Math.max(plan.minReps, Math.floor(plan.rowBudgetMs / (estimateMs * batch)))) : plan.minReps;
   const bracket = useTimestamps && queue.timestamps ? new TimestampBracket(queue.device) : null;
   const gpuTimes: number[] = [];
   const wallTimes: number[] = [];

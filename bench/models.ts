@@ -110,7 +110,13 @@ export async function createModelBench(ctx: GpuContext, quick: boolean): Promise
   const lrShape = [1, 3, latent, latent];
 
   /** A case whose run records `forward` and keeps the newest output for the finiteness check. */
-  const tensorCase = (name: string, shape: string, flop: number, inputs: () => Tensor[], forward: (inputs: Tensor[]) => Tensor): ModelCase => ({
+  const tensorCase = (
+    name: string,
+    shape: string,
+    flop: number,
+    inputs: () => Tensor[],
+    forward: (inputs: Tensor[]) => Tensor,
+  ): ModelCase => ({
     name,
     shape,
     flop,

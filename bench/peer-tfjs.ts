@@ -89,7 +89,12 @@ function prepareConv2d(tf: Tf, p: PeerConv2d): PeerCase {
   const filter = tf.randomNormal([p.kernelSize, p.kernelSize, p.inChannels, p.outChannels], 0, 1 / Math.sqrt(fanIn)) as Tensor4D;
   const bias = tf.randomNormal([p.outChannels], 0, 0.05);
   const [top, right, bottom, left] = p.padding;
-  const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [top, bottom], [left, right], [0, 0]];
+  const pad: [[number, number], [number, number], [number, number], [number, number]] = [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
   return {
     run: () => tf.fused.conv2d({ x, filter, bias, strides: p.stride, pad }).dispose(),
     dispose: () => tf.dispose([x, filter, bias]),

@@ -51,10 +51,26 @@ export interface BenchReport {
 
 export function emptyRow(name: string, kind: BenchRow['kind'], shape: string, role: RowRole | null = null): BenchRow {
   return {
-    name, kind, shape, role,
-    flop: null, bytes: null, ms: null, wall_ms: null, clock: null, reps: null, batch: null,
-    gflops: null, gbps: null, peer_ms: null, peer_gflops: null, ratio: null,
-    peak_bytes: null, weight_bytes: null, finite: null, error: null,
+    name,
+    kind,
+    shape,
+    role,
+    flop: null,
+    bytes: null,
+    ms: null,
+    wall_ms: null,
+    clock: null,
+    reps: null,
+    batch: null,
+    gflops: null,
+    gbps: null,
+    peer_ms: null,
+    peer_gflops: null,
+    ratio: null,
+    peak_bytes: null,
+    weight_bytes: null,
+    finite: null,
+    error: null,
   };
 }
 

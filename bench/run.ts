@@ -76,7 +76,9 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 
 function gitDescribe(): string | null {
   try {
-    return execFileSync('git', ['describe', '--always', '--dirty'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync('git', ['describe', '--always', '--dirty'], { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     return null;
   }
@@ -182,7 +184,9 @@ const peerUnavailable = 'unavailable' in peerStart ? peerStart.unavailable : nul
 const useTimestamps = !args['wall-clock'] && ctx.features.timestampQuery && (peer === null || peer.queue.timestamps);
 const clock = useTimestamps ? 'gpu-timestamp' : 'wall';
 
-const features = Object.entries(ctx.features).filter(([, on]) => on).map(([name]) => name);
+const features = Object.entries(ctx.features)
+  .filter(([, on]) => on)
+  .map(([name]) => name);
 const adapterLine = [ctx.adapter.vendor, ctx.adapter.architecture, ctx.adapter.isFallbackAdapter ? 'fallback adapter' : '']
   .filter(Boolean)
   .join(', ');

@@ -57,7 +57,13 @@ report(`${steps} steps done`);
 long.dispose();
 
 const upscaler = await createUpscaler({ device: ctx, diffusion: { steps: 2 } });
-const sizes: [number, number][] = [[8, 8], [4, 4], [16, 12], [11, 5], [24, 16]];
+const sizes: [number, number][] = [
+  [8, 8],
+  [4, 4],
+  [16, 12],
+  [11, 5],
+  [24, 16],
+];
 const imageEvery = Math.max(1, Math.floor(images / 20));
 for (let i = 0; i < images; i++) {
   const [width, height] = sizes[i % sizes.length];

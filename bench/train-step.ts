@@ -27,7 +27,8 @@ const ctx = await createNodeGpuContext();
 const unet = new UNetModelSwin(config);
 await unet.load(ctx, initialWeights(unet, 1));
 const optimizer = new AdamW(ctx, parameterTensors(unet));
-const random = (seed: number) => Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(seed * 7919 + i * 12.9898) * 0.5);
+const random = (seed: number) =>
+  Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(seed * 7919 + i * 12.9898) * 0.5);
 const shape = [batch, 3, size, size];
 const data = { x: Tensor.from(ctx, random(1), shape), lq: Tensor.from(ctx, random(2), shape), target: Tensor.from(ctx, random(3), shape) };
 const timesteps = Array.from({ length: batch }, (_, i) => i % 4);

@@ -75,6 +75,8 @@ const f = (v, d) => v.toFixed(d);
 console.log(`| ${label} | crop | PSNR | SSIM | bicubic PSNR | bicubic SSIM | ΔPSNR | ΔSSIM |`);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.set} | ${r.crop} | ${f(r.psnr, 3)} | ${f(r.ssim, 4)} | ${f(r.bicubicPsnr, 3)} | ${f(r.bicubicSsim, 4)} | ${f(r.psnr - r.bicubicPsnr, 3)} | ${f(r.ssim - r.bicubicSsim, 4)} |`);
+  console.log(
+    `| ${r.set} | ${r.crop} | ${f(r.psnr, 3)} | ${f(r.ssim, 4)} | ${f(r.bicubicPsnr, 3)} | ${f(r.bicubicSsim, 4)} | ${f(r.psnr - r.bicubicPsnr, 3)} | ${f(r.ssim - r.bicubicSsim, 4)} |`,
+  );
 }
 if (jsonOut) writeFileSync(jsonOut, `${JSON.stringify({ label, upscaleFlags, rows }, null, 2)}\n`);

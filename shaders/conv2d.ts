@@ -50,12 +50,25 @@ export interface Conv2dTiling {
  * binding, which begins at an aligned offset at or below it.
  */
 const CONV_UNIFORMS = [
-  ...(['batch', 'in_channels', 'in_height', 'in_width', 'out_channels', 'out_height', 'out_width'] as const).map((name) => ({ name, type: 'u32' as const })),
+  ...(['batch', 'in_channels', 'in_height', 'in_width', 'out_channels', 'out_height', 'out_width'] as const).map((name) => ({
+    name,
+    type: 'u32' as const,
+  })),
   { name: 'pad_top', type: 'i32' },
   { name: 'pad_left', type: 'i32' },
-  ...(['x_offset', 'x_batch_stride', 'w_offset', 'w_row_stride', 'y_offset', 'y_batch_stride', 'residual_offset', 'bias_offset', 'flags'] as const).map(
-    (name) => ({ name, type: 'u32' as const }),
-  ),
+  ...(
+    [
+      'x_offset',
+      'x_batch_stride',
+      'w_offset',
+      'w_row_stride',
+      'y_offset',
+      'y_batch_stride',
+      'residual_offset',
+      'bias_offset',
+      'flags',
+    ] as const
+  ).map((name) => ({ name, type: 'u32' as const })),
 ] as const;
 
 const CONV_BINDINGS = [

@@ -66,17 +66,18 @@ export function defineKernel<U extends string, B extends string>(declaration: Ke
   for (const field of names) {
     if (!IDENTIFIER.test(field)) throw new Error(`kernel ${name}: "${field}" is not a WGSL identifier`);
   }
-  assertUnique(name, 'uniform', uniforms.map((u) => u.name));
+  assertUnique(
+    name,
+    'uniform',
+    uniforms.map((u) => u.name),
+  );
   assertUnique(name, 'binding', [...bindings.map((b) => b.name), ...BUILTINS]);
   const size = typeof declaration.workgroupSize === 'number' ? [declaration.workgroupSize] : declaration.workgroupSize;
   const workgroupSize = [size[0], size[1] ?? 1, size[2] ?? 1] as const;
   if (!workgroupSize.every((d) => Number.isInteger(d) && d >= 1)) {
     throw new Error(`kernel ${name}: workgroup size ${workgroupSize.join('×')} is not a list of positive integers`);
   }
-  const code = [
-    ...(bindings.some((b) => b.type.includes('f16')) ? ['f16'] : []),
-    ...(declaration.extensions ?? []),
-  ]
+  const code = [...(bindings.some((b) => b.type.includes('f16')) ? ['f16'] : []), ...(declaration.extensions ?? [])]
     .map((extension) => `enable ${extension};\n`)
     .join('');
   return {
@@ -91,7 +92,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     bindings,
     packUniforms: (values) => packUniforms(name, uniforms, values),
     orderBindings: <T>(values: Readonly<Record<B, T>>): T[] => {
-      assertSameKeys(name, 'binding', bindings.map((b) => b.name), values);
+      assertSameKeys(
+        name,
+        'binding',
+        bindings.map((b) => b.name),
+        values,
+      );
       return bindings.map((b) => values[b.name]);
     },
   };
@@ -105,9 +111,7 @@ function interfaceWgsl(uniforms: readonly UniformDeclaration[], bindings: readon
     lines.push('@group(0) @binding(0) var<uniform> p: Uniforms;');
   }
   const first = uniforms.length ? 1 : 0;
-  bindings.forEach((b, i) =>
-    lines.push(`@group(0) @binding(${first + i}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`),
-  );
+  bindings.forEach((b, i) => lines.push(`@group(0) @binding(${first + i}) var<storage, ${b.access}> ${b.name}: array<${b.type}>;`));
   return `${lines.join('\n')}\n`;
 }
 
@@ -115,8 +119,17 @@ function interfaceWgsl(uniforms: readonly UniformDeclaration[], bindings: readon
  * Uniform values in declaration order, 4 bytes each: the struct has scalar members only, so
  * WGSL's layout rules put member i at byte 4·i; the block is padded to 16 bytes.
  */
-function packUniforms(kernel: string, uniforms: readonly UniformDeclaration[], values: Readonly<Record<string, number>>): ArrayBuffer | undefined {
-  assertSameKeys(kernel, 'uniform', uniforms.map((u) => u.name), values);
+function packUniforms(
+  kernel: string,
+  uniforms: readonly UniformDeclaration[],
+  values: Readonly<Record<string, number>>,
+): ArrayBuffer | undefined {
+  assertSameKeys(
+    kernel,
+    'uniform',
+    uniforms.map((u) => u.name),
+    values,
+  );
   if (!uniforms.length) return undefined;
   const buffer = new ArrayBuffer(Math.ceil(uniforms.length / 4) * 16);
   const view = new DataView(buffer);
@@ -124,7 +137,9 @@ function packUniforms(kernel: string, uniforms: readonly UniformDeclaration[], v
     const v = values[name];
     const fits =
       typeof v === 'number' &&
-      (type === 'f32' ? !Number.isNaN(v) : Number.isInteger(v) && (type === 'u32' ? v >= 0 && v <= 0xffffffff : v >= -0x80000000 && v <= 0x7fffffff));
+      (type === 'f32'
+        ? !Number.isNaN(v)
+        : Number.isInteger(v) && (type === 'u32' ? v >= 0 && v <= 0xffffffff : v >= -0x80000000 && v <= 0x7fffffff));
     if (!fits) throw new Error(`kernel ${kernel}: uniform ${name} = ${v} is not a ${type}`);
     if (type === 'f32') view.setFloat32(i * 4, v, true);
     else if (type === 'i32') view.setInt32(i * 4, v, true);

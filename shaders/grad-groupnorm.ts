@@ -11,7 +11,10 @@ export const GROUPNORM_GRAD_SMALL_WORKGROUP = 64;
  * `first_sample`; x / dy / dx are bound from the run's first element (plus *_skip).
  */
 const UNIFORMS = [
-  ...(['samples', 'first_sample', 'channels', 'groups', 'spatial', 'x_skip', 'dy_skip', 'dx_skip'] as const).map((name) => ({ name, type: 'u32' as const })),
+  ...(['samples', 'first_sample', 'channels', 'groups', 'spatial', 'x_skip', 'dy_skip', 'dx_skip'] as const).map((name) => ({
+    name,
+    type: 'u32' as const,
+  })),
   { name: 'eps', type: 'f32' },
 ] as const;
 

@@ -130,7 +130,10 @@ export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean
   return defineKernel({
     name: 'groupNorm apply',
     uniforms: [
-      ...(['n', 'row_len', 'spatial', 'channels_per_group', 'groups', 'channels', 'row_offset'] as const).map((name) => ({ name, type: 'u32' as const })),
+      ...(['n', 'row_len', 'spatial', 'channels_per_group', 'groups', 'channels', 'row_offset'] as const).map((name) => ({
+        name,
+        type: 'u32' as const,
+      })),
       { name: 'skip', type: 'u32' }, // vectors of x and y before the first row
     ],
     bindings: [

@@ -60,18 +60,31 @@ export function matmulKernel(options: MatmulShaderOptions) {
   const lanes = ['x', 'y', 'z', 'w'];
   // acc_r_j: output row (ty + (r/4)·threadsM)·4 + r%4 of the tile, vec4 column tx + j·threadsN.
   const accumulators = unrolled(threadM, (r) => unrolled(blockN, (j) => `  var acc_${r}_${j} = vec4<f32>(0.0);`));
-  const multiplyAdds = unrolled(blockN, (j) => `      let b_${j} = tile_b[k * ${vecN}u + tx + ${j * threadsN}u];`) + '\n' +
-    unrolled(blockM, (i) =>
-      `      let a_${i} = tile_a[k * ${vecM}u + ty + ${i * threadsM}u];\n` +
-      unrolled(4, (l) => unrolled(blockN, (j) => `      acc_${i * 4 + l}_${j} = fma(vec4<f32>(a_${i}.${lanes[l]}), b_${j}, acc_${i * 4 + l}_${j});`)),
+  const multiplyAdds =
+    unrolled(blockN, (j) => `      let b_${j} = tile_b[k * ${vecN}u + tx + ${j * threadsN}u];`) +
+    '\n' +
+    unrolled(
+      blockM,
+      (i) =>
+        `      let a_${i} = tile_a[k * ${vecM}u + ty + ${i * threadsM}u];\n` +
+        unrolled(4, (l) =>
+          unrolled(blockN, (j) => `      acc_${i * 4 + l}_${j} = fma(vec4<f32>(a_${i}.${lanes[l]}), b_${j}, acc_${i * 4 + l}_${j});`),
+        ),
     );
   const stores = unrolled(threadM, (r) =>
-    unrolled(blockN, (j) => `  store(base_c, row0 + (ty + ${Math.floor(r / 4) * threadsM}u) * 4u + ${r % 4}u, col0 + (tx + ${j * threadsN}u) * 4u, acc_${r}_${j});`),
+    unrolled(
+      blockN,
+      (j) =>
+        `  store(base_c, row0 + (ty + ${Math.floor(r / 4) * threadsM}u) * 4u + ${r % 4}u, col0 + (tx + ${j * threadsN}u) * 4u, acc_${r}_${j});`,
+    ),
   );
   return defineKernel({
     name: 'matmul',
     uniforms: [
-      ...(['M', 'N', 'K', 'stride_a', 'stride_b', 'stride_c', 'base_a', 'base_b', 'base_c'] as const).map((name) => ({ name, type: 'u32' as const })),
+      ...(['M', 'N', 'K', 'stride_a', 'stride_b', 'stride_c', 'base_a', 'base_b', 'base_c'] as const).map((name) => ({
+        name,
+        type: 'u32' as const,
+      })),
       { name: 'alpha', type: 'f32' },
     ],
     bindings: [

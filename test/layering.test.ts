@@ -24,7 +24,12 @@ function imports(file: string): string[] {
   const text = readFileSync(join(repoRoot, file), 'utf8');
   const specifiers = [...text.matchAll(/(?:\bfrom\s+|\bimport\s*\(?\s*)['"]([^'"]+)['"]/g)].map((m) => m[1]);
   return specifiers.map((s) =>
-    s.startsWith('.') ? relative(repoRoot, resolve(repoRoot, dirname(file), s)).split('\\').join('/').replace(/\.js$/, '.ts') : s,
+    s.startsWith('.')
+      ? relative(repoRoot, resolve(repoRoot, dirname(file), s))
+          .split('\\')
+          .join('/')
+          .replace(/\.js$/, '.ts')
+      : s,
   );
 }
 
@@ -35,7 +40,11 @@ const production = [...sources('src'), ...sources('shaders'), ...sources('web'),
 
 /** `file imports target` for every import of `production` files matching `forbidden`. */
 function violations(files: string[], forbidden: (file: string, target: string) => boolean): string[] {
-  return files.flatMap((file) => imports(file).filter((target) => forbidden(file, target)).map((target) => `${file} imports ${target}`));
+  return files.flatMap((file) =>
+    imports(file)
+      .filter((target) => forbidden(file, target))
+      .map((target) => `${file} imports ${target}`),
+  );
 }
 
 test('the scan sees the tree and resolves relative imports', () => {
@@ -46,20 +55,29 @@ test('the scan sees the tree and resolves relative imports', () => {
 
 test('only tests import the CPU reference ops (src/ops/cpu)', () => {
   const outside = production.filter((f) => !f.startsWith('src/ops/cpu/'));
-  assert.equal(violations(outside, (_, target) => target.startsWith('src/ops/cpu/')), []);
+  assert.equal(
+    violations(outside, (_, target) => target.startsWith('src/ops/cpu/')),
+    [],
+  );
 });
 
 test('the CPU reference ops import nothing from src/train', () => {
   const cpu = production.filter((f) => f.startsWith('src/ops/cpu/'));
   assert.ok(cpu.length > 0);
-  assert.equal(violations(cpu, (_, target) => target.startsWith('src/train/')), []);
+  assert.equal(
+    violations(cpu, (_, target) => target.startsWith('src/train/')),
+    [],
+  );
 });
 
 test('the core imports no Node built-ins; only the node edge files do', () => {
   // scripts/build-web.mjs checks the browser graph from src/index.ts; this covers every core file.
   const core = sources('src').filter((f) => !isNodeEdge(f));
   const builtin = (target: string): boolean => target.startsWith('node:') || builtinModules.includes(target.split('/')[0]);
-  assert.equal(violations(core, (_, target) => builtin(target)), []);
+  assert.equal(
+    violations(core, (_, target) => builtin(target)),
+    [],
+  );
 });
 
 test.run();

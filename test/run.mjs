@@ -36,7 +36,12 @@ for (const file of files) {
   console.log(`${fileFailed ? 'FAIL' : 'ok  '} ${rel} (${ok}/${total}, ${secs} s)`);
   if (fileFailed) {
     failedFiles.push(rel);
-    console.log(text.split('\n').filter((l) => !l.includes('XDG_RUNTIME_DIR')).join('\n'));
+    console.log(
+      text
+        .split('\n')
+        .filter((l) => !l.includes('XDG_RUNTIME_DIR'))
+        .join('\n'),
+    );
   }
 }
 if (failedFiles.length) console.log(`failed files: ${failedFiles.join(', ')}`);

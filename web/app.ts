@@ -146,7 +146,8 @@ function describeError(error: unknown): { title: string; detail: string } {
   if (error instanceof GpuLimitError) {
     return { title: "The GPU's limits are too small for this job", detail: `${message}\nTry a smaller tile size (Options).` };
   }
-  if (error instanceof DeviceLostError) return { title: 'The GPU device was lost', detail: `${message}\nThe next run starts a new device.` };
+  if (error instanceof DeviceLostError)
+    return { title: 'The GPU device was lost', detail: `${message}\nThe next run starts a new device.` };
   if (error instanceof GpuError) return { title: 'GPU error', detail: message };
   if (error instanceof StateDictMismatchError) {
     return {
@@ -192,7 +193,9 @@ function checkLimits(ctx: GpuContext): void {
   if (short.length) {
     throw new InputError(
       "This GPU's WebGPU limits are too small",
-      short.map(([name, needed]) => `${name}: the adapter offers ${ctx.limits[name as keyof GpuLimits]}, deltadiff needs ${needed}`).join('\n'),
+      short
+        .map(([name, needed]) => `${name}: the adapter offers ${ctx.limits[name as keyof GpuLimits]}, deltadiff needs ${needed}`)
+        .join('\n'),
     );
   }
 }
@@ -248,9 +251,12 @@ function fillPresets(): void {
 
 function showWeightsHint(): void {
   const preset = PRESETS[ui.preset.value];
-  ui.weightsHint.textContent = ui.preset.value === BUNDLED_MODEL
-    ? 'The bundled model, trained by deltadiff itself, is loaded from this site: no weight files needed.'
-    : preset ? `Official files: UNet ${preset.unetFile}; autoencoder ${preset.autoencoderFile}.` : '';
+  ui.weightsHint.textContent =
+    ui.preset.value === BUNDLED_MODEL
+      ? 'The bundled model, trained by deltadiff itself, is loaded from this site: no weight files needed.'
+      : preset
+        ? `Official files: UNet ${preset.unetFile}; autoencoder ${preset.autoencoderFile}.`
+        : '';
 }
 
 /** The chosen model's config; undefined for the bundled model, whose config comes with its weights. */
@@ -282,7 +288,12 @@ async function stateDict(choice: WeightChoice): Promise<StateDict | undefined> {
 }
 
 /** The upscaler for these weights, loading them unless the last run used the same ones. */
-async function upscalerFor(ctx: GpuContext, model: ModelConfig | undefined, unet: WeightChoice, autoencoder: WeightChoice): Promise<{ upscaler: Upscaler; loadMs: number }> {
+async function upscalerFor(
+  ctx: GpuContext,
+  model: ModelConfig | undefined,
+  unet: WeightChoice,
+  autoencoder: WeightChoice,
+): Promise<{ upscaler: Upscaler; loadMs: number }> {
   const configJson = JSON.stringify(model ?? BUNDLED_MODEL);
   if (loaded && loaded.configJson === configJson && loaded.unet === unet && loaded.autoencoder === autoencoder) {
     return { upscaler: loaded.upscaler, loadMs: 0 };
@@ -398,7 +409,9 @@ async function run(): Promise<void> {
         const betweenBatches = p.tile !== lastTile;
         lastTile = p.tile;
         const inBatch = betweenBatches ? 0 : (p.step / p.steps) * Math.min(batch, p.tiles - p.tile);
-        const label = betweenBatches ? `${p.tile} of ${p.tiles} tiles done` : `tile ${p.tile + 1} of ${p.tiles}: step ${p.step} of ${p.steps}`;
+        const label = betweenBatches
+          ? `${p.tile} of ${p.tiles} tiles done`
+          : `tile ${p.tile + 1} of ${p.tiles}: step ${p.step} of ${p.steps}`;
         showProgress((p.tile + inBatch) / p.tiles, cancelRequested ? `cancelling after this batch of tiles… (${label})` : label);
         if (cancelRequested && betweenBatches && p.tile < p.tiles) throw abortError();
       },

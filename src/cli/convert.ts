@@ -53,7 +53,8 @@ export async function convertCommand(argv: string[]): Promise<number> {
     await reads.add([input], 'the input');
     if (values.config !== undefined) await reads.add([values.config], 'the config');
     if (reportExisting(await checkOutputs([output], reads, values.force ?? false))) return 1;
-    if (extname(output).toLowerCase() !== '.safetensors') throw new UsageError(`the output ${output} is written as safetensors: name it *.safetensors`);
+    if (extname(output).toLowerCase() !== '.safetensors')
+      throw new UsageError(`the output ${output} is written as safetensors: name it *.safetensors`);
     const summary = await convert(input, output, values.fp16 ?? false, values.config);
     for (const warning of summary.warnings) console.error(`warning: ${warning}`);
     console.log(`wrote ${summary.tensorCount} tensors (${(summary.bytes / 1e6).toFixed(1)} MB) to ${output}`);

@@ -33,7 +33,16 @@ export async function degradeCommand(argv: string[]): Promise<number> {
   const jobs = inputs.map((input) => ({ input, output: join(outDir, `${basename(input, extname(input))}.png`) }));
   const reads = new ReadFiles();
   await reads.add(inputs, 'an input');
-  if (reportExisting(await checkOutputs(jobs.map((j) => j.output), reads, flags.force === true))) return 1;
+  if (
+    reportExisting(
+      await checkOutputs(
+        jobs.map((j) => j.output),
+        reads,
+        flags.force === true,
+      ),
+    )
+  )
+    return 1;
   let failed = 0;
   for (const { input, output } of jobs) {
     try {

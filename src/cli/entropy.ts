@@ -1,5 +1,12 @@
 import { basename, join } from 'node:path';
-import { entropyHistograms, entropyScores, meanEntropyScores, sumHistograms, type EntropyHistograms, type EntropyScores } from '../metrics/entropy.js';
+import {
+  entropyHistograms,
+  entropyScores,
+  meanEntropyScores,
+  sumHistograms,
+  type EntropyHistograms,
+  type EntropyScores,
+} from '../metrics/entropy.js';
 import { pairFileNames } from '../metrics/pairing.js';
 import { parseArgs, UsageError } from './args.js';
 import { expandImageInputs, listImageFiles, readInputImage } from './image-files.js';
@@ -33,7 +40,10 @@ export async function entropyCommand(argv: string[]): Promise<number> {
   const lrFor = new Map<string, string>();
   let pairingFailed = false;
   if (lrDir !== undefined) {
-    const pairing = pairFileNames(hrFiles.map((p) => basename(p)), await listImageFiles(lrDir));
+    const pairing = pairFileNames(
+      hrFiles.map((p) => basename(p)),
+      await listImageFiles(lrDir),
+    );
     const byName = new Map(pairing.pairs.map((p) => [p.reference, p.candidate]));
     for (const path of hrFiles) {
       const lrName = byName.get(basename(path));
@@ -71,9 +81,16 @@ export async function entropyCommand(argv: string[]): Promise<number> {
     const report = { mean: scoresJson(mean), pooled: scoresJson(pooled), images: images.map((s) => ({ name: s.name, ...scoresJson(s) })) };
     console.log(JSON.stringify(report, null, 2));
   } else {
-    const row = (name: string, s: EntropyScores) => [name, formatNumber(s.pixelBits, 3), formatNumber(s.residualBits, 3), formatNumber(s.reductionPercent, 1)];
+    const row = (name: string, s: EntropyScores) => [
+      name,
+      formatNumber(s.pixelBits, 3),
+      formatNumber(s.residualBits, 3),
+      formatNumber(s.reductionPercent, 1),
+    ];
     const header = ['image', 'pixel bits', 'residual bits', 'reduction %'];
-    console.log(formatTable([header, ...images.map((s) => row(s.name, s)), row(`mean of ${images.length}`, mean), row('pooled histograms', pooled)]));
+    console.log(
+      formatTable([header, ...images.map((s) => row(s.name, s)), row(`mean of ${images.length}`, mean), row('pooled histograms', pooled)]),
+    );
   }
   return failed > 0 || pairingFailed ? 1 : 0;
 }

@@ -113,14 +113,17 @@ export async function evalCommand(argv: string[]): Promise<number> {
     throw new UsageError(`eval takes no positional arguments, got "${[...positionals, ...passOn][0]}"`);
   }
   if (typeof flags.gt !== 'string') throw new UsageError('eval needs --gt <dir>');
-  if ((typeof flags.pred === 'string') === (lrDir !== undefined)) throw new UsageError('eval needs exactly one of --pred <dir> and --lr <dir>');
+  if ((typeof flags.pred === 'string') === (lrDir !== undefined))
+    throw new UsageError('eval needs exactly one of --pred <dir> and --lr <dir>');
   if (flags.out !== undefined && lrDir === undefined) throw new UsageError('-o/--out only applies with --lr');
   if (flags.bicubic === true && lrDir === undefined) throw new UsageError('--bicubic only applies with --lr');
-  if (flags.force === true && flags.out === undefined && flags.csv === undefined) throw new UsageError('--force only applies with -o/--out or --csv');
+  if (flags.force === true && flags.out === undefined && flags.csv === undefined)
+    throw new UsageError('--force only applies with -o/--out or --csv');
   if (flags.bicubic === true && passOn.length > 0) throw new UsageError(`--bicubic takes no upscale options, got "${passOn[0]}"`);
   const out = typeof flags.out === 'string' ? flags.out : undefined;
   if (out !== undefined && (await isSameFile(out, flags.gt))) throw new UsageError('-o/--out must not be the ground-truth directory');
-  if (out !== undefined && lrDir !== undefined && (await isSameFile(out, lrDir))) throw new UsageError('-o/--out must not be the --lr directory');
+  if (out !== undefined && lrDir !== undefined && (await isSameFile(out, lrDir)))
+    throw new UsageError('-o/--out must not be the --lr directory');
   const cropBorder = flags['crop-border'] ?? 0;
   if (typeof cropBorder !== 'number' || !(Number.isInteger(cropBorder) && cropBorder >= 0)) {
     throw new UsageError(`--crop-border needs a whole number ≥ 0, got ${cropBorder}`);
@@ -137,10 +140,19 @@ export async function evalCommand(argv: string[]): Promise<number> {
 
   // Everything eval reads, and everything it will write, is checked before any work.
   const reads = new ReadFiles();
-  await reads.add(gtNames.map((n) => join(gtDir, n)), 'the ground truth');
-  await reads.add(lrNames.map((n) => join(lrDir!, n)), 'an LR input');
+  await reads.add(
+    gtNames.map((n) => join(gtDir, n)),
+    'the ground truth',
+  );
+  await reads.add(
+    lrNames.map((n) => join(lrDir!, n)),
+    'an LR input',
+  );
   const givenPredNames = typeof flags.pred === 'string' ? await listImageFiles(flags.pred) : [];
-  await reads.add(givenPredNames.map((n) => join(flags.pred as string, n)), 'a prediction');
+  await reads.add(
+    givenPredNames.map((n) => join(flags.pred as string, n)),
+    'a prediction',
+  );
   const predictions = out === undefined ? [] : lrNames.map((n) => predictionPath(out, n));
   if (reportExisting(await checkOutputs([...predictions, ...(csvPath ? [csvPath] : [])], reads, force))) return 1;
 
@@ -153,7 +165,11 @@ export async function evalCommand(argv: string[]): Promise<number> {
       if (flags.bicubic === true) {
         await bicubicInto(lrDir, lrNames, predDir);
       } else {
-        const code = await upscaleInto(lrNames.map((n) => join(lrDir, n)), predDir, [...passOn, ...(force ? ['--force'] : [])]);
+        const code = await upscaleInto(
+          lrNames.map((n) => join(lrDir, n)),
+          predDir,
+          [...passOn, ...(force ? ['--force'] : [])],
+        );
         if (code === 2) return 2;
         upscaleFailed = code !== 0;
       }
@@ -193,7 +209,12 @@ export async function evalCommand(argv: string[]): Promise<number> {
       console.log(JSON.stringify(report, null, 2));
     } else {
       const header = ['image', 'PSNR-Y (dB)', 'SSIM-Y', ...(rgb ? ['PSNR-RGB (dB)'] : [])];
-      const row = (name: string, s: QualityScores) => [name, formatNumber(s.psnr, 3), formatNumber(s.ssim, 4), ...(rgb ? [formatNumber(s.psnrRgb!, 3)] : [])];
+      const row = (name: string, s: QualityScores) => [
+        name,
+        formatNumber(s.psnr, 3),
+        formatNumber(s.ssim, 4),
+        ...(rgb ? [formatNumber(s.psnrRgb!, 3)] : []),
+      ];
       console.log(formatTable([header, ...images.map((s) => row(s.name, s)), row(`mean of ${images.length}`, mean)]));
     }
     const incomplete = pairing.missing.length + pairing.ambiguous.length + errors.length > 0 || upscaleFailed;

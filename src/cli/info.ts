@@ -17,7 +17,9 @@ export async function resolveModelConfig(nameOrPath: string): Promise<ModelConfi
   try {
     text = await readFile(nameOrPath, 'utf8');
   } catch {
-    throw new ConfigError(`--model ${nameOrPath}: not a preset (${[...Object.keys(PRESETS), BUNDLED_MODEL].join(', ')}) and not a readable file`);
+    throw new ConfigError(
+      `--model ${nameOrPath}: not a preset (${[...Object.keys(PRESETS), BUNDLED_MODEL].join(', ')}) and not a readable file`,
+    );
   }
   let json: unknown;
   try {
@@ -72,8 +74,12 @@ export async function infoCommand(argv: string[]): Promise<number> {
       return 0;
     }
     const a = device.adapter;
-    console.log(`adapter: ${a.description || a.device} (vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}${a.isFallbackAdapter ? ', software fallback' : ''})`);
-    const on = Object.entries(device.features).filter(([, v]) => v).map(([k]) => k);
+    console.log(
+      `adapter: ${a.description || a.device} (vendor ${a.vendor || '?'}, architecture ${a.architecture || '?'}${a.isFallbackAdapter ? ', software fallback' : ''})`,
+    );
+    const on = Object.entries(device.features)
+      .filter(([, v]) => v)
+      .map(([k]) => k);
     console.log(`features: ${on.length ? on.join(', ') : 'none of shader-f16, timestamp-query, subgroups'}`);
     console.log('limits:');
     for (const [k, v] of Object.entries(device.limits)) console.log(`  ${k}: ${v}`);
@@ -81,10 +87,16 @@ export async function infoCommand(argv: string[]): Promise<number> {
       console.log(`model ${model.name}:`);
       const u = model.unet;
       const ae = model.autoencoder;
-      console.log(`  UNet: ${u.parameters.toLocaleString('en-US')} parameters in ${u.tensors} tensors; built for ${u.buildSize}², latent sizes must be multiples of ${u.sizeMultiple}; ${u.stepGflop} GFLOP per step at ${u.buildSize}²`);
-      console.log(`  first stage (${ae.type}): ${ae.parameters.toLocaleString('en-US')} parameters in ${ae.tensors} tensors; downsampling ×${ae.factor}; at ${ae.imageSize}²: encode ${ae.encodeGflop} GFLOP, decode ${ae.decodeGflop} GFLOP`);
+      console.log(
+        `  UNet: ${u.parameters.toLocaleString('en-US')} parameters in ${u.tensors} tensors; built for ${u.buildSize}², latent sizes must be multiples of ${u.sizeMultiple}; ${u.stepGflop} GFLOP per step at ${u.buildSize}²`,
+      );
+      console.log(
+        `  first stage (${ae.type}): ${ae.parameters.toLocaleString('en-US')} parameters in ${ae.tensors} tensors; downsampling ×${ae.factor}; at ${ae.imageSize}²: encode ${ae.encodeGflop} GFLOP, decode ${ae.decodeGflop} GFLOP`,
+      );
       const d = model.diffusion;
-      console.log(`  sampler: ${d.steps} steps, kappa ${d.kappa}, etas_end ${d.etas_end}, min_noise_level ${d.min_noise_level}, power ${d.power}`);
+      console.log(
+        `  sampler: ${d.steps} steps, kappa ${d.kappa}, etas_end ${d.etas_end}, min_noise_level ${d.min_noise_level}, power ${d.power}`,
+      );
     }
     return 0;
   } finally {

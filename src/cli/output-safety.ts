@@ -50,7 +50,8 @@ export class ReadFiles {
  */
 export async function checkRegularFile(path: string): Promise<void> {
   const s = await statOrUndefined(path);
-  if (s && !s.isFile()) throw new UsageError(`${path} is not a regular file${s.isDirectory() ? '' : ' (a FIFO or device would block reading)'}`);
+  if (s && !s.isFile())
+    throw new UsageError(`${path} is not a regular file${s.isDirectory() ? '' : ' (a FIFO or device would block reading)'}`);
 }
 
 /** Whether two paths name the same existing file or directory (device + inode). */
@@ -88,7 +89,9 @@ export async function prepareDirectory(dir: string): Promise<void> {
     existing = dirname(existing);
   }
   if (found && !found.isDirectory()) {
-    throw new UsageError(missing.length === 0 ? `${dir} is not a directory` : `cannot create directory ${dir}: ${existing} is not a directory`);
+    throw new UsageError(
+      missing.length === 0 ? `${dir} is not a directory` : `cannot create directory ${dir}: ${existing} is not a directory`,
+    );
   }
   for (const level of missing) {
     await mkdir(level).catch((e: NodeJS.ErrnoException) => {
@@ -114,7 +117,8 @@ export async function checkFreshDirectory(dir: string, marker: string, holds: st
   if (!s) return;
   if (!s.isDirectory()) throw new UsageError(`${dir} is not a directory`);
   const entries = await readdir(dir);
-  if (entries.length > 0 && !entries.includes(marker)) throw new UsageError(`${dir} is not empty and holds no ${holds}: choose a new or empty directory`);
+  if (entries.length > 0 && !entries.includes(marker))
+    throw new UsageError(`${dir} is not empty and holds no ${holds}: choose a new or empty directory`);
 }
 
 /**
@@ -135,7 +139,8 @@ export async function checkOutputs(outputs: readonly string[], reads: ReadFiles,
     if (!s) continue;
     if (s.isDirectory()) throw new UsageError(`output ${output} is a directory`);
     const read = await reads.find(output);
-    if (read) throw new UsageError(`${output} would overwrite ${read.role} ${read.path}: refusing to overwrite the input, even with --force`);
+    if (read)
+      throw new UsageError(`${output} would overwrite ${read.role} ${read.path}: refusing to overwrite the input, even with --force`);
     existing.push(output);
   }
   if (existing.length > 0 && !force) return existing;
@@ -161,7 +166,9 @@ export async function isImageOutputName(path: string): Promise<boolean> {
   if (IMAGE_EXTENSIONS.has(extension)) return true;
   if (s) throw new UsageError(`-o ${path} exists and is not a directory; images are written as .png, .jpg or .jpeg`);
   if (extension !== '') {
-    throw new UsageError(`-o ${path}: cannot write '${extension}' images (use .png, .jpg or .jpeg); to write into a new directory of that name, create it first`);
+    throw new UsageError(
+      `-o ${path}: cannot write '${extension}' images (use .png, .jpg or .jpeg); to write into a new directory of that name, create it first`,
+    );
   }
   return false;
 }

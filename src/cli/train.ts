@@ -59,7 +59,11 @@ interface RunManifest {
   autoencoder: string | null;
 }
 
-const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+const exists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 async function readJson(path: string): Promise<unknown> {
   const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
@@ -73,12 +77,17 @@ async function readJson(path: string): Promise<unknown> {
 }
 
 function positiveInteger(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new UsageError(`--${name} must be a whole number ≥ 1, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+    throw new UsageError(`--${name} must be a whole number ≥ 1, got ${String(value)}`);
   return value;
 }
 
 /** The run's model config and manifest: from the flags for a new run, from the run directory (flags overriding) on resume. */
-async function planRun(flags: Record<string, string | number | boolean | undefined>, positionals: string[], out: string): Promise<{ config: ModelConfig; manifest: RunManifest }> {
+async function planRun(
+  flags: Record<string, string | number | boolean | undefined>,
+  positionals: string[],
+  out: string,
+): Promise<{ config: ModelConfig; manifest: RunManifest }> {
   const resume = flags.resume === true;
   const saved = resume ? ((await readJson(join(out, RUN_FILES.run))) as RunManifest) : null;
   let json: unknown;
@@ -87,7 +96,9 @@ async function planRun(flags: Record<string, string | number | boolean | undefin
     if (typeof flags.model === 'string') {
       const given = parseModelConfig(await readJson(flags.model), flags.model);
       if (JSON.stringify(given) !== JSON.stringify(parseModelConfig(json))) {
-        throw new UsageError(`--model ${flags.model} differs from the run's ${RUN_FILES.model}; resume without --model or start a new --out`);
+        throw new UsageError(
+          `--model ${flags.model} differs from the run's ${RUN_FILES.model}; resume without --model or start a new --out`,
+        );
       }
     }
   } else {
@@ -118,7 +129,8 @@ async function planRun(flags: Record<string, string | number | boolean | undefin
     validateEvery: 500,
     checkpointEvery: 500,
   };
-  const pick = (flag: keyof typeof FLAGS, fallback: number): number => (typeof flags[flag] === 'number' ? (flags[flag] as number) : fallback);
+  const pick = (flag: keyof typeof FLAGS, fallback: number): number =>
+    typeof flags[flag] === 'number' ? (flags[flag] as number) : fallback;
   const settings: TrainingSettings = {
     steps: positiveInteger('steps', pick('steps', defaults.steps)),
     batch: positiveInteger('batch', pick('batch', defaults.batch)),
@@ -135,10 +147,11 @@ async function planRun(flags: Record<string, string | number | boolean | undefin
     throw new UsageError('--lr must be > 0, --min-lr ≥ 0 and --ema-decay in [0, 1)');
   }
   const data = typeof flags.data === 'string' ? [flags.data, ...positionals] : (saved?.data ?? [DEFAULT_TRAINING_DATA]);
-  if (typeof flags.data !== 'string' && positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]} (HR directories follow --data)`);
+  if (typeof flags.data !== 'string' && positionals.length > 0)
+    throw new UsageError(`unexpected argument ${positionals[0]} (HR directories follow --data)`);
   const autoencoder = typeof flags.autoencoder === 'string' ? flags.autoencoder : (saved?.autoencoder ?? null);
   if (config.autoencoder.type !== 'pixel-unshuffle' && autoencoder === null) {
-    throw new UsageError('this model trains in the VQ autoencoder\'s latent space: pass --autoencoder <ckpt>');
+    throw new UsageError("this model trains in the VQ autoencoder's latent space: pass --autoencoder <ckpt>");
   }
   const validationImages = pick('val-images', saved?.validationImages ?? 4);
   return { config, manifest: { settings, data, validationImages, autoencoder } };
@@ -168,13 +181,18 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const firstStage = createFirstStage(config);
   const cropMultiple = trainingCropMultiple(config, unet);
   if (settings.crop % cropMultiple !== 0) {
-    throw new UsageError(`--crop ${settings.crop} must be a multiple of ${cropMultiple} (scale ${config.scale} × the UNet's size multiple ${unet.sizeMultiple})`);
+    throw new UsageError(
+      `--crop ${settings.crop} must be a multiple of ${cropMultiple} (scale ${config.scale} × the UNet's size multiple ${unet.sizeMultiple})`,
+    );
   }
   const paths = await listTrainingImages(manifest.data);
   const { images, skipped } = await loadTrainingImages(paths, settings.crop);
   if (skipped.length > 0) say(`skipping ${skipped.length} image(s) smaller than the ${settings.crop}×${settings.crop} crop`);
   const held = Math.max(0, Math.floor(manifest.validationImages));
-  if (images.length <= held) throw new UsageError(`${images.length} usable image(s) in ${manifest.data.join(', ')}: need more than the ${held} held aside for validation`);
+  if (images.length <= held)
+    throw new UsageError(
+      `${images.length} usable image(s) in ${manifest.data.join(', ')}: need more than the ${held} held aside for validation`,
+    );
   // The last images are held aside, so the split does not depend on the seed.
   const trainImages = images.slice(0, images.length - held);
   const validationImages = images.slice(images.length - held);
@@ -213,9 +231,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
     let bestPsnr = Math.max(-Infinity, ...log.rows.filter((r) => r.step > 0 && r.psnr !== undefined).map((r) => r.psnr!));
     await run.run({
       onStep: async (r) => {
-        log.add({ step: r.step, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, seconds: secondsBefore + (performance.now() - started) / 1000 });
+        log.add({
+          step: r.step,
+          loss: r.loss,
+          lr: r.lr,
+          gradNorm: r.gradNorm,
+          seconds: secondsBefore + (performance.now() - started) / 1000,
+        });
         if (r.step % logEvery === 0 || r.step === r.steps) {
-          say(`step ${r.step}/${r.steps}  loss ${r.loss.toExponential(4)}  ${r.itPerSec.toFixed(3)} it/s  ETA ${formatDuration(r.etaSeconds)}`);
+          say(
+            `step ${r.step}/${r.steps}  loss ${r.loss.toExponential(4)}  ${r.itPerSec.toFixed(3)} it/s  ETA ${formatDuration(r.etaSeconds)}`,
+          );
           await log.flush();
         }
       },
@@ -227,7 +253,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
         }
         log.add(v);
         await log.flush();
-        say(`step ${v.step}: validation PSNR ${v.psnr.toFixed(3)} dB (bicubic ${v.bicubicPsnr.toFixed(3)} dB, gain ${(v.psnr - v.bicubicPsnr).toFixed(3)} dB)`);
+        say(
+          `step ${v.step}: validation PSNR ${v.psnr.toFixed(3)} dB (bicubic ${v.bicubicPsnr.toFixed(3)} dB, gain ${(v.psnr - v.bicubicPsnr).toFixed(3)} dB)`,
+        );
       },
       saveCheckpoint: async () => {
         await saveTrainingCheckpoint(checkpointDir, unet, optimizerState);
@@ -235,8 +263,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
       },
     });
     await log.flush();
-    const best = Number.isFinite(bestPsnr) ? `, the best validation's (${bestPsnr.toFixed(3)} dB) in ${join(checkpointDir, BEST_EMA_FILE)}` : '';
-    say(`done: ${settings.steps} steps; EMA weights for export in ${join(checkpointDir, CHECKPOINT_FILES.ema)}${best}, log in ${log.csvPath}, curve in ${log.svgPath}`);
+    const best = Number.isFinite(bestPsnr)
+      ? `, the best validation's (${bestPsnr.toFixed(3)} dB) in ${join(checkpointDir, BEST_EMA_FILE)}`
+      : '';
+    say(
+      `done: ${settings.steps} steps; EMA weights for export in ${join(checkpointDir, CHECKPOINT_FILES.ema)}${best}, log in ${log.csvPath}, curve in ${log.svgPath}`,
+    );
     return 0;
   } finally {
     optimizer?.dispose();

@@ -56,7 +56,8 @@ interface Job {
 async function planJobs(inputs: string[], out: string): Promise<Job[]> {
   const files = await expandImageInputs(inputs);
   const outIsFile = await isImageOutputName(out);
-  if (outIsFile && files.length > 1) throw new UsageError(`${files.length} input images need -o to be a directory, not the image file ${out}`);
+  if (outIsFile && files.length > 1)
+    throw new UsageError(`${files.length} input images need -o to be a directory, not the image file ${out}`);
   return files.map((input) => ({
     input,
     output: outIsFile ? out : join(out, `${basename(input, extname(input))}.png`),
@@ -85,7 +86,12 @@ function tilingOptions(flags: ParsedArgs['flags'], config: ModelConfig): TilingC
  * The tiles an image needs and the UNet's GFLOP over all of them and all sampler steps (the FLOP
  * model of nn/cost.ts).
  */
-function estimateWork(upscaler: Upscaler, width: number, height: number, { tile, overlap, multiple }: TilingChoice): { tiles: number; gflop: number } {
+function estimateWork(
+  upscaler: Upscaler,
+  width: number,
+  height: number,
+  { tile, overlap, multiple }: TilingChoice,
+): { tiles: number; gflop: number } {
   const rows = planAxis(height, tile, overlap, multiple);
   const cols = planAxis(width, tile, overlap, multiple);
   const tiles = rows.starts.length * cols.starts.length;
@@ -105,7 +111,12 @@ interface OpenedWeights {
  * --model names it); otherwise --unet (and --autoencoder for VQ models) with --model, or the
  * config embedded in the UNet file, or deltadiff-x4. A message naming the missing checkpoints otherwise.
  */
-async function openWeights(flags: { model?: unknown; unet?: unknown; autoencoder?: unknown; 'weights-key'?: unknown }): Promise<OpenedWeights | string> {
+async function openWeights(flags: {
+  model?: unknown;
+  unet?: unknown;
+  autoencoder?: unknown;
+  'weights-key'?: unknown;
+}): Promise<OpenedWeights | string> {
   const modelName = typeof flags.model === 'string' ? flags.model : undefined;
   const preset = modelName !== undefined && PRESETS[modelName] ? modelName : undefined;
   // Which state dict to use when a checkpoint holds several (e.g. state_dict and ema).
@@ -121,7 +132,8 @@ async function openWeights(flags: { model?: unknown; unet?: unknown; autoencoder
   const close = async () => void (await Promise.all(sources.map((s) => s.close())));
   try {
     const unet = await openStateDict(unetSource, { wrapperKey });
-    const config = modelName !== undefined ? await resolveModelConfig(modelName) : (embeddedModelConfig(unet) ?? PRESETS['deltadiff-x4'].config);
+    const config =
+      modelName !== undefined ? await resolveModelConfig(modelName) : (embeddedModelConfig(unet) ?? PRESETS['deltadiff-x4'].config);
     if (config.autoencoder.type !== 'vq') return { config, unet, close };
     if (typeof flags.autoencoder !== 'string') {
       await close();
@@ -168,7 +180,10 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   const jobs = await planJobs(positionals, flags.out);
   if (saveSteps && jobs.length > 1) throw new UsageError('--save-steps takes a single input image');
   const reads = new ReadFiles();
-  await reads.add(jobs.map((j) => j.input), jobs.length === 1 ? 'its input' : 'an input');
+  await reads.add(
+    jobs.map((j) => j.input),
+    jobs.length === 1 ? 'its input' : 'an input',
+  );
   const weightFiles = [flags.unet, flags.autoencoder].filter((p): p is string => typeof p === 'string');
   for (const path of weightFiles) await checkRegularFile(path);
   await reads.add(weightFiles, 'the weights file');
@@ -199,7 +214,18 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   const started = Date.now();
   const ctx = await createNodeGpuContext();
   let upscaler: Upscaler | undefined;
-  const results: { input: string; output?: string; width?: number; height?: number; tiles?: number; gflop?: number; seconds?: number; orientation?: number; warnings?: string[]; error?: string }[] = [];
+  const results: {
+    input: string;
+    output?: string;
+    width?: number;
+    height?: number;
+    tiles?: number;
+    gflop?: number;
+    seconds?: number;
+    orientation?: number;
+    warnings?: string[];
+    error?: string;
+  }[] = [];
   try {
     try {
       upscaler = await createUpscaler({
@@ -228,7 +254,9 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
           );
         }
         if (saveSteps && (image.width > tile || image.height > tile)) {
-          throw new UsageError(`--save-steps needs an image that fits in one tile (${image.width}×${image.height} > ${tile}; raise --tile)`);
+          throw new UsageError(
+            `--save-steps needs an image that fits in one tile (${image.width}×${image.height} > ${tile}; raise --tile)`,
+          );
         }
         const t0 = Date.now();
         const stepTensors: Tensor[] = [];
@@ -241,7 +269,12 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
           tile,
           overlap,
           batch,
-          onProgress: (p) => progress.update(`${label} tile ${Math.min(p.tile + 1, p.tiles)}/${p.tiles} step ${p.step}/${p.steps}`, p.tile * p.steps + p.step, p.tiles * p.steps),
+          onProgress: (p) =>
+            progress.update(
+              `${label} tile ${Math.min(p.tile + 1, p.tiles)}/${p.tiles} step ${p.step}/${p.steps}`,
+              p.tile * p.steps + p.step,
+              p.tiles * p.steps,
+            ),
         });
         await writeImageFile(job.output, result);
         if (saveSteps) {
@@ -255,8 +288,21 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
         }
         const seconds = (Date.now() - t0) / 1000;
         progress.done();
-        if (!quiet && !flags.json) console.error(`${label}: ${image.width}×${image.height} → ${result.width}×${result.height} in ${seconds.toFixed(1)} s → ${job.output}`);
-        results.push({ input: job.input, output: job.output, width: result.width, height: result.height, tiles: work.tiles, gflop: work.gflop, seconds, orientation: image.orientation, warnings: image.warnings });
+        if (!quiet && !flags.json)
+          console.error(
+            `${label}: ${image.width}×${image.height} → ${result.width}×${result.height} in ${seconds.toFixed(1)} s → ${job.output}`,
+          );
+        results.push({
+          input: job.input,
+          output: job.output,
+          width: result.width,
+          height: result.height,
+          tiles: work.tiles,
+          gflop: work.gflop,
+          seconds,
+          orientation: image.orientation,
+          warnings: image.warnings,
+        });
       } catch (e) {
         progress.done();
         const message = (e as Error).message;
@@ -270,7 +316,9 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   }
   const failed = results.filter((r) => r.error).length;
   if (flags.json) {
-    console.log(JSON.stringify({ model: config.name, adapter: ctx.adapter, seconds: (Date.now() - started) / 1000, files: results, failed }, null, 2));
+    console.log(
+      JSON.stringify({ model: config.name, adapter: ctx.adapter, seconds: (Date.now() - started) / 1000, files: results, failed }, null, 2),
+    );
   }
   return failed > 0 ? 1 : 0;
 }

@@ -63,7 +63,11 @@ export class BufferPool {
     let buffer = list?.pop();
     if (!buffer) {
       buffer = this.onAllocate(label, () =>
-        this.device.createBuffer({ size: exactSize, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `pool:${exactSize}` }),
+        this.device.createBuffer({
+          size: exactSize,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+          label: `pool:${exactSize}`,
+        }),
       );
       this.classOf.set(buffer, exactSize);
       this.serialOf.set(buffer, this.nextSerial++);

@@ -380,7 +380,8 @@ export class GpuContext {
     for (const b of call.bindings) siteKey += `,${this.objectId(b.buffer)}:${b.offset ?? 0}:${b.size ?? ''}`;
     const paramsKey = call.params ? contentKey(call.params) : '';
     let slots = this.sites.get(siteKey);
-    if (slots) this.sites.delete(siteKey); // re-inserted below as the most recently used
+    if (slots)
+      this.sites.delete(siteKey); // re-inserted below as the most recently used
     else slots = [];
     this.sites.set(siteKey, slots);
     let index = slots.findIndex((slot) => slot.paramsKey === paramsKey);
@@ -411,7 +412,12 @@ export class GpuContext {
     if (call.params) {
       const bytes = new Uint8Array(call.params);
       const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
-      uniform = this.device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, mappedAtCreation: true, label: 'params' });
+      uniform = this.device.createBuffer({
+        size,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        mappedAtCreation: true,
+        label: 'params',
+      });
       new Uint8Array(uniform.getMappedRange()).set(bytes);
       uniform.unmap();
       entries.push({ binding: 0, resource: { buffer: uniform } });

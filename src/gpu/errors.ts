@@ -1,7 +1,10 @@
 /** Errors raised by the GPU layer. Each names the op (or stage) that caused it. */
 
 export class GpuError extends Error {
-  constructor(message: string, readonly op?: string) {
+  constructor(
+    message: string,
+    readonly op?: string,
+  ) {
     super(op ? `${op}: ${message}` : message);
     this.name = 'GpuError';
   }
@@ -24,7 +27,11 @@ export class NoAdapterError extends GpuError {
 
 /** A WebGPU validation error, out-of-memory or internal error, attributed to an op. */
 export class GpuValidationError extends GpuError {
-  constructor(message: string, op: string, readonly kind: 'validation' | 'out-of-memory' | 'internal') {
+  constructor(
+    message: string,
+    op: string,
+    readonly kind: 'validation' | 'out-of-memory' | 'internal',
+  ) {
     super(`${kind} error: ${message}`, op);
     this.name = 'GpuValidationError';
   }

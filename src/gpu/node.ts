@@ -52,7 +52,8 @@ export interface NodeGpuOptions extends GpuContextOptions {
  * Dawn's notice, on each adapter discovery, that it caps two limits of Vulkan drivers such as
  * lavapipe (dynamic-offset buffers, which deltadiff never uses): nothing a user can act on.
  */
-const DAWN_LIMIT_NOTICE = /^Warning: maxDynamic\w+BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
+const DAWN_LIMIT_NOTICE =
+  /^Warning: maxDynamic\w+BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.$/;
 
 /**
  * The adapter, with what Dawn and the driver print while discovering it filtered: Dawn's limit
@@ -70,7 +71,7 @@ function requestAdapterQuietly(gpu: GPU, powerPreference: GPUPowerPreference = '
 /** A GpuContext on Dawn, with toggles from options or $DELTADIFF_DAWN_TOGGLES (comma separated). */
 export async function createNodeGpuContext(options: NodeGpuOptions = {}): Promise<GpuContext> {
   if (!options.spinWhileWaiting) throttleDawnTicks();
-  const toggles = options.dawnToggles ?? (process.env.DELTADIFF_DAWN_TOGGLES?.split(',').filter(Boolean) ?? []);
+  const toggles = options.dawnToggles ?? process.env.DELTADIFF_DAWN_TOGGLES?.split(',').filter(Boolean) ?? [];
   const gpu = options.gpu ?? createDawnGpu(toggles);
   const adapter = options.adapter !== undefined ? options.adapter : await requestAdapterQuietly(gpu, options.powerPreference);
   return createGpuContext({ ...options, gpu, adapter });

@@ -19,13 +19,7 @@ export interface ByteSource {
 
 /** Rejects ranges outside `[0, size)`; shared by every ByteSource implementation. */
 export function checkReadRange(source: ByteSource, offset: number, length: number): void {
-  if (
-    !Number.isSafeInteger(offset) ||
-    !Number.isSafeInteger(length) ||
-    offset < 0 ||
-    length < 0 ||
-    offset + length > source.size
-  ) {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > source.size) {
     throw new IoError(source.name, `read of ${length} bytes at offset ${offset} is outside the ${source.size}-byte file`);
   }
 }

@@ -58,10 +58,7 @@ export class StateDictMismatchError extends CheckpointError {
       ...missing.map((key) => `  missing: ${key}`),
       ...misShaped.map((m) => `  shape of ${m.key}: expected [${m.expected.join(', ')}], found [${m.actual.join(', ')}]`),
     ];
-    super(
-      fileName,
-      `state dict does not fit the model (${missing.length} missing, ${misShaped.length} mis-shaped):\n${lines.join('\n')}`,
-    );
+    super(fileName, `state dict does not fit the model (${missing.length} missing, ${misShaped.length} mis-shaped):\n${lines.join('\n')}`);
   }
 }
 

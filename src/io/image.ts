@@ -72,7 +72,10 @@ export function decodeImage(bytes: Uint8Array, name: string, limits: ImageDecode
   const maxPixels = limits.maxPixels ?? DEFAULT_MAX_PIXELS;
   let decoded: Decoded;
   try {
-    decoded = format === 'png' ? decodePng(bytes, name, maxPixels) : decodeJpeg(bytes, name, maxPixels, limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB);
+    decoded =
+      format === 'png'
+        ? decodePng(bytes, name, maxPixels)
+        : decodeJpeg(bytes, name, maxPixels, limits.maxMemoryMB ?? DEFAULT_MAX_MEMORY_MB);
   } catch (error) {
     if (error instanceof ImageError) throw error;
     // The codecs throw plain Errors (and the odd TypeError) on corrupt data.
@@ -209,7 +212,9 @@ function decodePng(bytes: Uint8Array, name: string, maxPixels: number): Decoded 
     // The default image (IDAT) is the first frame when a frame control chunk comes before it.
     const firstIdat = chunks.findIndex((c) => c.type === 'IDAT');
     const isFirstFrame = chunks.slice(0, firstIdat).some((c) => c.type === 'fcTL');
-    warnings.push(`animated PNG (${frames} frame${frames === 1 ? '' : 's'}): only ${isFirstFrame ? 'the first frame' : 'its still default image, which is not one of the frames,'} is used`);
+    warnings.push(
+      `animated PNG (${frames} frame${frames === 1 ? '' : 's'}): only ${isFirstFrame ? 'the first frame' : 'its still default image, which is not one of the frames,'} is used`,
+    );
   }
   return { image: pngPixels(decodePngData(pixelsOnly)), exif: chunks.find((c) => c.type === 'eXIf')?.data, warnings };
 }
@@ -495,12 +500,7 @@ export function roundHalfEven(v: number): number {
  * The inverse of imageToPlanarFloat: sample = round((x + 1) / 2 · max), clamped to [0, max]
  * (NaN → 0). Gray output takes the mean of the three channels.
  */
-export function planarFloatToImage(
-  rgb: Float32Array,
-  width: number,
-  height: number,
-  options: PlanarFloatOutputOptions = {},
-): RasterImage {
+export function planarFloatToImage(rgb: Float32Array, width: number, height: number, options: PlanarFloatOutputOptions = {}): RasterImage {
   const { gray = false, alpha, bitDepth = 8, rounding = 'half-up' } = options;
   const pixels = width * height;
   if (!(Number.isInteger(pixels) && pixels > 0) || rgb.length !== 3 * pixels || (alpha && alpha.length !== pixels)) {

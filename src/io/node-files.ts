@@ -14,7 +14,13 @@ import { type ImageDecodeLimits, type RasterImage, decodeImage, encodeJpeg, enco
  */
 export async function isRegularFileEntry(dir: string, entry: Dirent): Promise<boolean> {
   if (entry.isFile()) return true;
-  return entry.isSymbolicLink() && (await stat(join(dir, entry.name)).then((s) => s.isFile(), () => false));
+  return (
+    entry.isSymbolicLink() &&
+    (await stat(join(dir, entry.name)).then(
+      (s) => s.isFile(),
+      () => false,
+    ))
+  );
 }
 
 export interface FileByteSource extends ByteSource {
@@ -70,7 +76,8 @@ export type FileContent = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint
  */
 export async function writeFileAtomic(path: string, content: FileContent): Promise<void> {
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const onDisk = <T>(operation: Promise<T>): Promise<T> => operation.catch((e: NodeJS.ErrnoException) => Promise.reject(writeError(path, e)));
+  const onDisk = <T>(operation: Promise<T>): Promise<T> =>
+    operation.catch((e: NodeJS.ErrnoException) => Promise.reject(writeError(path, e)));
   let handle: FileHandle | undefined = await onDisk(open(temporary, 'wx'));
   try {
     const chunks = content instanceof Uint8Array ? [content] : content;

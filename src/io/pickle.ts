@@ -18,17 +18,7 @@ export class PickleOpaque {
   constructor(readonly description: string) {}
 }
 
-export type PickleValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PickleValue[]
-  | PickleDict
-  | TensorHandle
-  | PickleOpaque;
+export type PickleValue = null | boolean | number | bigint | string | Uint8Array | PickleValue[] | PickleDict | TensorHandle | PickleOpaque;
 
 export type PickleDict = Map<PickleValue, PickleValue>;
 
@@ -158,10 +148,7 @@ function codecsEncode(args: readonly PickleValue[], context: CallContext): Pickl
 
 type StandIn = (args: readonly PickleValue[], context: CallContext) => PickleValue;
 
-const standIn = (qualifiedName: string, call: StandIn): [string, AllowedGlobal] => [
-  qualifiedName,
-  new AllowedGlobal(qualifiedName, call),
-];
+const standIn = (qualifiedName: string, call: StandIn): [string, AllowedGlobal] => [qualifiedName, new AllowedGlobal(qualifiedName, call)];
 
 /**
  * The allow-list: each global a state dict needs, mapped to a pure stand-in (or, for storage
@@ -175,9 +162,7 @@ const ALLOWED_GLOBALS = new Map<string, AllowedGlobal | TorchStorageType>([
   standIn('torch.Size', (args, c) => intTupleArg(args[0] ?? null, 'torch.Size', c)),
   standIn('torch.device', (args, c) => (typeof args[0] === 'string' ? args.join(':') : c.fail('torch.device needs a string'))),
   standIn('_codecs.encode', codecsEncode),
-  ...Object.entries(STORAGE_DTYPES).map(
-    ([className, dtype]) => [`torch.${className}`, new TorchStorageType(className, dtype)] as const,
-  ),
+  ...Object.entries(STORAGE_DTYPES).map(([className, dtype]) => [`torch.${className}`, new TorchStorageType(className, dtype)] as const),
 ]);
 
 enum Op {
@@ -328,8 +313,7 @@ export function readPickle(bytes: Uint8Array, options: ReadPickleOptions): Pickl
   };
   const asList = (value: PickleValue): PickleValue[] =>
     Array.isArray(value) && !isTuple(value) ? value : fail(`cannot append to ${describe(value)}`);
-  const asDict = (value: PickleValue): PickleDict =>
-    value instanceof Map ? value : fail(`cannot set items on ${describe(value)}`);
+  const asDict = (value: PickleValue): PickleDict => (value instanceof Map ? value : fail(`cannot set items on ${describe(value)}`));
   const setItems = (dict: PickleDict, items: PickleValue[]): void => {
     if (items.length % 2 !== 0) fail('odd number of items for a dict');
     for (let i = 0; i < items.length; i += 2) dict.set(items[i], items[i + 1]);

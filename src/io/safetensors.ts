@@ -1,13 +1,6 @@
 import type { ByteSource } from './byte-source.js';
 import { CheckpointError } from './errors.js';
-import {
-  type HostDType,
-  type HostTensor,
-  TensorHandle,
-  hostTensorBytes,
-  hostTensorFromBytes,
-  tensorByteLength,
-} from './host-tensor.js';
+import { type HostDType, type HostTensor, TensorHandle, hostTensorBytes, hostTensorFromBytes, tensorByteLength } from './host-tensor.js';
 
 /**
  * safetensors: an 8-byte little-endian header length, a JSON header
@@ -210,10 +203,7 @@ export interface TensorSpec {
  * The 8-byte length and JSON header for tensors laid out back to back in the given order, the
  * JSON padded with spaces so that tensor data starts 8-byte aligned.
  */
-export function encodeSafetensorsHeader(
-  specs: readonly TensorSpec[],
-  metadata: Readonly<Record<string, string>> = {},
-): Uint8Array {
+export function encodeSafetensorsHeader(specs: readonly TensorSpec[], metadata: Readonly<Record<string, string>> = {}): Uint8Array {
   // No prototype: a tensor named "__proto__" must become a key, not replace the prototype.
   const header: Record<string, unknown> = Object.create(null);
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;

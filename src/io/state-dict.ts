@@ -9,17 +9,7 @@ import type { PickleValue } from './pickle.js';
  */
 
 /** Keys under which training scripts store the model's state dict. */
-const WRAPPER_KEYS = [
-  'state_dict',
-  'model_state_dict',
-  'model',
-  'module',
-  'net',
-  'params',
-  'ema',
-  'params_ema',
-  'ema_state_dict',
-];
+const WRAPPER_KEYS = ['state_dict', 'model_state_dict', 'model', 'module', 'net', 'params', 'ema', 'params_ema', 'ema_state_dict'];
 /** Prefixes added by DataParallel / DistributedDataParallel (`module.`) and torch.compile (`_orig_mod.`). */
 const WRAPPER_PREFIXES = ['module.', '_orig_mod.'];
 /**

@@ -52,7 +52,10 @@ export async function urlSource(url: string | URL, options: UrlSourceOptions = {
     const response = await request({ Range: `bytes=${offset}-${offset + length - 1}` });
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (response.status !== 206 || bytes.byteLength !== length) {
-      throw new IoError(name, `range request for ${length} bytes at ${offset} returned ${bytes.byteLength} bytes (HTTP ${response.status}): the file changed or the server mangles ranges`);
+      throw new IoError(
+        name,
+        `range request for ${length} bytes at ${offset} returned ${bytes.byteLength} bytes (HTTP ${response.status}): the file changed or the server mangles ranges`,
+      );
     }
     return bytes;
   };

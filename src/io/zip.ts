@@ -163,11 +163,7 @@ export class ZipArchive {
     if (directoryOffset + directorySize > directoryEnd) fail('central directory lies outside the file');
     if (entryCount * CENTRAL_HEADER_SIZE > directorySize) fail(`central directory is too small for ${entryCount} entries`);
 
-    const directory = new FieldReader(
-      await source.read(directoryOffset, directorySize),
-      source.name,
-      'zip central directory',
-    );
+    const directory = new FieldReader(await source.read(directoryOffset, directorySize), source.name, 'zip central directory');
     const entries = new Map<string, ZipEntry>();
     let at = 0;
     for (let i = 0; i < entryCount; i++) {

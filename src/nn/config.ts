@@ -71,7 +71,8 @@ export interface ModelConfig {
 
 /** The VQ autoencoder's config, or an error saying the model has none. */
 export function vqConfig(config: ModelConfig): AutoencoderConfig {
-  if (config.autoencoder.type !== 'vq') throw new ConfigError(`model ${config.name} has a ${config.autoencoder.type} first stage, not a VQ autoencoder`);
+  if (config.autoencoder.type !== 'vq')
+    throw new ConfigError(`model ${config.name} has a ${config.autoencoder.type} first stage, not a VQ autoencoder`);
   return config.autoencoder;
 }
 
@@ -164,7 +165,6 @@ export function resBlocksPerLevel(config: UNetConfig): number[] {
   return typeof n === 'number' ? config.channel_mult.map(() => n) : n;
 }
 
-
 /** GroupNorm in both networks (the reference's GroupNorm32 and LDM's Normalize) uses 32 groups. */
 export const NORM_GROUPS = 32;
 /**
@@ -207,7 +207,8 @@ class ConfigReader {
 
   section(key: string): ConfigReader {
     const value = this.obj[key];
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${this.source}: missing "${this.name(key)}" section`);
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      throw new ConfigError(`${this.source}: missing "${this.name(key)}" section`);
     return new ConfigReader(this.source, this.name(key), value as Record<string, unknown>);
   }
 
@@ -233,7 +234,8 @@ class ConfigReader {
     if (!Array.isArray(value)) this.fail(key, `must be a list, got ${JSON.stringify(value)} (${wanted})`);
     if (options.nonEmpty && value.length === 0) this.fail(key, `must not be empty (${wanted})`);
     value.forEach((item, i) => {
-      if (typeof item !== 'number' || !Number.isInteger(item) || !inRange(item, range)) this.fail(`${key}[${i}]`, `must be ${describeRange('an integer', range)}, got ${JSON.stringify(item)}`);
+      if (typeof item !== 'number' || !Number.isInteger(item) || !inRange(item, range))
+        this.fail(`${key}[${i}]`, `must be ${describeRange('an integer', range)}, got ${JSON.stringify(item)}`);
     });
     return value as number[];
   }
@@ -262,7 +264,9 @@ function parseUNet(unet: ConfigReader): UNetConfig {
   const levels = channelMult.length;
   if (levels > MAX_LEVELS) unet.fail('channel_mult', `has ${levels} levels; at most ${MAX_LEVELS} are supported`);
   const n = unet.obj.num_res_blocks;
-  const numResBlocks = Array.isArray(n) ? unet.integerList('num_res_blocks', positive(MAX_BLOCKS), { nonEmpty: true }) : unet.integer('num_res_blocks', positive(MAX_BLOCKS));
+  const numResBlocks = Array.isArray(n)
+    ? unet.integerList('num_res_blocks', positive(MAX_BLOCKS), { nonEmpty: true })
+    : unet.integer('num_res_blocks', positive(MAX_BLOCKS));
   if (Array.isArray(numResBlocks) && numResBlocks.length !== levels) {
     unet.fail('num_res_blocks', `has ${numResBlocks.length} entries but channel_mult has ${levels} levels`);
   }
@@ -289,7 +293,10 @@ function parseUNet(unet: ConfigReader): UNetConfig {
   channelMult.forEach((mult, level) => {
     const width = mc * mult;
     if (width > MAX_CHANNELS || width % NORM_GROUPS !== 0) {
-      unet.fail('model_channels', `× channel_mult[${level}] = ${width} channels: must be a multiple of the ${NORM_GROUPS} norm groups, at most ${MAX_CHANNELS}`);
+      unet.fail(
+        'model_channels',
+        `× channel_mult[${level}] = ${width} channels: must be a multiple of the ${NORM_GROUPS} norm groups, at most ${MAX_CHANNELS}`,
+      );
     }
   });
   if (embed % NORM_GROUPS !== 0) unet.fail('swin_embed_dim', `${embed} must be a multiple of the ${NORM_GROUPS} norm groups`);
@@ -297,7 +304,10 @@ function parseUNet(unet: ConfigReader): UNetConfig {
   if (Math.round(embed * config.mlp_ratio) < 1) unet.fail('mlp_ratio', `${config.mlp_ratio} leaves the Swin MLP no hidden channels`);
   const downsamplings = levels - 1;
   if (size % 2 ** downsamplings !== 0) {
-    unet.fail('image_size', `${size} must be a multiple of ${2 ** downsamplings} (it is halved at each of the ${downsamplings} downsamplings)`);
+    unet.fail(
+      'image_size',
+      `${size} must be a multiple of ${2 ** downsamplings} (it is halved at each of the ${downsamplings} downsamplings)`,
+    );
   }
   // Swin runs at the levels attention_resolutions names and in the middle block (the deepest level).
   for (let level = 0; level < levels; level++) {
@@ -332,11 +342,15 @@ function parseVQ(ae: ConfigReader, scale: number): AutoencoderConfig {
   chMult.forEach((mult, level) => {
     const width = ddconfig.ch * mult;
     if (width > MAX_CHANNELS || width % NORM_GROUPS !== 0) {
-      dd.fail('ch', `× ch_mult[${level}] = ${width} channels: must be a multiple of the ${NORM_GROUPS} norm groups, at most ${MAX_CHANNELS}`);
+      dd.fail(
+        'ch',
+        `× ch_mult[${level}] = ${width} channels: must be a multiple of the ${NORM_GROUPS} norm groups, at most ${MAX_CHANNELS}`,
+      );
     }
   });
   const factor = 2 ** (chMult.length - 1);
-  if (factor !== scale) dd.fail('ch_mult', `has ${chMult.length} levels, so the autoencoder downsamples by ${factor}, but the model's scale is ${scale}`);
+  if (factor !== scale)
+    dd.fail('ch_mult', `has ${chMult.length} levels, so the autoencoder downsamples by ${factor}, but the model's scale is ${scale}`);
   return {
     ...ae.obj,
     type: 'vq',
@@ -393,7 +407,9 @@ export function parseModelConfig(json: unknown, source = 'model config'): ModelC
   const channels = firstStageChannels(config);
   const { in_channels: cin, out_channels: cout } = config.unet;
   if (cin !== channels || cout !== channels) {
-    throw new ConfigError(`${source}: the first stage has ${channels} latent channels but unet.in_channels/out_channels are ${cin}/${cout}`);
+    throw new ConfigError(
+      `${source}: the first stage has ${channels} latent channels but unet.in_channels/out_channels are ${cin}/${cout}`,
+    );
   }
   return config;
 }

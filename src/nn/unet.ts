@@ -11,7 +11,16 @@ import { scope, sequence, unscoped } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ConfigError, resBlocksPerLevel, type UNetConfig } from './config.js';
 import { CostModel } from './cost.js';
-import { type AffineParams, type GpuWeights, ModulePath, registerConv, registerLinear, registerNorm, type WeightLookup, WeightedModel } from './params.js';
+import {
+  type AffineParams,
+  type GpuWeights,
+  ModulePath,
+  registerConv,
+  registerLinear,
+  registerNorm,
+  type WeightLookup,
+  WeightedModel,
+} from './params.js';
 
 /**
  * The differentiable ops the UNet is built from. Inference uses the kernels directly; training
@@ -222,14 +231,20 @@ class SwinLayer implements Layer {
         return conv2d(attended, ...w.affine(b.proj), { residual: z });
       };
       const mlpStep = (afterAttention: Tensor) => {
-        const activated = scope(() => gelu(scope(() => conv2d(groupNorm(afterAttention, ...w.affine(b.norm2), { eps: UNET_GN_EPS }), ...w.affine(b.fc1)))));
+        const activated = scope(() =>
+          gelu(scope(() => conv2d(groupNorm(afterAttention, ...w.affine(b.norm2), { eps: UNET_GN_EPS }), ...w.affine(b.fc1)))),
+        );
         const z = conv2d(activated, ...w.affine(b.fc2), { residual: afterAttention });
         hook?.(b.name, z);
         return z;
       };
       return [attentionStep, mlpStep];
     });
-    return sequence(x, [(input: Tensor) => conv2d(input, ...w.affine(this.patchEmbed)), ...steps, (z: Tensor) => conv2d(z, ...w.affine(this.patchUnembed))]);
+    return sequence(x, [
+      (input: Tensor) => conv2d(input, ...w.affine(this.patchEmbed)),
+      ...steps,
+      (z: Tensor) => conv2d(z, ...w.affine(this.patchUnembed)),
+    ]);
   }
 }
 
@@ -284,7 +299,9 @@ export class UNetModelSwin extends WeightedModel {
     if (c.resblock_updown) throw new ConfigError('resblock_updown = true is not supported (no released model uses it)');
     if (!c.conv_resample) throw new ConfigError('conv_resample = false is not supported (no released model uses it)');
     if (c.cond_lq && c.lq_size !== c.image_size) {
-      throw new ConfigError(`lq_size ${c.lq_size} ≠ image_size ${c.image_size} needs the feature extractor, which no SR release uses; not supported`);
+      throw new ConfigError(
+        `lq_size ${c.lq_size} ≠ image_size ${c.image_size} needs the feature extractor, which no SR release uses; not supported`,
+      );
     }
     const mc = c.model_channels;
     const embChannels = 4 * mc;
@@ -303,7 +320,17 @@ export class UNetModelSwin extends WeightedModel {
     const resBlock = (cin: number, cout: number) => (module: ModulePath) =>
       new ResBlock(builder, module, cin, cout, embChannels, c.use_scale_shift_norm);
     const swin = (channels: number, level: number) => (module: ModulePath) => {
-      const layer = new SwinLayer(builder, module, channels, c.swin_embed_dim, c.num_head_channels, c.swin_depth, c.window_size, ds, c.mlp_ratio);
+      const layer = new SwinLayer(
+        builder,
+        module,
+        channels,
+        c.swin_embed_dim,
+        c.num_head_channels,
+        c.swin_depth,
+        c.window_size,
+        ds,
+        c.mlp_ratio,
+      );
       for (const b of layer.blocks) multiple = Math.max(multiple, b.windowSize * 2 ** level);
       return layer;
     };
@@ -325,12 +352,16 @@ export class UNetModelSwin extends WeightedModel {
         const cin = ch;
         ch = mc * mult;
         const attention = c.attention_resolutions.includes(ds) && j === 0;
-        this.inputBlocks.push(new Block(inputBlocks.child(this.inputBlocks.length), [resBlock(cin, ch), ...(attention ? [swin(ch, level)] : [])]));
+        this.inputBlocks.push(
+          new Block(inputBlocks.child(this.inputBlocks.length), [resBlock(cin, ch), ...(attention ? [swin(ch, level)] : [])]),
+        );
         skipChannels.push(ch);
       }
       if (level !== c.channel_mult.length - 1) {
         const channels = ch;
-        this.inputBlocks.push(new Block(inputBlocks.child(this.inputBlocks.length), [(module) => new Downsample(builder, module, channels)]));
+        this.inputBlocks.push(
+          new Block(inputBlocks.child(this.inputBlocks.length), [(module) => new Downsample(builder, module, channels)]),
+        );
         skipChannels.push(ch);
         ds /= 2;
         builder.scale = ds / c.image_size;
@@ -405,7 +436,9 @@ export class UNetModelSwin extends WeightedModel {
   checkSize(height: number, width: number): void {
     const m = this.sizeMultiple;
     if (height % m !== 0 || width % m !== 0) {
-      throw new ConfigError(`the UNet needs latent sizes that are multiples of ${m} (its Swin windows must tile every level); got ${height}×${width}`);
+      throw new ConfigError(
+        `the UNet needs latent sizes that are multiples of ${m} (its Swin windows must tile every level); got ${height}×${width}`,
+      );
     }
   }
 

@@ -46,7 +46,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: { heads?: nu
 
   const out = Tensor.empty(q.ctx, q.shape, 'f32', op);
   const layout = { offset: 0, itemStride: channels * tokens, headStride: headDim * tokens, headLength: headDim * tokens };
-  const footprints = headFootprints(heads, [q, k, v, out].map((tensor) => ({ tensor, ...layout })));
+  const footprints = headFootprints(
+    heads,
+    [q, k, v, out].map((tensor) => ({ tensor, ...layout })),
+  );
   const kernel = attentionKernel(attentionColumns(headDim));
   const queryBlocks = Math.ceil(tokens / ATTENTION_BLOCK_QUERIES);
   for (const { start, count } of planRuns(q.ctx, op, batch * heads, footprints, { item: 'head of one batch item' })) {

@@ -64,7 +64,18 @@ export function conv2dGeometry(
     throw new Error(`${op}: input ${fmt(xShape)} with padding ${String(padding)} is smaller than the ${kernelSize}×${kernelSize} kernel`);
   }
   return {
-    batch, inChannels, inHeight, inWidth, outChannels, kernelSize, stride,
-    padTop, padRight, padBottom, padLeft, outHeight, outWidth,
+    batch,
+    inChannels,
+    inHeight,
+    inWidth,
+    outChannels,
+    kernelSize,
+    stride,
+    padTop,
+    padRight,
+    padBottom,
+    padLeft,
+    outHeight,
+    outWidth,
   };
 }

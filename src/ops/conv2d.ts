@@ -83,8 +83,7 @@ export function conv2dTiled(x: Tensor, weight: Tensor, bias: Tensor | null, opti
       op: 'conv2d',
       kernel: (shape) => conv2dTiledKernel(shape, tiling),
       sharesRows: (g) =>
-        g.kernelSize === 3 && g.stride === 1 && g.outWidth % 8 === 0 &&
-        tiling.workgroupSize === 8 && tiling.weightSharing === 'subgroup',
+        g.kernelSize === 3 && g.stride === 1 && g.outWidth % 8 === 0 && tiling.workgroupSize === 8 && tiling.weightSharing === 'subgroup',
       workgroups: (_ctx, g, chunk) => [
         Math.ceil((g.outHeight * g.outWidth) / (tiling.workgroupSize * tiling.pixelsPerInvocation)),
         Math.ceil(chunk.outChannels / tiling.outChannels),
@@ -131,7 +130,9 @@ function runConv(kernel: ConvKernel, x: Tensor, weight: Tensor, bias: Tensor | n
   }
   const outShape = [g.batch, g.outChannels, g.outHeight, g.outWidth];
   if (residual && (residual.shape.length !== 4 || residual.shape.some((d, i) => d !== outShape[i]))) {
-    throw new Error(`${op}: residual ${fmt(residual)} does not match the output [${outShape.join(', ')}] of input ${fmt(x)} and weight ${fmt(weight)}`);
+    throw new Error(
+      `${op}: residual ${fmt(residual)} does not match the output [${outShape.join(', ')}] of input ${fmt(x)} and weight ${fmt(weight)}`,
+    );
   }
 
   const ctx = x.ctx;

@@ -103,9 +103,7 @@ export function planRuns(
   const limit = ctx.limits.maxStorageBufferBindingSize;
   const fits = (start: number, end: number): boolean =>
     end - start <= maxCount &&
-    footprints(start, end).every(
-      ({ tensor, start, end }) => (end - alignedBase(tensor, start)) * bytesPerElement(tensor.dtype) <= limit,
-    );
+    footprints(start, end).every(({ tensor, start, end }) => (end - alignedBase(tensor, start)) * bytesPerElement(tensor.dtype) <= limit);
   const runs: ElementRange[] = [];
   for (let start = 0; start < total; ) {
     if (!fits(start, start + 1)) {

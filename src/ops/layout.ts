@@ -63,7 +63,16 @@ export function gather<E extends string>(
   for (const { start, count } of planRuns(x.ctx, op, y.size / outW, footprints, { item: 'output row' })) {
     const [src, dst] = footprints(start, start + count).map(bindWindow);
     const invocations = count * outW;
-    const common = { count: invocations, first: start * outW, in_base: src.base, out_base: dst.base, in_h: inH, in_w: inW, out_h: outH, out_w: outW };
+    const common = {
+      count: invocations,
+      first: start * outW,
+      in_base: src.base,
+      out_base: dst.base,
+      in_h: inH,
+      in_w: inW,
+      out_h: outH,
+      out_w: outW,
+    };
     dispatchKernel(x.ctx, kernel, {
       op,
       uniforms: { ...common, ...extra } as Record<GatherUniform | E, number>,

@@ -130,11 +130,13 @@ function runGemm(g: Gemm): void {
   const strideC = g.m * g.n;
   const matrixB = (batch: number): Footprint => ({ tensor: g.b, start: batch * strideB, end: batch * strideB + g.k * g.n });
   // Rows [r0, r1) of one batch, and whole batches [b0, b1): what a, b and out bind for each.
-  const rowFootprints = (batch: number) => (r0: number, r1: number): Footprint[] => [
-    { tensor: g.a, start: batch * strideA + r0 * g.k, end: batch * strideA + r1 * g.k },
-    matrixB(batch),
-    { tensor: g.out, start: batch * strideC + r0 * g.n, end: batch * strideC + r1 * g.n },
-  ];
+  const rowFootprints =
+    (batch: number) =>
+    (r0: number, r1: number): Footprint[] => [
+      { tensor: g.a, start: batch * strideA + r0 * g.k, end: batch * strideA + r1 * g.k },
+      matrixB(batch),
+      { tensor: g.out, start: batch * strideC + r0 * g.n, end: batch * strideC + r1 * g.n },
+    ];
   const batchFootprints = (b0: number, b1: number): Footprint[] => [
     { tensor: g.a, start: b0 * strideA, end: (b1 - 1) * strideA + g.m * g.k },
     { ...matrixB(b0), end: matrixB(b1 - 1).end },
@@ -142,7 +144,18 @@ function runGemm(g: Gemm): void {
   ];
   const record = (runBatches: number, footprints: Footprint[], rows: number): void => {
     const [a, b, c] = footprints.map(bindWindow);
-    const uniforms = { M: rows, N: g.n, K: g.k, stride_a: strideA, stride_b: strideB, stride_c: strideC, base_a: a.skip, base_b: b.skip, base_c: c.skip, alpha: g.alpha };
+    const uniforms = {
+      M: rows,
+      N: g.n,
+      K: g.k,
+      stride_a: strideA,
+      stride_b: strideB,
+      stride_c: strideC,
+      base_a: a.skip,
+      base_b: b.skip,
+      base_c: c.skip,
+      alpha: g.alpha,
+    };
     const bindings = { a: a.binding, b: b.binding, c: c.binding };
     dispatchKernel(ctx, kernel, {
       op: g.op,

@@ -16,7 +16,9 @@ export function quantize(z: Tensor, codebook: Tensor): { quantized: Tensor; indi
   const [n, dim, h, w] = z.shape;
   const [codes, codeDim] = codebook.shape;
   if (codeDim !== dim || codes < 1) {
-    throw new Error(`${op}: codebook [${codebook.shape.join(', ')}] does not hold codes of z's ${dim} channels (z [${z.shape.join(', ')}])`);
+    throw new Error(
+      `${op}: codebook [${codebook.shape.join(', ')}] does not hold codes of z's ${dim} channels (z [${z.shape.join(', ')}])`,
+    );
   }
   const tile = quantizeTileCodes(dim);
   if (tile < 1) throw new Error(`${op}: codes of ${dim} channels do not fit in workgroup memory`);

@@ -131,7 +131,10 @@ export class Upscaler {
    * Runs the sampler on one batch of LR tiles [B, 3, h, w] and returns the decoded HR tiles
    * [B, 3, h·s, w·s], clamped to [−1, 1]. Everything between upload and readback stays on the GPU.
    */
-  async upscaleTiles(lr: Tensor, options: Pick<UpscaleOptions, 'noise' | 'seed'> & { onStep?: (info: StepInfo) => void } = {}): Promise<Float32Array> {
+  async upscaleTiles(
+    lr: Tensor,
+    options: Pick<UpscaleOptions, 'noise' | 'seed'> & { onStep?: (info: StepInfo) => void } = {},
+  ): Promise<Float32Array> {
     this.assertAlive();
     // The latent scale_factor is 1.0 for every known model; honour others all the same.
     const scaleFactor = this.config.diffusion.scale_factor;
@@ -161,7 +164,9 @@ export class Upscaler {
     const s = this.scale;
     const reference = options.reference === true;
     if (reference && image.bitDepth === 16) {
-      throw new Error('reference mode takes 8-bit images: the official script reads 16-bit samples as 8-bit ones (divides them by 255), so there is no reference output to match');
+      throw new Error(
+        'reference mode takes 8-bit images: the official script reads 16-bit samples as 8-bit ones (divides them by 255), so there is no reference output to match',
+      );
     }
     const planar = imageToPlanarFloat(image);
     const { width, height } = planar;
@@ -217,7 +222,15 @@ export class Upscaler {
       group.forEach((p, i) => {
         const rowIdx = rows.starts.indexOf(p.top);
         const colIdx = cols.starts.indexOf(p.left);
-        output.accumulate(result.subarray(i * hrTile, (i + 1) * hrTile), p.top * s, p.left * s, th * s, tw * s, rowProfiles[rowIdx], colProfiles[colIdx]);
+        output.accumulate(
+          result.subarray(i * hrTile, (i + 1) * hrTile),
+          p.top * s,
+          p.left * s,
+          th * s,
+          tw * s,
+          rowProfiles[rowIdx],
+          colProfiles[colIdx],
+        );
       });
       done += group.length;
       options.onProgress?.({ tile: done, tiles, step: steps, steps });
@@ -337,7 +350,8 @@ class OutputBands {
     });
     if (this.image.data.length === 0) {
       this.image.channels = band.channels;
-      this.image.data = band.bitDepth === 16 ? new Uint16Array(W * this.height * band.channels) : new Uint8Array(W * this.height * band.channels);
+      this.image.data =
+        band.bitDepth === 16 ? new Uint16Array(W * this.height * band.channels) : new Uint8Array(W * this.height * band.channels);
     }
     this.image.data.set(band.data, this.finishedUpTo * W * band.channels);
     this.finishedUpTo = end;

@@ -19,12 +19,12 @@ export function float32ToFloat16Bits(value: number): number {
     const half = 1 << (shift - 1);
     let m = mantissa >>> shift;
     const rest = mantissa & ((1 << shift) - 1);
-    if (rest > half || (rest === half && (m & 1))) m++;
+    if (rest > half || (rest === half && m & 1)) m++;
     return sign | m;
   }
   let h = sign | (e << 10) | (mantissa >>> 13);
   const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; // may carry into the exponent: still correct
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // may carry into the exponent: still correct
   return h;
 }
 

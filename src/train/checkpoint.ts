@@ -52,15 +52,30 @@ function stateTensors(optimizer: AdamW, pick: (s: ParamState) => Tensor): Map<st
 /** The EMA weights (or, without EMA, the weights) as an official state dict file, with the step (syncs). */
 export async function serializeEmaWeights(unet: UNetModelSwin, optimizer: AdamW): Promise<Uint8Array[]> {
   const tensors = optimizer.config.emaDecay === null ? parameterTensors(unet) : stateTensors(optimizer, (s) => s.ema!);
-  return serializeSafetensors(officialStateDict(unet, await readOfficialLayout(unet, tensors)), { format: 'pt', step: String(optimizer.step) });
+  return serializeSafetensors(officialStateDict(unet, await readOfficialLayout(unet, tensors)), {
+    format: 'pt',
+    step: String(optimizer.step),
+  });
 }
 
 /** Reads the model, the optimizer state and the EMA back from the GPU as checkpoint files (syncs). */
 export async function serializeTrainingState(unet: UNetModelSwin, optimizer: AdamW): Promise<TrainingCheckpointFiles> {
   const params = await readOfficialLayout(unet, parameterTensors(unet));
-  const m = await readOfficialLayout(unet, stateTensors(optimizer, (s) => s.m));
-  const v = await readOfficialLayout(unet, stateTensors(optimizer, (s) => s.v));
-  const ema = optimizer.config.emaDecay === null ? null : await readOfficialLayout(unet, stateTensors(optimizer, (s) => s.ema!));
+  const m = await readOfficialLayout(
+    unet,
+    stateTensors(optimizer, (s) => s.m),
+  );
+  const v = await readOfficialLayout(
+    unet,
+    stateTensors(optimizer, (s) => s.v),
+  );
+  const ema =
+    optimizer.config.emaDecay === null
+      ? null
+      : await readOfficialLayout(
+          unet,
+          stateTensors(optimizer, (s) => s.ema!),
+        );
   const state = new Map<string, HostTensor>();
   for (const [name, data] of params) {
     const shape = [...unet.layout.entries.get(name)!.shape];
@@ -88,8 +103,21 @@ export async function restoreTrainingState(ctx: GpuContext, unet: UNetModelSwin,
   const config = JSON.parse(file.metadata.adamw) as AdamWConfig;
   const optimizer = new AdamW(ctx, parameterTensors(unet), config);
   optimizer.step = Number(file.metadata.step);
-  await writeOfficialLayout(unet, stateTensors(optimizer, (s) => s.m), (name) => read(`exp_avg.${name}`));
-  await writeOfficialLayout(unet, stateTensors(optimizer, (s) => s.v), (name) => read(`exp_avg_sq.${name}`));
-  if (config.emaDecay !== null) await writeOfficialLayout(unet, stateTensors(optimizer, (s) => s.ema!), (name) => read(`ema.${name}`));
+  await writeOfficialLayout(
+    unet,
+    stateTensors(optimizer, (s) => s.m),
+    (name) => read(`exp_avg.${name}`),
+  );
+  await writeOfficialLayout(
+    unet,
+    stateTensors(optimizer, (s) => s.v),
+    (name) => read(`exp_avg_sq.${name}`),
+  );
+  if (config.emaDecay !== null)
+    await writeOfficialLayout(
+      unet,
+      stateTensors(optimizer, (s) => s.ema!),
+      (name) => read(`ema.${name}`),
+    );
   return optimizer;
 }

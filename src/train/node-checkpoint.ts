@@ -33,5 +33,7 @@ export async function saveTrainingCheckpoint(dir: string, unet: UNetModelSwin, o
 
 /** Resumes from a checkpoint directory: loads the weights into `unet` and returns the optimizer. */
 export function loadTrainingCheckpoint(dir: string, ctx: GpuContext, unet: UNetModelSwin): Promise<AdamW> {
-  return withFileSource(join(dir, CHECKPOINT_FILES.state), async (source) => restoreTrainingState(ctx, unet, await SafetensorsFile.open(source)));
+  return withFileSource(join(dir, CHECKPOINT_FILES.state), async (source) =>
+    restoreTrainingState(ctx, unet, await SafetensorsFile.open(source)),
+  );
 }

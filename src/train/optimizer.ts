@@ -75,7 +75,13 @@ export class AdamW {
     const [correction1, correction2] = [1 - c.beta1 ** this.step, 1 - c.beta2 ** this.step];
     for (const [name, p] of this.params) {
       const s = this.state.get(name)!;
-      const bindings = { grad: grads.get(name)!.binding(), norm_squared: this.gradNormSquared.binding(), param: p.binding(), m: s.m.binding(), v: s.v.binding() };
+      const bindings = {
+        grad: grads.get(name)!.binding(),
+        norm_squared: this.gradNormSquared.binding(),
+        param: p.binding(),
+        m: s.m.binding(),
+        v: s.v.binding(),
+      };
       dispatchKernel(ctx, kernel, {
         op,
         uniforms: {

@@ -110,7 +110,8 @@ export class TrainingRun {
     readonly settings: TrainingSettings,
   ) {
     const multiple = trainingCropMultiple(config, unet);
-    if (settings.crop % multiple) throw new ConfigError(`training: crop ${settings.crop} must be a multiple of ${multiple} (scale × UNet size multiple)`);
+    if (settings.crop % multiple)
+      throw new ConfigError(`training: crop ${settings.crop} must be a multiple of ${multiple} (scale × UNet size multiple)`);
     this.sampler = new ResidualShiftSampler({ ...config.diffusion, predict: 'xstart' });
     this.schedule = { peak: settings.lr, warmupSteps: settings.warmupSteps, totalSteps: settings.steps, minimum: settings.minLr };
   }
@@ -148,7 +149,13 @@ export class TrainingRun {
         const eta = s.etas[t];
         const inputScale = normalize ? 1 / Math.sqrt(eta * kappa * kappa + 1) : 1;
         const eps = kappa > 0 ? Tensor.from(this.ctx, noise(x0.size), x0.shape, 'f32', 'noise') : undefined;
-        const noisy = residualStep(x0, y, inputScale * (1 - eta), inputScale * eta, eps && { tensor: eps, sigma: inputScale * kappa * Math.sqrt(eta) });
+        const noisy = residualStep(
+          x0,
+          y,
+          inputScale * (1 - eta),
+          inputScale * eta,
+          eps && { tensor: eps, sigma: inputScale * kappa * Math.sqrt(eta) },
+        );
         return [noisy, predict === 'residual' ? residualStep(y, x0, 1, -1) : x0];
       });
       inputs.push(input);
@@ -209,7 +216,15 @@ export class TrainingRun {
       const [normSquared] = await this.optimizer.gradNormSquared.readFloat();
       const done = this.optimizer.step;
       const itPerSec = (done - startStep) / ((performance.now() - started) / 1000);
-      await hooks.onStep?.({ step: done, steps, loss, lr, gradNorm: Math.sqrt(normSquared), itPerSec, etaSeconds: (steps - done) / itPerSec });
+      await hooks.onStep?.({
+        step: done,
+        steps,
+        loss,
+        lr,
+        gradNorm: Math.sqrt(normSquared),
+        itPerSec,
+        etaSeconds: (steps - done) / itPerSec,
+      });
       if (!Number.isFinite(loss)) throw new Error(`training diverged at step ${done}: loss ${loss}`);
       const validating = validateEvery > 0 && this.validationImages.length > 0;
       if (validating && (done % validateEvery === 0 || done === steps)) {
@@ -278,12 +293,15 @@ export function lossCurveSvg(rows: readonly LogRow[]): string {
     const sy = (l: number) => pad.top + (1 - (l - lo) / span) * plotH;
     const stride = Math.ceil(losses.length / MAX_CURVE_POINTS);
     const shown = losses.map((_, i) => i).filter((i) => i % stride === 0 || i === losses.length - 1);
-    const line = (values: number[]) => shown.map((i, k) => `${k ? 'L' : 'M'}${sx(losses[i].step).toFixed(1)},${sy(values[i]).toFixed(1)}`).join('');
+    const line = (values: number[]) =>
+      shown.map((i, k) => `${k ? 'L' : 'M'}${sx(losses[i].step).toFixed(1)},${sy(values[i]).toFixed(1)}`).join('');
     parts.push(`<path d="${line(logs)}" fill="none" stroke="lightsteelblue" stroke-width="1"/>`);
     parts.push(`<path d="${line(smooth)}" fill="none" stroke="steelblue" stroke-width="2"/>`);
     parts.push(`<text x="${pad.left - 4}" y="${pad.top + 10}" text-anchor="end" font-size="11">${(10 ** hi).toExponential(2)}</text>`);
     parts.push(`<text x="${pad.left - 4}" y="${pad.top + plotH}" text-anchor="end" font-size="11">${(10 ** lo).toExponential(2)}</text>`);
-    parts.push(`<text x="12" y="${pad.top + plotH / 2}" font-size="12" fill="steelblue" transform="rotate(-90 12 ${pad.top + plotH / 2})">MSE (log)</text>`);
+    parts.push(
+      `<text x="12" y="${pad.top + plotH / 2}" font-size="12" fill="steelblue" transform="rotate(-90 12 ${pad.top + plotH / 2})">MSE (log)</text>`,
+    );
   }
   if (validations.length > 0) {
     const gains = validations.map((r) => r.psnr! - r.bicubicPsnr!);
@@ -291,12 +309,18 @@ export function lossCurveSvg(rows: readonly LogRow[]): string {
     const span = Math.max(hi - lo, 1e-3);
     const sy = (g: number) => pad.top + (1 - (g - lo) / span) * plotH;
     const points = gains.map((g, i) => [sx(validations[i].step).toFixed(1), sy(g).toFixed(1)]);
-    parts.push(`<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${sy(0).toFixed(1)}" y2="${sy(0).toFixed(1)}" stroke="darkorange" stroke-dasharray="4 4"/>`);
-    parts.push(`<path d="${points.map(([x, y], i) => `${i ? 'L' : 'M'}${x},${y}`).join('')}" fill="none" stroke="darkorange" stroke-width="2"/>`);
+    parts.push(
+      `<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${sy(0).toFixed(1)}" y2="${sy(0).toFixed(1)}" stroke="darkorange" stroke-dasharray="4 4"/>`,
+    );
+    parts.push(
+      `<path d="${points.map(([x, y], i) => `${i ? 'L' : 'M'}${x},${y}`).join('')}" fill="none" stroke="darkorange" stroke-width="2"/>`,
+    );
     for (const [x, y] of points) parts.push(`<circle cx="${x}" cy="${y}" r="3" fill="darkorange"/>`);
     parts.push(`<text x="${pad.left + plotW + 4}" y="${pad.top + 10}" font-size="11">${hi.toFixed(2)} dB</text>`);
     parts.push(`<text x="${pad.left + plotW + 4}" y="${pad.top + plotH}" font-size="11">${lo.toFixed(2)} dB</text>`);
-    parts.push(`<text x="${width - 8}" y="${pad.top + plotH / 2}" font-size="12" fill="darkorange" transform="rotate(90 ${width - 8} ${pad.top + plotH / 2})">val PSNR − bicubic</text>`);
+    parts.push(
+      `<text x="${width - 8}" y="${pad.top + plotH / 2}" font-size="12" fill="darkorange" transform="rotate(90 ${width - 8} ${pad.top + plotH / 2})">val PSNR − bicubic</text>`,
+    );
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">\n${parts.join('\n')}\n</svg>\n`;
 }

@@ -10,7 +10,13 @@ import type { Tensor } from '../tensor/tensor.js';
  * the optimizer's step count; `emaDecay` overrides the optimizer's EMA rate for this step.
  * Records only; returns the loss tensor [1] (dispose it).
  */
-export function trainStep(unet: UNetModelSwin, optimizer: AdamW, batch: UNetBatch, schedule: LearningRateSchedule, emaDecay?: number): Tensor {
+export function trainStep(
+  unet: UNetModelSwin,
+  optimizer: AdamW,
+  batch: UNetBatch,
+  schedule: LearningRateSchedule,
+  emaDecay?: number,
+): Tensor {
   return scope(() => {
     const { loss, grads } = unetLossAndGradients(unet, batch);
     optimizer.update(grads, learningRate(optimizer.step, schedule), emaDecay);

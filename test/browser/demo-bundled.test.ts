@@ -24,7 +24,11 @@ test('with no files chosen, the page upscales with the bundled model, within one
   const session = await DemoSession.start();
   try {
     await session.withPage(async (page) => {
-      assert.is(await waitForState(page, ['ready', 'unsupported', 'error'], PAGE_READY_MS), 'ready', JSON.stringify(await pageMessage(page)));
+      assert.is(
+        await waitForState(page, ['ready', 'unsupported', 'error'], PAGE_READY_MS),
+        'ready',
+        JSON.stringify(await pageMessage(page)),
+      );
       assert.is(await page.inputValue('#preset'), BUNDLED_MODEL, 'the bundled model is the default choice');
       await page.setInputFiles('#image-file', fixturePath('pipeline_lr.png'));
       const started = Date.now();
@@ -43,7 +47,10 @@ test('with no files chosen, the page upscales with the bundled model, within one
       const dir = await mkdtemp(join(tmpdir(), 'deltadiff-page-'));
       try {
         const grayPath = join(dir, 'gray.png');
-        await writeFile(grayPath, encodePng({ width: 8, height: 8, channels: 1, bitDepth: 8, data: new Uint8Array(64).map((_, i) => i * 4) }));
+        await writeFile(
+          grayPath,
+          encodePng({ width: 8, height: 8, channels: 1, bitDepth: 8, data: new Uint8Array(64).map((_, i) => i * 4) }),
+        );
         await page.click('details > summary'); // the setting sits under Options
         await page.check('#reference');
         await page.setInputFiles('#image-file', grayPath);

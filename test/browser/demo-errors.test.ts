@@ -62,7 +62,9 @@ test('an adapter below the limits the kernels need is refused by name', async ()
       Object.defineProperty(GPUDevice.prototype, 'limits', {
         get(this: GPUDevice) {
           const limits = real.call(this) as GPUSupportedLimits;
-          return new Proxy(limits, { get: (target, key) => (key === 'maxComputeInvocationsPerWorkgroup' ? 128 : Reflect.get(target, key)) });
+          return new Proxy(limits, {
+            get: (target, key) => (key === 'maxComputeInvocationsPerWorkgroup' ? 128 : Reflect.get(target, key)),
+          });
         },
       });
     },
@@ -76,7 +78,11 @@ test('wrong inputs get clear messages: missing weights, swapped checkpoints, an 
     const hugePath = join(dir, 'huge.png');
     await writeFile(hugePath, encodePng({ width: 2100, height: 2100, channels: 1, bitDepth: 8, data: new Uint8Array(2100 * 2100) }));
     await session!.withPage(async (page) => {
-      assert.is(await waitForState(page, ['ready', 'unsupported', 'error'], PAGE_READY_MS), 'ready', JSON.stringify(await pageMessage(page)));
+      assert.is(
+        await waitForState(page, ['ready', 'unsupported', 'error'], PAGE_READY_MS),
+        'ready',
+        JSON.stringify(await pageMessage(page)),
+      );
 
       await page.setInputFiles('#image-file', fixturePath('pipeline_lr.png'));
       // The bundled model needs no files; an official preset does.
@@ -121,7 +127,17 @@ test('the library bundle loads in Chromium as an ES module whose codecs work the
       const jpeg = library.decodeImage(library.encodeJpeg(image), 'probe.jpg');
       return { exported: Object.keys(library), png: [png.width, png.height, png.data[0]], jpeg: [jpeg.width, jpeg.height] };
     });
-    for (const name of ['createGpuContext', 'createUpscaler', 'openStateDict', 'blobSource', 'bytesSource', 'decodeImage', 'encodePng', 'PRESETS', 'parseModelConfig']) {
+    for (const name of [
+      'createGpuContext',
+      'createUpscaler',
+      'openStateDict',
+      'blobSource',
+      'bytesSource',
+      'decodeImage',
+      'encodePng',
+      'PRESETS',
+      'parseModelConfig',
+    ]) {
       assert.ok(report.exported.includes(name), `deltadiff.js exports ${name}`);
     }
     assert.equal(report.png, [8, 4, 120]);

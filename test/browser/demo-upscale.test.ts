@@ -16,7 +16,11 @@ test('the demo page, cancelled once, upscales the fixture crop through its UI to
   const session = await DemoSession.start();
   try {
     await session.withPage(async (page) => {
-      assert.is(await waitForState(page, ['ready', 'unsupported', 'error'], PAGE_READY_MS), 'ready', JSON.stringify(await pageMessage(page)));
+      assert.is(
+        await waitForState(page, ['ready', 'unsupported', 'error'], PAGE_READY_MS),
+        'ready',
+        JSON.stringify(await pageMessage(page)),
+      );
       const adapter = await page.textContent('#adapter [data-key="adapter"] dd');
       console.log(`adapter: ${adapter}`);
 

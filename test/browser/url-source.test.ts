@@ -92,10 +92,14 @@ test('without Range support, the file is fetched once and served from memory', a
 });
 
 test('HTTP errors and mangled ranges are IoErrors naming the file', async () => {
-  await withServer(new Uint8Array(10), (_q, response) => response.writeHead(404).end(), async (url) => {
-    const error = await expectError(() => urlSource(url), IoError);
-    assert.is(error.message, 'model.bin: HTTP 404 Not Found');
-  });
+  await withServer(
+    new Uint8Array(10),
+    (_q, response) => response.writeHead(404).end(),
+    async (url) => {
+      const error = await expectError(() => urlSource(url), IoError);
+      assert.is(error.message, 'model.bin: HTTP 404 Not Found');
+    },
+  );
   const body = randomBytes(100_000, 4);
   const shortRanges: Handler = (request, response, data) => {
     if (request.headers.range === 'bytes=0-0') return withRanges(request, response, data);

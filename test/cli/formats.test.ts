@@ -32,7 +32,8 @@ function interleave(bitDepth: 8 | 16, ...planes: { data: Uint8Array; channels: n
   const data = bitDepth === 16 ? new Uint16Array(WIDTH * HEIGHT * channels) : new Uint8Array(WIDTH * HEIGHT * channels);
   for (let p = 0; p < WIDTH * HEIGHT; p++) {
     let c = 0;
-    for (const plane of planes) for (let k = 0; k < plane.channels; k++) data[p * channels + c++] = plane.data[p * plane.channels + k] * (bitDepth === 16 ? 257 : 1);
+    for (const plane of planes)
+      for (let k = 0; k < plane.channels; k++) data[p * channels + c++] = plane.data[p * plane.channels + k] * (bitDepth === 16 ? 257 : 1);
   }
   return { width: WIDTH, height: HEIGHT, channels, bitDepth, data };
 }
@@ -45,8 +46,8 @@ const CASES = {
   gray: interleave(8, GRAY),
   'gray-alpha': interleave(8, GRAY, ALPHA),
   rgba: interleave(8, RGB, ALPHA),
-  'rgb16': interleave(16, RGB),
-  'rgba16': interleave(16, RGB, ALPHA),
+  rgb16: interleave(16, RGB),
+  rgba16: interleave(16, RGB, ALPHA),
 };
 for (const [name, image] of Object.entries(CASES)) writeFileSync(join(inputs, `${name}.png`), encodePng(image));
 
@@ -74,7 +75,11 @@ function worstDifference(actual: ArrayLike<number>, expected: ArrayLike<number>)
 
 /** Torch bicubic ×4 of the alpha channel in [0, 1], quantised to `max`. */
 function bicubicAlpha(max: number): number[] {
-  const up = bicubicUpsampleRef(Float32Array.from(alpha, (v) => v / 255), [1, 1, HEIGHT, WIDTH], SCALE);
+  const up = bicubicUpsampleRef(
+    Float32Array.from(alpha, (v) => v / 255),
+    [1, 1, HEIGHT, WIDTH],
+    SCALE,
+  );
   return Array.from(up, (v) => Math.round(Math.min(1, Math.max(0, v)) * max));
 }
 
@@ -111,10 +116,14 @@ test('gray, gray + alpha, RGBA and 16-bit PNGs keep their channels and depth thr
     const deep = readOutput(outDir, name);
     assert.equal([deep.width, deep.height, deep.channels, deep.bitDepth], [WIDTH * SCALE, HEIGHT * SCALE, name === 'rgba16' ? 4 : 3, 16]);
     for (let c = 0; c < 3; c++) {
-      const worst = worstDifference(channel(deep, c).map((v) => v / 257), channel(colourRgb, c));
+      const worst = worstDifference(
+        channel(deep, c).map((v) => v / 257),
+        channel(colourRgb, c),
+      );
       assert.ok(worst <= 0.5 + 1e-9, `${name}: channel ${c} differs from the 8-bit result by ${worst} 8-bit levels`);
     }
-    if (name === 'rgba16') assert.ok(worstDifference(channel(deep, 3), bicubicAlpha(65535)) <= 1, 'RGBA16: alpha is bicubic of the alpha at 16 bits');
+    if (name === 'rgba16')
+      assert.ok(worstDifference(channel(deep, 3), bicubicAlpha(65535)) <= 1, 'RGBA16: alpha is bicubic of the alpha at 16 bits');
   }
 });
 

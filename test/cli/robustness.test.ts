@@ -71,7 +71,10 @@ test('eval -o: never the --lr or ground-truth directory (also through a symlink)
   const { lr, gt, lrBytes, gtBytes } = evalSet('eval-out');
   assertUsageError(['eval', '--gt', gt, '--lr', lr, '-o', lr, '--bicubic'], /-o\/--out must not be the --lr directory/);
   symlinkSync(gt, join(work, 'eval-out', 'gt-link'));
-  assertUsageError(['eval', '--gt', gt, '--lr', lr, '-o', join(work, 'eval-out', 'gt-link'), '--bicubic', '--force'], /must not be the ground-truth directory/);
+  assertUsageError(
+    ['eval', '--gt', gt, '--lr', lr, '-o', join(work, 'eval-out', 'gt-link'), '--bicubic', '--force'],
+    /must not be the ground-truth directory/,
+  );
   assert.ok(readFileSync(join(lr, 'a.png')).equals(lrBytes), 'the LR input is untouched');
   assert.ok(readFileSync(join(gt, 'a.png')).equals(gtBytes), 'the ground truth is untouched');
 
@@ -92,12 +95,18 @@ test('eval -o: never the --lr or ground-truth directory (also through a symlink)
   // A prediction hard-linked to the ground truth is the ground truth: refused even with --force.
   rmSync(join(pred, 'b.png'));
   linkSync(join(gt, 'b.png'), join(pred, 'b.png'));
-  assertUsageError(['eval', '--gt', gt, '--lr', lr, '-o', pred, '--bicubic', '--force'], /pred\/b\.png would overwrite the ground truth .*gt\/b\.png/);
+  assertUsageError(
+    ['eval', '--gt', gt, '--lr', lr, '-o', pred, '--bicubic', '--force'],
+    /pred\/b\.png would overwrite the ground truth .*gt\/b\.png/,
+  );
 });
 
 test('eval --csv: never onto an image it reads; an existing file needs --force', () => {
   const { lr, gt, gtBytes } = evalSet('eval-csv');
-  assertUsageError(['eval', '--gt', gt, '--lr', lr, '--bicubic', '--csv', join(gt, 'a.png'), '--force'], /would overwrite the ground truth/);
+  assertUsageError(
+    ['eval', '--gt', gt, '--lr', lr, '--bicubic', '--csv', join(gt, 'a.png'), '--force'],
+    /would overwrite the ground truth/,
+  );
   assertUsageError(['eval', '--gt', gt, '--pred', gt, '--csv', join(gt, 'b.png'), '--force'], /would overwrite the ground truth/);
   assert.ok(readFileSync(join(gt, 'a.png')).equals(gtBytes));
   const csv = join(work, 'eval-csv', 'scores.csv');
@@ -108,7 +117,13 @@ test('eval --csv: never onto an image it reads; an existing file needs --force',
   assert.is(readFileSync(csv, 'utf8'), 'mine');
   const forced = run(['eval', '--gt', gt, '--pred', gt, '--csv', csv, '--force']);
   assert.is(forced.code, 0, forced.stderr);
-  assert.equal(readFileSync(csv, 'utf8').trim().split('\n').map((l) => l.split(',')[0]), ['name', 'a.png', 'b.png', 'mean']);
+  assert.equal(
+    readFileSync(csv, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(',')[0]),
+    ['name', 'a.png', 'b.png', 'mean'],
+  );
   assertUsageError(['eval', '--gt', gt, '--pred', gt, '--force'], /--force only applies with -o\/--out or --csv/);
 });
 
@@ -123,7 +138,10 @@ test('upscale: outputs that are the input (by symlinked directory, hard link or 
   assertUsageError(['upscale', input, '-o', hard, '--force'], /upscale-hard\/a\.png would overwrite its input/);
   assertUsageError(['upscale', input, '-o', join(work, 'steps-out.png'), '--save-steps', input, '--force'], /would overwrite its input/);
   assertUsageError(['upscale', input, '-o', join(work, 'same.png'), '--save-steps', join(work, 'same.png')], /are the same output file/);
-  assertUsageError(['upscale', input, '-o', join(work, 'x.png'), '--save-steps', join(work, 'steps.webp')], /--save-steps .*steps\.webp: cannot write '\.webp' images/);
+  assertUsageError(
+    ['upscale', input, '-o', join(work, 'x.png'), '--save-steps', join(work, 'steps.webp')],
+    /--save-steps .*steps\.webp: cannot write '\.webp' images/,
+  );
   assert.ok(readFileSync(input).equals(bytes), 'the input is untouched');
   assert.not.ok(existsSync(join(work, 'steps-out.png')));
 });
@@ -169,12 +187,18 @@ test('a FIFO among the inputs is skipped with a warning (or refused when named),
   assert.is(up.code, 0, up.stderr);
   assert.match(up.stderr, /skipping .*pipe\.png/);
   const report = JSON.parse(up.stdout) as { files: { input: string; width: number; tiles: number; gflop: number }[] };
-  assert.equal(report.files.map((f) => [f.input.endsWith('a.png'), f.width, f.tiles]), [[true, 32, 1]]);
+  assert.equal(
+    report.files.map((f) => [f.input.endsWith('a.png'), f.width, f.tiles]),
+    [[true, 32, 1]],
+  );
   // One 8×8 tile (the bundled UNet's multiple divides 8) for each sampler step, by the FLOP model.
   const { config } = await openBundledModel();
   const unet = new UNetModelSwin(config.unet);
   assert.is(8 % unet.sizeMultiple, 0);
-  assert.ok(Math.abs(report.files[0].gflop - (config.diffusion.steps * unet.cost.flops(8, 8).total) / 1e9) < 1e-9, `${report.files[0].gflop} GFLOP`);
+  assert.ok(
+    Math.abs(report.files[0].gflop - (config.diffusion.steps * unet.cost.flops(8, 8).total) / 1e9) < 1e-9,
+    `${report.files[0].gflop} GFLOP`,
+  );
 });
 
 test('output directories: /proc and a file in the way fail at once naming the path; missing ones are created', () => {
@@ -183,7 +207,10 @@ test('output directories: /proc and a file in the way fail at once naming the pa
   assertUsageError(['upscale', input, '-o', '/proc/outdir'], /cannot create directory \/proc\/outdir/);
   assertUsageError(['degrade', input, '-o', '/proc/outdir'], /cannot create directory \/proc\/outdir/);
   writeFileSync(join(work, 'plain-file'), '');
-  assertUsageError(['upscale', input, '-o', join(work, 'plain-file', 'sub', 'x.png')], /cannot create directory .*plain-file\/sub: .*plain-file is not a directory/);
+  assertUsageError(
+    ['upscale', input, '-o', join(work, 'plain-file', 'sub', 'x.png')],
+    /cannot create directory .*plain-file\/sub: .*plain-file is not a directory/,
+  );
   const r = run(['degrade', input, '-o', join(work, 'new', 'deep', 'dir')]);
   assert.is(r.code, 0, r.stderr);
   assert.equal(readdirSync(join(work, 'new', 'deep', 'dir')), ['dirs.png']);
@@ -222,7 +249,10 @@ test('bad flags: exit 2 naming the flag and its range, before any work', () => {
 test('train --out: a directory holding other files is refused before any work', () => {
   const foreign = folder('not-a-run');
   writeFileSync(join(foreign, 'log.csv'), 'my data');
-  assertUsageError(['train', '--model', fixturePath('model_small-deltadiff.json'), '--out', foreign], /not-a-run is not empty and holds no training run/);
+  assertUsageError(
+    ['train', '--model', fixturePath('model_small-deltadiff.json'), '--out', foreign],
+    /not-a-run is not empty and holds no training run/,
+  );
   assert.is(readFileSync(join(foreign, 'log.csv'), 'utf8'), 'my data');
 });
 
@@ -274,8 +304,16 @@ test('numberOption and describeRange: the shared flag checks', async () => {
   assert.is(describeRange({ min: 0, max: 1, minExclusive: true, maxExclusive: true }), 'a number > 0 and < 1');
   assert.is(numberOption({}, 'steps', { integer: true, min: 2 }), undefined);
   assert.is(numberOption({ steps: 4 }, 'steps', { integer: true, min: 2 }), 4);
-  await expectError(() => numberOption({ steps: 2.5 }, 'steps', { integer: true, min: 2 }), UsageError, /--steps must be a whole number ≥ 2, got 2\.5/);
-  await expectError(() => numberOption({ 'eta-end': 1 }, 'eta-end', { max: 1, maxExclusive: true }), UsageError, /--eta-end must be a number < 1/);
+  await expectError(
+    () => numberOption({ steps: 2.5 }, 'steps', { integer: true, min: 2 }),
+    UsageError,
+    /--steps must be a whole number ≥ 2, got 2\.5/,
+  );
+  await expectError(
+    () => numberOption({ 'eta-end': 1 }, 'eta-end', { max: 1, maxExclusive: true }),
+    UsageError,
+    /--eta-end must be a number < 1/,
+  );
   await expectError(() => numberOption({ out: 'x' }, 'out', { min: 0 }), UsageError, /--out needs a number/);
 });
 

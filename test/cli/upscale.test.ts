@@ -13,7 +13,14 @@ import { GoldenTensors, worstLevelDifference } from '../helpers/fixtures.js';
 import { fixturePath, repoRoot } from '../helpers/paths.js';
 
 const CLI = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-const MODEL = ['--model', fixturePath('model_small-deltadiff.json'), '--unet', fixturePath('unet_small.pth'), '--autoencoder', fixturePath('vq_small.pth')];
+const MODEL = [
+  '--model',
+  fixturePath('model_small-deltadiff.json'),
+  '--unet',
+  fixturePath('unet_small.pth'),
+  '--autoencoder',
+  fixturePath('vq_small.pth'),
+];
 
 function run(args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', cwd: repoRoot });
@@ -70,7 +77,10 @@ test('without checkpoints, upscale says which files it needs', () => {
 
 test('with no weight options, upscale runs the bundled model from any directory, as the library does', async () => {
   const out = join(work, 'bundled.png');
-  const r = spawnSync(process.execPath, [CLI, 'upscale', fixturePath('pipeline_lr.png'), '-o', out, '--quiet'], { encoding: 'utf8', cwd: work });
+  const r = spawnSync(process.execPath, [CLI, 'upscale', fixturePath('pipeline_lr.png'), '-o', out, '--quiet'], {
+    encoding: 'utf8',
+    cwd: work,
+  });
   assert.is(r.status, 0, r.stderr);
   const ctx = await gpu();
   const upscaler = await createUpscaler({ device: ctx });
@@ -87,10 +97,14 @@ test('with no weight options, upscale runs the bundled model from any directory,
 
 test('--kappa, --seed and --batch reach the sampler: the CLI gives the library pixels for that seed, unbatched', async () => {
   const out = join(work, 'kappa.png');
-  const r = spawnSync(process.execPath, [CLI, 'upscale', fixturePath('pipeline_lr.png'), '-o', out, '--kappa', '2', '--seed', '3', '--batch', '7', '--quiet'], {
-    encoding: 'utf8',
-    cwd: work,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [CLI, 'upscale', fixturePath('pipeline_lr.png'), '-o', out, '--kappa', '2', '--seed', '3', '--batch', '7', '--quiet'],
+    {
+      encoding: 'utf8',
+      cwd: work,
+    },
+  );
   assert.is(r.status, 0, r.stderr);
   const upscaler = await createUpscaler({ device: await gpu(), diffusion: { kappa: 2 } });
   try {
@@ -108,7 +122,11 @@ test('--kappa, --seed and --batch reach the sampler: the CLI gives the library p
 test('info prints the adapter, and the model sizes with --model', () => {
   const r = run(['info', '--json', '--model', 'deltadiff-x4']);
   assert.is(r.code, 0, r.stderr);
-  const info = JSON.parse(r.stdout) as { adapter: { description: string }; limits: Record<string, number>; model: { unet: { parameters: number; stepGflop: number }; autoencoder: { parameters: number } } };
+  const info = JSON.parse(r.stdout) as {
+    adapter: { description: string };
+    limits: Record<string, number>;
+    model: { unet: { parameters: number; stepGflop: number }; autoencoder: { parameters: number } };
+  };
   assert.ok(info.limits.maxStorageBufferBindingSize > 0);
   assert.is(info.model.unet.parameters, 118_593_583);
   assert.is(info.model.autoencoder.parameters, 55_322_782);

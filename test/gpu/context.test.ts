@@ -83,7 +83,11 @@ test('a dispatch site reuses its bind groups; params that change every call rewr
       return copy;
     });
     for (const [i, copy] of kept.entries()) {
-      assert.equal([...(await copy.readFloat())], [1, 2, 3, 4].map((v) => v * factors[i]), `factor ${factors[i]}, round ${n}`);
+      assert.equal(
+        [...(await copy.readFloat())],
+        [1, 2, 3, 4].map((v) => v * factors[i]),
+        `factor ${factors[i]}, round ${n}`,
+      );
       copy.dispose();
     }
   };
@@ -105,7 +109,10 @@ test('the pool hands out its oldest free buffer, whatever order buffers were rel
   c.dispose();
   a.dispose();
   const again = [0, 1, 2].map(() => Tensor.empty(ctx, [3000]));
-  assert.ok(again.every((t, i) => t.buffer === buffers[i]), 'same buffers, in creation order');
+  assert.ok(
+    again.every((t, i) => t.buffer === buffers[i]),
+    'same buffers, in creation order',
+  );
   for (const t of [again[2], again[0], again[1]]) t.dispose();
   const third = Tensor.empty(ctx, [3000]);
   assert.is(third.buffer, buffers[0]);
@@ -121,7 +128,13 @@ test('past the cap, the least recently used dispatch sites are dropped without d
     @compute @workgroup_size(1) fn main() { out[0] = out[0] + params.add; }`;
   const target = Tensor.from(ctx, new Float32Array(sites * 64), [sites * 64]);
   const addAt = (i: number) =>
-    ctx.dispatch({ op: 'add-at', code, params: new Float32Array([(i % 7) + 1, 0, 0, 0]).buffer, bindings: [{ buffer: target.buffer, offset: i * 256, size: 256 }], workgroups: [1] });
+    ctx.dispatch({
+      op: 'add-at',
+      code,
+      params: new Float32Array([(i % 7) + 1, 0, 0, 0]).buffer,
+      bindings: [{ buffer: target.buffer, offset: i * 256, size: 256 }],
+      workgroups: [1],
+    });
   for (let i = 0; i < sites; i++) addAt(i); // one recording: evicted sites' uniforms were bound in it
   assert.ok(ctx.bindingStats.bindGroups <= 8192, `${ctx.bindingStats.bindGroups} bind groups cached`);
   for (let i = 0; i < 100; i++) addAt(i); // evicted long ago: made again

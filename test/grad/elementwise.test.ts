@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { concatChannelsBackwardRef } from '../../src/ops/cpu/grad-layout.js';
 import { mseLossRef } from '../../src/ops/cpu/grad-loss.js';
-import { concatChannelsRef, } from '../../src/ops/cpu/layout.js';
+import { concatChannelsRef } from '../../src/ops/cpu/layout.js';
 import { accumulate } from '../../src/ops/grad/elementwise.js';
 import { concatChannelsBackward } from '../../src/ops/grad/layout.js';
 import { mseLoss } from '../../src/ops/grad/loss.js';
@@ -18,7 +18,12 @@ test('accumulate adds in place, also past the binding limit', async () => {
   const acc = Tensor.from(ctx, a, [n]);
   const x = Tensor.from(ctx, b, [n]);
   await withBindingLimit(ctx, 4096, async () => accumulate(acc, x));
-  assertClose(await acc.readFloat(), a.map((v, i) => v + b[i]), 1e-6, 'accumulate');
+  assertClose(
+    await acc.readFloat(),
+    a.map((v, i) => v + b[i]),
+    1e-6,
+    'accumulate',
+  );
   acc.dispose();
   x.dispose();
 });

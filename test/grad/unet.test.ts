@@ -61,7 +61,14 @@ test('loss and every parameter gradient of the small UNet match the reference el
   const all = await GoldenTensors.open('unet_small_grads_all.safetensors');
   const file = await SafetensorsFile.open(bytesSource(readFileSync(fixturePath('unet_small_grads.safetensors'))));
   const norms = JSON.parse(file.metadata.grad_norms) as Record<string, number>;
-  assert.equal(all.names().map((n) => n.slice('grad.'.length)).sort(), [...official.keys()].sort(), 'a gradient for every parameter');
+  assert.equal(
+    all
+      .names()
+      .map((n) => n.slice('grad.'.length))
+      .sort(),
+    [...official.keys()].sort(),
+    'a gradient for every parameter',
+  );
   assert.equal(Object.keys(norms).sort(), [...official.keys()].sort(), 'a norm for every parameter');
   for (const name of golden.names().filter((n) => n.startsWith('grad.'))) {
     const err = relativeError(await all.get(name), await golden.get(name));

@@ -51,7 +51,10 @@ test('every fixture checkpoint converts to safetensors with identical keys and v
     await assertSameStateDict(converted, await openStateDict(fixtureSource(fixture)));
   }
   // unet_small.pth's conversion holds exactly the tensors of the reference safetensors file.
-  await assertSameStateDict(await openOutput('unet_small.pth.out.safetensors'), await openStateDict(fixtureSource('unet_small.safetensors')));
+  await assertSameStateDict(
+    await openOutput('unet_small.pth.out.safetensors'),
+    await openStateDict(fixtureSource('unet_small.safetensors')),
+  );
 });
 
 test('--fp16 rounds float tensors to nearest-even f16 and keeps integer buffers', async () => {

@@ -141,7 +141,7 @@ test('fuzz: pickle reader (data.pkl of real checkpoints and hand-built pickles)'
   const viewsPickle = await zip.read(zip.entries.get('pth_views/data.pkl')!);
   const protocol4 = new PickleWriter().proto(4).raw(0x95, 20, 0, 0, 0, 0, 0, 0, 0).emptyDict().raw(0x94).mark();
   protocol4.raw(0x8c, 1, 0x61).raw(0x8a, 2, 0xff, 0x7f).raw(0x8c, 1, 0x62).raw(0x47, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0).setItems().stop();
-  const seeds = [viewsPickle, protocol4.bytes(), (await zipPickle(await torchZipSeed(false, false)))];
+  const seeds = [viewsPickle, protocol4.bytes(), await zipPickle(await torchZipSeed(false, false))];
   const makeTensor = () => new TensorHandle('f32', [1], () => Promise.reject(new Error('unused')));
   await fuzz('pickle', seeds, CheckpointError, (bytes) => {
     const { value } = readPickle(bytes, { fileName: 'fuzz.pkl', makeTensor });

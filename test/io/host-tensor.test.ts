@@ -83,7 +83,13 @@ test('bytesSource and blobSource read exact ranges and refuse others with IoErro
     assert.is(source.size, 100);
     assert.equal([...(await source.read(10, 3))], [10, 11, 12]);
     assert.is((await source.read(100, 0)).length, 0);
-    for (const [offset, length] of [[99, 2], [-1, 1], [0, 101], [0.5, 1], [1, Number.NaN]]) {
+    for (const [offset, length] of [
+      [99, 2],
+      [-1, 1],
+      [0, 101],
+      [0.5, 1],
+      [1, Number.NaN],
+    ]) {
       const error = await expectError(() => source.read(offset, length), IoError, /outside the 100-byte file/);
       assert.is(error.fileName, source.name);
     }

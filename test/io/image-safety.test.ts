@@ -136,7 +136,11 @@ test('image data inflating beyond what IHDR implies stops early with an error', 
   // Too little data is an error too, not an image padded with garbage.
   const image = randomImage(16, 16, 3, 8, 3);
   const short = deflateSync(Buffer.from(image.data.subarray(0, 700)));
-  await expectError(() => decodeImage(png([ihdr, { type: 'IDAT', data: short }, iend]), 's.png'), ImageError, /inflates to 7\d\d bytes; a 16×16 image needs 784/);
+  await expectError(
+    () => decodeImage(png([ihdr, { type: 'IDAT', data: short }, iend]), 's.png'),
+    ImageError,
+    /inflates to 7\d\d bytes; a 16×16 image needs 784/,
+  );
 });
 
 test('a huge IHDR or JPEG frame is refused from the header, before any inflation or allocation', async () => {
@@ -145,13 +149,20 @@ test('a huge IHDR or JPEG frame is refused from the header, before any inflation
   huge.writeUInt32BE(60000, 0);
   huge.writeUInt32BE(60000, 4);
   const cost = measure(() => {
-    assert.throws(() => decodeImage(png([{ type: 'IHDR', data: huge }, { type: 'IDAT', data: bomb }, iend]), 'huge.png'), /60000×60000 is larger than the 100000000-pixel limit/);
+    assert.throws(
+      () => decodeImage(png([{ type: 'IHDR', data: huge }, { type: 'IDAT', data: bomb }, iend]), 'huge.png'),
+      /60000×60000 is larger than the 100000000-pixel limit/,
+    );
   });
   assertBounded('huge IHDR', cost);
   // Within the pixel limit, but more than ~1 MB of deflate data can hold.
   huge.writeUInt32BE(9000, 0);
   huge.writeUInt32BE(9000, 4);
-  await expectError(() => decodeImage(png([{ type: 'IHDR', data: huge }, idat, iend]), 'liar.png'), ImageError, /9000×9000 pixels cannot come from \d+ bytes of image data/);
+  await expectError(
+    () => decodeImage(png([{ type: 'IHDR', data: huge }, idat, iend]), 'liar.png'),
+    ImageError,
+    /9000×9000 pixels cannot come from \d+ bytes of image data/,
+  );
 
   // A JPEG whose SOF claims 12000×12000 (144 MP) in a file large enough for the bytes-per-pixel check (COM padding).
   const jpeg = Buffer.from(encodeJpeg(randomImage(8, 8, 3, 8, 5)));
@@ -259,7 +270,12 @@ test('JPEG: all eight EXIF orientations come out upright, in both TIFF byte orde
 
 test('PNG eXIf orientations are exact, for any depth and channels; a bad tag is ignored with a warning', () => {
   const image = blockImage(STORED, 1); // 3×2: one pixel per block
-  for (const [orientation, littleEndian, prefix] of [[6, true, false], [8, false, false], [5, true, true], [3, false, true]] as const) {
+  for (const [orientation, littleEndian, prefix] of [
+    [6, true, false],
+    [8, false, false],
+    [5, true, true],
+    [3, false, true],
+  ] as const) {
     const tiff = exifTiff(orientation, littleEndian);
     const data = prefix ? Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff]) : tiff;
     const decoded = decodeImage(pngWith(image, [{ type: 'eXIf', data }]), 'photo.png');
@@ -337,7 +353,9 @@ test('deltadiff upscale: the photo comes out upright, --json gives the orientati
   const out = join(work, 'out');
   const r = spawnSync(process.execPath, [cli, 'upscale', photo, anim, '-o', out, '--json'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
-  const files = (JSON.parse(r.stdout) as { files: { input: string; width: number; height: number; orientation?: number; warnings?: string[] }[] }).files;
+  const files = (
+    JSON.parse(r.stdout) as { files: { input: string; width: number; height: number; orientation?: number; warnings?: string[] }[] }
+  ).files;
   const byName = new Map(files.map((f) => [f.input.split('/').at(-1), f]));
   assert.equal([byName.get('photo.jpg')!.width, byName.get('photo.jpg')!.height, byName.get('photo.jpg')!.orientation], [32, 64, 6]);
   assert.is(byName.get('anim.png')!.orientation, undefined);
@@ -358,7 +376,11 @@ test('deltadiff degrade, entropy and eval print what decoding noticed, naming th
   writeFileSync(join(hr, 'anim.png'), animatedPng(randomImage(32, 32, 3, 8, 12), randomImage(32, 32, 3, 8, 13)));
   const cli = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
   const warning = /anim\.png: warning: animated PNG \(2 frames\): only the first frame is used/;
-  for (const args of [['degrade', hr, '-o', lr], ['entropy', hr], ['eval', '--gt', hr, '--lr', lr, '--bicubic']]) {
+  for (const args of [
+    ['degrade', hr, '-o', lr],
+    ['entropy', hr],
+    ['eval', '--gt', hr, '--lr', lr, '--bicubic'],
+  ]) {
     const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
     assert.is(r.status, 0, `${args[0]}: ${r.stderr}`);
     assert.match(r.stderr, warning, args[0]);

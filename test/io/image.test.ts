@@ -84,18 +84,27 @@ test('PNG palettes expand to RGB / RGBA, packed gray expands to 8 bits', () => {
   const indices = Uint8Array.from([0, 1, 2, 1, 0, 2]);
   const rgb = decodeImage(encodeRawPng({ width: 3, height: 2, channels: 1, depth: 8, data: indices, palette }), 'p.png');
   assert.equal([rgb.channels, rgb.bitDepth], [3, 8]);
-  assert.equal([...rgb.data], [...indices].flatMap((i) => palette[i]));
+  assert.equal(
+    [...rgb.data],
+    [...indices].flatMap((i) => palette[i]),
+  );
 
   const rgbaPalette = palette.map((color, i) => [...color, i * 100]);
   const rgba = decodeImage(encodeRawPng({ width: 3, height: 2, channels: 1, depth: 8, data: indices, palette: rgbaPalette }), 'p.png');
   assert.is(rgba.channels, 4);
-  assert.equal([...rgba.data], [...indices].flatMap((i) => rgbaPalette[i]));
+  assert.equal(
+    [...rgba.data],
+    [...indices].flatMap((i) => rgbaPalette[i]),
+  );
 
   // 1-bit gray, 10 pixels wide: rows padded to 2 bytes.
   const bits = Uint8Array.from([0b10110000, 0b01000000, 0b01001111, 0b11000000]);
   const gray = decodeImage(encodeRawPng({ width: 10, height: 2, channels: 1, depth: 1, data: bits }), 'g.png');
   assert.equal([gray.channels, gray.bitDepth], [1, 8]);
-  assert.equal([...gray.data], [1, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1].map((b) => b * 255));
+  assert.equal(
+    [...gray.data],
+    [1, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1, 1, 1].map((b) => b * 255),
+  );
 });
 
 test('PNG tRNS colour keys become an alpha channel', () => {

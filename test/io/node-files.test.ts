@@ -6,7 +6,14 @@ import * as assert from 'uvu/assert';
 import { openStateDict } from '../../src/io/checkpoint.js';
 import { ImageError, IoError } from '../../src/io/errors.js';
 import type { RasterImage } from '../../src/io/image.js';
-import { openFileSource, readImageFile, systemErrorReason, withFileSource, writeFileAtomic, writeImageFile } from '../../src/io/node-files.js';
+import {
+  openFileSource,
+  readImageFile,
+  systemErrorReason,
+  withFileSource,
+  writeFileAtomic,
+  writeImageFile,
+} from '../../src/io/node-files.js';
 import { expectError } from './support.js';
 import { fixturePath } from '../helpers/paths.js';
 
@@ -16,7 +23,10 @@ const path = (name: string) => join(directory, name);
 test.after(() => rmSync(directory, { recursive: true, force: true }));
 
 test('openFileSource reads ranges from the file and fails clearly if the file shrinks', async () => {
-  writeFileSync(path('data.bin'), Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff));
+  writeFileSync(
+    path('data.bin'),
+    Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff),
+  );
   const source = await openFileSource(path('data.bin'));
   try {
     assert.is(source.size, 1000);
@@ -60,7 +70,10 @@ test('a failing write leaves neither a partial file nor a temporary file', async
   assert.is(readFileSync(path('old.bin'), 'utf8'), 'previous content');
   const names = readdirSync(directory);
   assert.not.ok(names.includes('new.bin'));
-  assert.equal(names.filter((name) => name.endsWith('.tmp')), []);
+  assert.equal(
+    names.filter((name) => name.endsWith('.tmp')),
+    [],
+  );
   await expectError(() => writeFileAtomic(join(directory, 'missing-dir', 'x.bin'), new Uint8Array(1)), Error, /ENOENT/);
 });
 

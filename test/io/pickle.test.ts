@@ -27,7 +27,12 @@ function read(bytes: Uint8Array | number[]): PickleValue {
 
 test('scalars: ints of every width, floats, strings, bytes, None and bools', () => {
   const p = new PickleWriter().proto().mark();
-  p.int(7).int(300).int(-5).int(70000).int(2 ** 40).raw(0x8a, 9, ...new Array(8).fill(0), 0x01); // LONG1 2^64
+  p.int(7)
+    .int(300)
+    .int(-5)
+    .int(70000)
+    .int(2 ** 40)
+    .raw(0x8a, 9, ...new Array(8).fill(0), 0x01); // LONG1 2^64
   p.raw(0x47, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0); // BINFLOAT 1.5 (big-endian)
   p.unicode('héllo').raw(0x8c, 2, 0x68, 0x69); // SHORT_BINUNICODE "hi"
   p.raw(0x43, 3, 1, 2, 3); // SHORT_BINBYTES
@@ -55,7 +60,9 @@ test('containers: tuples are frozen, dicts are Maps keeping order and key types,
 
 test('protocol 4 STACK_GLOBAL, OrderedDict with BUILD metadata, torch.Size, _codecs.encode', () => {
   const p = new PickleWriter().proto(4).mark();
-  p.raw(0x8c, 11, ...new TextEncoder().encode('collections')).raw(0x8c, 11, ...new TextEncoder().encode('OrderedDict')).raw(0x93);
+  p.raw(0x8c, 11, ...new TextEncoder().encode('collections'))
+    .raw(0x8c, 11, ...new TextEncoder().encode('OrderedDict'))
+    .raw(0x93);
   p.emptyTuple().reduce().mark().unicode('k').int(1).setItems();
   p.emptyDict().unicode('_metadata').emptyDict().raw(0x73).raw(0x62); // BUILD {'_metadata': {}}
   p.global('torch', 'Size').intTuple([2, 3]).raw(0x85).reduce(); // Size((2, 3))
@@ -93,7 +100,12 @@ function attackPickles(marker: string): [string, Uint8Array][] {
   const viaStackGlobal = (module: string, name: string) =>
     new PickleWriter().proto(4).unicode(module).unicode(name).raw(0x93).unicode(command).raw(0x85).reduce().stop().bytes();
   const viaInst = (module: string, name: string) =>
-    new PickleWriter().mark().unicode(command).raw(0x69, ...new TextEncoder().encode(`${module}\n${name}\n`)).stop().bytes();
+    new PickleWriter()
+      .mark()
+      .unicode(command)
+      .raw(0x69, ...new TextEncoder().encode(`${module}\n${name}\n`))
+      .stop()
+      .bytes();
   return [
     ['os.system', viaGlobal('os', 'system')],
     ['posix.system', viaGlobal('posix', 'system')],
@@ -132,7 +144,15 @@ test('allowed globals used the wrong way are refused', async () => {
   await expectError(() => read(appendToTuple), CheckpointError, /cannot append to a tuple/);
   const badPersistentId = new PickleWriter().proto().unicode('storage').raw(0x85).raw(0x51).stop().bytes();
   await expectError(() => read(badPersistentId), CheckpointError, /unsupported persistent id/);
-  const encodeUnknown = new PickleWriter().proto().global('_codecs', 'encode').unicode('x').unicode('rot13').raw(0x86).reduce().stop().bytes();
+  const encodeUnknown = new PickleWriter()
+    .proto()
+    .global('_codecs', 'encode')
+    .unicode('x')
+    .unicode('rot13')
+    .raw(0x86)
+    .reduce()
+    .stop()
+    .bytes();
   await expectError(() => read(encodeUnknown), CheckpointError, /unsupported encoding rot13/);
 });
 

@@ -39,7 +39,14 @@ async function checkViews(fileName: string): Promise<void> {
 
   const root = checkpoint.root as Map<string, unknown>;
   const meta = (root.get('nested') as Map<string, unknown>).get('meta') as Map<string, unknown>;
-  assert.equal([...meta], [['epoch', 12], ['name', 'x'], ['lr', 5e-5]]);
+  assert.equal(
+    [...meta],
+    [
+      ['epoch', 12],
+      ['name', 'x'],
+      ['lr', 5e-5],
+    ],
+  );
 }
 
 test('pth_views.pth: shared storages, slices, transposes, strides, 0-d, fp16, bf16, int64, bool, nesting', async () => {
@@ -59,7 +66,11 @@ test('views of one storage are separate tensors that share the storage bytes', a
   const transposed = await dict.get('transposed')!.read();
   // transposed views the 24-element storage as (6, 4) with strides (1, 6): [i][j] = storage[i + 6j];
   // slice views it from offset 6 as (2, 6) with strides (6, 1): [r][c] = storage[6 + 6r + c].
-  for (const [i, j] of [[2, 1], [5, 2], [0, 1]]) {
+  for (const [i, j] of [
+    [2, 1],
+    [5, 2],
+    [0, 1],
+  ]) {
     const index = i + 6 * j;
     const [r, c] = [Math.floor((index - 6) / 6), (index - 6) % 6];
     assert.is((transposed.data as Float32Array)[i * 4 + j], (slice.data as Float32Array)[r * 6 + c]);
@@ -96,7 +107,15 @@ async function syntheticZip(options: TorchZipOptions = {}, tensors?: [string, Pi
     return bytes;
   };
   const out = memorySink();
-  await writeTorchZip(out.sink, pickle, [['0', storage(values)], ['1', storage(longs)]], options);
+  await writeTorchZip(
+    out.sink,
+    pickle,
+    [
+      ['0', storage(values)],
+      ['1', storage(longs)],
+    ],
+    options,
+  );
   return out.bytes();
 }
 
@@ -107,7 +126,10 @@ async function readSynthetic(bytes: Uint8Array, name = 'synthetic.pth'): Promise
 test('synthetic zip: contiguous and transposed views, int64', async () => {
   const tensors = await readSynthetic(await syntheticZip());
   const weight = [...(tensors.get('weight')!.data as Float32Array)];
-  assert.equal(weight, Array.from({ length: 12 }, (_, i) => i * 0.5 - 2));
+  assert.equal(
+    weight,
+    Array.from({ length: 12 }, (_, i) => i * 0.5 - 2),
+  );
   const transposed = tensors.get('weight_t')!.data as Float32Array;
   for (let r = 0; r < 4; r++) for (let c = 0; c < 3; c++) assert.is(transposed[r * 3 + c], weight[c * 4 + r]);
   assert.equal([...(tensors.get('index')!.data as BigInt64Array)], [1n, -2n, 3n, 2n ** 40n]);
@@ -115,7 +137,13 @@ test('synthetic zip: contiguous and transposed views, int64', async () => {
 
 test('deflated entries, zip64 records and big-endian storages read to the same values', async () => {
   const reference = await readSynthetic(await syntheticZip());
-  const variants: TorchZipOptions[] = [{ deflate: true }, { zip64: true }, { byteOrder: 'big' }, { byteOrder: 'little' }, { deflate: true, zip64: true }];
+  const variants: TorchZipOptions[] = [
+    { deflate: true },
+    { zip64: true },
+    { byteOrder: 'big' },
+    { byteOrder: 'little' },
+    { deflate: true, zip64: true },
+  ];
   for (const options of variants) {
     const tensors = await readSynthetic(await syntheticZip(options));
     for (const [key, tensor] of reference) assertSameTensor(tensors.get(key)!, tensor, `${JSON.stringify(options)} ${key}`);
@@ -137,8 +165,16 @@ test('lying checkpoints fail at open with a CheckpointError naming the problem',
   const cases: [string, PickledTensor, RegExp][] = [
     ['past the storage', { dtype: 'f32', storageKey: '0', storageElements: 12, shape: [4, 4] }, /reaches past its 12-element storage/],
     ['offset past the storage', { dtype: 'f32', storageKey: '0', storageElements: 12, storageOffset: 12, shape: [1] }, /reaches past/],
-    ['storage larger than its entry', { dtype: 'f32', storageKey: '0', storageElements: 13, shape: [13] }, /claims 13 elements but holds 48/],
-    ['huge size', { dtype: 'f32', storageKey: '0', storageElements: 12, shape: [2 ** 40, 2 ** 40], stride: [0, 0] }, /larger than the file/],
+    [
+      'storage larger than its entry',
+      { dtype: 'f32', storageKey: '0', storageElements: 13, shape: [13] },
+      /claims 13 elements but holds 48/,
+    ],
+    [
+      'huge size',
+      { dtype: 'f32', storageKey: '0', storageElements: 12, shape: [2 ** 40, 2 ** 40], stride: [0, 0] },
+      /larger than the file/,
+    ],
     ['missing storage', { dtype: 'f32', storageKey: '7', storageElements: 12, shape: [12] }, /storage 7 is missing/],
     ['rank mismatch', { dtype: 'f32', storageKey: '0', storageElements: 12, shape: [12], stride: [1, 1] }, /1 dimensions, stride 2/],
   ];
@@ -161,7 +197,11 @@ test('a zero-size tensor and a 0-d tensor read without touching storage bounds',
 });
 
 test('non-torch inputs are refused clearly', async () => {
-  await expectError(() => openTorchCheckpoint(fixtureSource('unet_small.safetensors')), CheckpointError, /safetensors file, not a torch\.save/);
+  await expectError(
+    () => openTorchCheckpoint(fixtureSource('unet_small.safetensors')),
+    CheckpointError,
+    /safetensors file, not a torch\.save/,
+  );
   await expectError(() => openTorchCheckpoint(bytesSource(new TextEncoder().encode('hello'), 'x')), CheckpointError, /not a checkpoint/);
   const out = memorySink();
   const zip = new ZipWriter(out.sink);

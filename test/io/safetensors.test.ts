@@ -8,7 +8,11 @@ import { SafetensorsFile, serializeSafetensors, streamSafetensors } from '../../
 import { assertSameTensor, expectError, fixtureSource } from './support.js';
 
 /** A safetensors file from a raw header object and data bytes, bypassing the writer's checks. */
-function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), json = new TextEncoder().encode(JSON.stringify(header))): Uint8Array {
+function rawFile(
+  header: unknown,
+  data: Uint8Array = new Uint8Array(0),
+  json = new TextEncoder().encode(JSON.stringify(header)),
+): Uint8Array {
   const bytes = new Uint8Array(8 + json.length + data.length);
   new DataView(bytes.buffer).setUint32(0, json.length, true);
   bytes.set(json, 8);
@@ -50,13 +54,16 @@ test('writer round trip: every dtype, metadata, 0-d and empty tensors, 8-byte al
     ['empty', { dtype: 'f32', shape: [0, 4], data: new Float32Array(0) }],
     ['__proto__', { dtype: 'u8', shape: [2], data: Uint8Array.from([9, 8]) }],
   ]);
-  const bytes = Buffer.concat(serializeSafetensors(tensors, { note: 'round trip', 'ünï': 'côdé' }));
+  const bytes = Buffer.concat(serializeSafetensors(tensors, { note: 'round trip', ünï: 'côdé' }));
   const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   assert.is((8 + headerLength) % 8, 0, 'data starts 8-byte aligned');
   assert.match(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)), /^\{.*\} *$/s, 'JSON padded with spaces');
   const file = await open(bytes);
-  assert.equal(file.metadata, { note: 'round trip', 'ünï': 'côdé' });
-  assert.equal(file.listTensors().map((info) => info.name), [...tensors.keys()]);
+  assert.equal(file.metadata, { note: 'round trip', ünï: 'côdé' });
+  assert.equal(
+    file.listTensors().map((info) => info.name),
+    [...tensors.keys()],
+  );
   for (const [name, tensor] of tensors) assertSameTensor(await file.readTensor(name), tensor, name);
 });
 
@@ -70,15 +77,34 @@ test('streamSafetensors reads each handle once, in order, and matches serializeS
       return tensor;
     });
   const chunks: Uint8Array[] = [];
-  for await (const chunk of streamSafetensors(new Map([['a', handle('a', a)], ['b', handle('b', b)]]), { k: 'v' })) chunks.push(chunk);
+  for await (const chunk of streamSafetensors(
+    new Map([
+      ['a', handle('a', a)],
+      ['b', handle('b', b)],
+    ]),
+    { k: 'v' },
+  ))
+    chunks.push(chunk);
   assert.equal(order, ['a', 'b']);
-  const expected = Buffer.concat(serializeSafetensors(new Map<string, HostTensor>([['a', a], ['b', b]]), { k: 'v' }));
+  const expected = Buffer.concat(
+    serializeSafetensors(
+      new Map<string, HostTensor>([
+        ['a', a],
+        ['b', b],
+      ]),
+      { k: 'v' },
+    ),
+  );
   assert.ok(Buffer.concat(chunks).equals(expected));
 
   const lying = new TensorHandle('f32', [3], async () => a);
-  await expectError(async () => {
-    for await (const chunk of streamSafetensors(new Map([['x', lying]]))) void chunk;
-  }, Error, /declared f32\[3\]/);
+  await expectError(
+    async () => {
+      for await (const chunk of streamSafetensors(new Map([['x', lying]]))) void chunk;
+    },
+    Error,
+    /declared f32\[3\]/,
+  );
 });
 
 test('lazy reads: handles and readTensors read one tensor at a time', async () => {

@@ -41,7 +41,10 @@ test('unet_small against the full layout: same keys except the two shift masks t
   const stateDict = await openStateDict(fixtureSource('unet_small.pth'));
   const expected = new Map(Object.entries(manifest('unet_full_manifest.json').tensors).map(([key, { shape }]) => [key, shape]));
   // Shapes differ (small vs full size): every shared key is reported as mis-shaped, missing keys are named.
-  const error = await expectError(() => matchStateDict(stateDict.tensors, expected, { fileName: 'unet_small.pth' }), StateDictMismatchError);
+  const error = await expectError(
+    () => matchStateDict(stateDict.tensors, expected, { fileName: 'unet_small.pth' }),
+    StateDictMismatchError,
+  );
   assert.equal(error.missing, ['input_blocks.7.1.blocks.1.attn_mask', 'output_blocks.3.1.blocks.1.attn_mask']);
   assert.ok(error.misShaped.some((m) => m.key === 'time_embed.0.weight'));
   // With derived buffers ignored, the two masks are no longer required.
@@ -106,7 +109,10 @@ test('wrappers: unambiguous ones are unwrapped, ambiguous ones need a choice', a
   assert.equal(chosen.tensors.get('a')!.shape, [2]);
 
   await expectError(() => normalizeStateDict([1, 2], 'list.pth'), CheckpointError, /the checkpoint is not a dict of tensors/);
-  const collision = new Map<PickleValue, PickleValue>([['module.w', tensor(1)], ['w', tensor(1)]]);
+  const collision = new Map<PickleValue, PickleValue>([
+    ['module.w', tensor(1)],
+    ['w', tensor(1)],
+  ]);
   await expectError(() => normalizeStateDict(collision, 'c.pth'), CheckpointError, /two entries become 'w'/);
 });
 

@@ -139,7 +139,10 @@ export function writeTensor(p: PickleWriter, t: PickledTensor): PickleWriter {
   p.global('torch._utils', '_rebuild_tensor_v2').mark();
   p.mark().unicode('storage').global('torch', STORAGE_CLASSES[t.dtype]).unicode(t.storageKey).unicode('cpu').int(t.storageElements).tuple();
   p.raw(0x51); // BINPERSID
-  p.int(t.storageOffset ?? 0).intTuple(t.shape).intTuple(t.stride ?? contiguousStride(t.shape)).bool(false);
+  p.int(t.storageOffset ?? 0)
+    .intTuple(t.shape)
+    .intTuple(t.stride ?? contiguousStride(t.shape))
+    .bool(false);
   p.global('collections', 'OrderedDict').emptyTuple().reduce();
   return p.tuple().reduce();
 }

@@ -25,7 +25,11 @@ const CLI = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
  * A torch.save zip holding {'state_dict': weights, 'ema': weights · emaScale} — the layout of a
  * training checkpoint that keeps both — with f32 storages.
  */
-async function twoStateDictCheckpoint(weights: Map<string, Float32Array>, shapes: Map<string, number[]>, emaScale: number): Promise<Uint8Array> {
+async function twoStateDictCheckpoint(
+  weights: Map<string, Float32Array>,
+  shapes: Map<string, number[]>,
+  emaScale: number,
+): Promise<Uint8Array> {
   const storages: [string, Uint8Array][] = [];
   const p = new PickleWriter().proto().emptyDict().mark();
   for (const [wrapper, scale] of [
@@ -91,7 +95,7 @@ test('a checkpoint with state_dict and ema is refused without a choice, naming b
   }
 });
 
-test('upscale --weights-key: state_dict gives the bundled model\'s output, ema its own; without it the CLI names the keys and the flag', () => {
+test("upscale --weights-key: state_dict gives the bundled model's output, ema its own; without it the CLI names the keys and the flag", () => {
   const input = join(work, 'in.png');
   const lr = decodeImage(readFileSync(fixturePath('pipeline_lr.png')), 'pipeline_lr.png');
   const data = new Uint8Array(12 * 12 * 3).map((_, i) => lr.data[i]);
@@ -114,8 +118,14 @@ test('upscale --weights-key: state_dict gives the bundled model\'s output, ema i
   }
   const read = (name: string) => decodeImage(readFileSync(join(work, name)), name).data;
   const bundled = read('bundled.png');
-  assert.ok(read('state_dict.png').every((v, i) => v === bundled[i]), 'state_dict: the bundled weights');
-  assert.ok(read('ema.png').some((v, i) => v !== bundled[i]), 'ema: other weights, another image');
+  assert.ok(
+    read('state_dict.png').every((v, i) => v === bundled[i]),
+    'state_dict: the bundled weights',
+  );
+  assert.ok(
+    read('ema.png').some((v, i) => v !== bundled[i]),
+    'ema: other weights, another image',
+  );
 
   const stray = run('stray.png', '--weights-key', 'ema');
   assert.is(stray.status, 2);
@@ -145,7 +155,20 @@ test('deltadiff-x4 refuses a checkpoint of other shapes, listing the mismatched 
 
   const r = spawnSync(
     process.execPath,
-    [CLI, 'upscale', fixturePath('pipeline_lr.png'), '-o', join(work, 'refused.png'), '--model', 'deltadiff-x4', '--unet', fixturePath('unet_small.pth'), '--autoencoder', fixturePath('vq_small.pth'), '--quiet'],
+    [
+      CLI,
+      'upscale',
+      fixturePath('pipeline_lr.png'),
+      '-o',
+      join(work, 'refused.png'),
+      '--model',
+      'deltadiff-x4',
+      '--unet',
+      fixturePath('unet_small.pth'),
+      '--autoencoder',
+      fixturePath('vq_small.pth'),
+      '--quiet',
+    ],
     { encoding: 'utf8', cwd: repoRoot },
   );
   assert.is(r.status, 1);

@@ -25,7 +25,13 @@ function folder(name: string): string {
 
 function randomImage(width: number, height: number, channels: 1 | 3, seed: number): RasterImage {
   const r = rng(seed);
-  return { width, height, channels, bitDepth: 8, data: Uint8Array.from({ length: width * height * channels }, () => Math.floor(r() * 256)) };
+  return {
+    width,
+    height,
+    channels,
+    bitDepth: 8,
+    data: Uint8Array.from({ length: width * height * channels }, () => Math.floor(r() * 256)),
+  };
 }
 
 /** The image with every sample raised by `delta` (samples are kept ≤ 250 so nothing saturates). */
@@ -56,7 +62,10 @@ test('degrade writes MATLAB ×1/scale PNGs and never overwrites inputs or, witho
 
 test('eval pairs by name, scores each pair, reports what is missing, writes CSV and JSON', async () => {
   const [gt, pred] = [folder('eval-gt'), folder('eval-pred')];
-  const images = [randomImage(20, 16, 3, 3), randomImage(14, 13, 1, 4), randomImage(12, 12, 3, 5)].map((im) => ({ ...im, data: im.data.map((v) => v % 250) }));
+  const images = [randomImage(20, 16, 3, 3), randomImage(14, 13, 1, 4), randomImage(12, 12, 3, 5)].map((im) => ({
+    ...im,
+    data: im.data.map((v) => v % 250),
+  }));
   await writeImageFile(join(gt, 'a_HR.png'), images[0]);
   await writeImageFile(join(gt, 'b.png'), images[1]);
   await writeImageFile(join(gt, 'c.png'), images[2]);
@@ -71,7 +80,10 @@ test('eval pairs by name, scores each pair, reports what is missing, writes CSV 
   const report = JSON.parse(stdout);
   // A uniform +2 on R, G and B moves Y by 2 · 219/255.
   const psnrA = 20 * Math.log10(255 / ((2 * 219) / 255));
-  assert.equal(report.images.map((s: { name: string }) => s.name), ['a_HR.png', 'b.png']);
+  assert.equal(
+    report.images.map((s: { name: string }) => s.name),
+    ['a_HR.png', 'b.png'],
+  );
   assert.ok(Math.abs(report.images[0].psnr - psnrA) < 1e-9, `psnr ${report.images[0].psnr}`);
   assert.ok(Math.abs(report.images[0].psnr_rgb - 20 * Math.log10(255 / 2)) < 1e-9);
   assert.is(report.images[1].psnr, null, 'identical images: Infinity, null in JSON');
@@ -79,7 +91,10 @@ test('eval pairs by name, scores each pair, reports what is missing, writes CSV 
   assert.equal([report.missing, report.unused, report.errors], [['c.png'], ['extra.png'], []]);
   const lines = readFileSync(csv, 'utf8').trim().split('\n');
   assert.is(lines[0], 'name,psnr,ssim,psnr_rgb');
-  assert.equal(lines.map((l) => l.split(',')[0]), ['name', 'a_HR.png', 'b.png', 'mean']);
+  assert.equal(
+    lines.map((l) => l.split(',')[0]),
+    ['name', 'a_HR.png', 'b.png', 'mean'],
+  );
   assert.is(lines[2].split(',')[1], 'Infinity');
 
   rmSync(join(gt, 'c.png'));
@@ -120,7 +135,10 @@ test('entropy reports pixel and residual bits per image, their mean and pooled h
   await writeImageFile(join(hr, 'flat_HR.png'), flat);
   await writeImageFile(join(hr, 'noise_HR.png'), randomImage(17, 10, 1, 7));
   const made = JSON.parse((await captureOutput(() => entropyCommand([hr, '--json']))).stdout);
-  assert.equal(made.images.map((s: { name: string }) => s.name), ['flat_HR.png', 'noise_HR.png']);
+  assert.equal(
+    made.images.map((s: { name: string }) => s.name),
+    ['flat_HR.png', 'noise_HR.png'],
+  );
   assert.equal(made.images[0], { name: 'flat_HR.png', pixel_bits: 0, residual_bits: 0, reduction_percent: 0 });
   assert.ok(made.images[1].pixel_bits > 6 && made.images[1].residual_bits > 0);
   assert.ok(Math.abs(made.mean.pixel_bits - made.images[1].pixel_bits / 2) < 1e-12);

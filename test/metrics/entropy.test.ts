@@ -2,7 +2,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RasterImage } from '../../src/io/image.js';
 import { bicubicUpscaleImage } from '../../src/metrics/bicubic.js';
-import { entropyHistograms, entropyScores, meanEntropyScores, RESIDUAL_OFFSET, shannonEntropy, sumHistograms } from '../../src/metrics/entropy.js';
+import {
+  entropyHistograms,
+  entropyScores,
+  meanEntropyScores,
+  RESIDUAL_OFFSET,
+  shannonEntropy,
+  sumHistograms,
+} from '../../src/metrics/entropy.js';
 import { degradeImage } from '../../src/metrics/imresize.js';
 import { bicubicUpsampleRef } from '../../src/ops/cpu/resample.js';
 import { rng } from '../helpers/gpu.js';
@@ -38,12 +45,19 @@ test('a flat image has zero pixel and residual entropy; a given LR sets the resi
 
 test('two-level image: pixel entropy 1 bit; residuals are HR − rounded bicubic of the MATLAB LR', () => {
   // The top five rows 40, the bottom five 220.
-  const hr: RasterImage = { width: 13, height: 10, channels: 3, bitDepth: 8, data: Uint8Array.from({ length: 13 * 10 * 3 }, (_, i) => (i < 195 ? 40 : 220)) };
+  const hr: RasterImage = {
+    width: 13,
+    height: 10,
+    channels: 3,
+    bitDepth: 8,
+    data: Uint8Array.from({ length: 13 * 10 * 3 }, (_, i) => (i < 195 ? 40 : 220)),
+  };
   const h = entropyHistograms(hr);
   near(entropyScores(h).pixelBits, 1, 1e-15, 'pixel bits');
   const predicted = bicubicUpscaleImage(degradeImage(hr), 4);
   const expected = new Float64Array(2 * RESIDUAL_OFFSET + 1);
-  for (let y = 0; y < 10; y++) for (let x = 0; x < 13 * 3; x++) expected[hr.data[y * 39 + x] - predicted.data[y * 16 * 3 + x] + RESIDUAL_OFFSET]++;
+  for (let y = 0; y < 10; y++)
+    for (let x = 0; x < 13 * 3; x++) expected[hr.data[y * 39 + x] - predicted.data[y * 16 * 3 + x] + RESIDUAL_OFFSET]++;
   assert.equal([...h.residuals], [...expected]);
 });
 
@@ -67,18 +81,30 @@ test('bicubic image upscale is torch bicubic on v / max, clamped and rounded; 1�
     [5, 3, 3],
     [7, 6, 4],
   ] as const) {
-    const image: RasterImage = { width: w, height: h, channels: c, bitDepth: 8, data: Uint8Array.from({ length: w * h * c }, () => Math.floor(r() * 256)) };
+    const image: RasterImage = {
+      width: w,
+      height: h,
+      channels: c,
+      bitDepth: 8,
+      data: Uint8Array.from({ length: w * h * c }, () => Math.floor(r() * 256)),
+    };
     const up = bicubicUpscaleImage(image, 4);
     assert.equal([up.width, up.height, up.channels], [4 * w, 4 * h, c]);
-    const planar = Float32Array.from({ length: w * h * c }, (_, i) => Math.fround(image.data[(i % (w * h)) * c + Math.floor(i / (w * h))] / 255));
+    const planar = Float32Array.from({ length: w * h * c }, (_, i) =>
+      Math.fround(image.data[(i % (w * h)) * c + Math.floor(i / (w * h))] / 255),
+    );
     const ref = bicubicUpsampleRef(planar, [1, c, h, w], 4);
     const n = 16 * w * h;
     for (let p = 0; p < n; p++) {
-      for (let k = 0; k < c; k++) assert.is(up.data[p * c + k], Math.round(Math.min(1, Math.max(0, ref[k * n + p])) * 255), `${w}×${h}×${c} pixel ${p}`);
+      for (let k = 0; k < c; k++)
+        assert.is(up.data[p * c + k], Math.round(Math.min(1, Math.max(0, ref[k * n + p])) * 255), `${w}×${h}×${c} pixel ${p}`);
     }
   }
   const one = bicubicUpscaleImage(flat(1, 1, 1, 123), 4);
-  assert.ok(one.data.every((v) => v === 123), '1×1 is flat');
+  assert.ok(
+    one.data.every((v) => v === 123),
+    '1×1 is flat',
+  );
 });
 
 test.run();

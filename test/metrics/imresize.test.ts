@@ -29,9 +29,15 @@ test('output size is ceil(scale · size); flat images stay flat, also upscaling 
   ]) {
     const out = resizeSamples({ width: w, height: h, channels: 2, data: new Float64Array(w * h * 2).fill(0.7) }, scale);
     assert.equal([out.width, out.height], [Math.ceil(scale * w), Math.ceil(scale * h)], `${w}×${h} × ${scale}`);
-    assert.ok(out.data.every((v) => Math.abs(v - 0.7) < 1e-12), `${w}×${h} × ${scale} stays flat`);
+    assert.ok(
+      out.data.every((v) => Math.abs(v - 0.7) < 1e-12),
+      `${w}×${h} × ${scale} stays flat`,
+    );
   }
-  assert.throws(() => resizeSamples({ width: 2, height: 2, channels: 1, data: new Float64Array(3) }, 0.5), /3 samples do not make a 2×2×1 image/);
+  assert.throws(
+    () => resizeSamples({ width: 2, height: 2, channels: 1, data: new Float64Array(3) }, 0.5),
+    /3 samples do not make a 2×2×1 image/,
+  );
   assert.throws(() => resizeSamples({ width: 2, height: 2, channels: 1, data: new Float64Array(4) }, 0), /positive number/);
 });
 
@@ -43,7 +49,13 @@ test('integer passes round half away from zero and saturate, as MATLAB converts 
 
 test('degrade rounds each pass (MATLAB on uint8) unless asked to round once; 16-bit and alpha kept', () => {
   const r = rng(11);
-  const hr: RasterImage = { width: 23, height: 18, channels: 4, bitDepth: 8, data: Uint8Array.from({ length: 23 * 18 * 4 }, () => Math.floor(r() * 256)) };
+  const hr: RasterImage = {
+    width: 23,
+    height: 18,
+    channels: 4,
+    bitDepth: 8,
+    data: Uint8Array.from({ length: 23 * 18 * 4 }, () => Math.floor(r() * 256)),
+  };
   const lr = degradeImage(hr);
   assert.equal([lr.width, lr.height, lr.channels, lr.bitDepth], [6, 5, 4, 8]);
   const unit = (data: ArrayLike<number>, max: number) => Float64Array.from(data, (v) => v / max);
@@ -51,11 +63,21 @@ test('degrade rounds each pass (MATLAB on uint8) unless asked to round once; 16-
   assert.equal([...lr.data], [...rows.data], 'per-pass rounding');
   const once = degradeImage(hr, 4, { roundBetweenPasses: false });
   const real = resizeSamples({ width: 23, height: 18, channels: 4, data: unit(hr.data, 255) }, 0.25);
-  assert.equal([...once.data], [...real.data].map((v) => Math.min(255, Math.max(0, Math.floor(v * 255 + 0.5)))), 'one rounding');
-  assert.ok(once.data.some((v, i) => v !== lr.data[i]), 'the two recipes differ somewhere on noise');
+  assert.equal(
+    [...once.data],
+    [...real.data].map((v) => Math.min(255, Math.max(0, Math.floor(v * 255 + 0.5)))),
+    'one rounding',
+  );
+  assert.ok(
+    once.data.some((v, i) => v !== lr.data[i]),
+    'the two recipes differ somewhere on noise',
+  );
   const deep = degradeImage({ ...hr, bitDepth: 16, data: Uint16Array.from(hr.data, (v) => v * 257) }, 4, { roundBetweenPasses: false });
   assert.is(deep.bitDepth, 16);
-  assert.ok(deep.data.every((v, i) => Math.abs(v / 257 - once.data[i]) <= 0.51), '16-bit agrees with 8-bit');
+  assert.ok(
+    deep.data.every((v, i) => Math.abs(v / 257 - once.data[i]) <= 0.51),
+    '16-bit agrees with 8-bit',
+  );
   const tiny = degradeImage({ width: 1, height: 1, channels: 1, bitDepth: 8, data: Uint8Array.from([77]) });
   assert.equal([tiny.width, tiny.height, tiny.data[0]], [1, 1, 77]);
 });

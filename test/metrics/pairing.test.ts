@@ -21,7 +21,10 @@ test('keys drop the extension and the documented suffixes, repeatedly and case-i
 });
 
 test('pairs by key, reports missing, unused and ambiguous files', () => {
-  const p = pairFileNames(['1.png', '2.png', 'baby_HR.png', 'dup.png', 'gone.png'], ['2_SR.png', '1.png', 'baby_x4.png', 'dup_SR.png', 'dup_x4.png', 'extra.png']);
+  const p = pairFileNames(
+    ['1.png', '2.png', 'baby_HR.png', 'dup.png', 'gone.png'],
+    ['2_SR.png', '1.png', 'baby_x4.png', 'dup_SR.png', 'dup_x4.png', 'extra.png'],
+  );
   assert.equal(
     p.pairs.map((x) => [x.reference, x.candidate]),
     [

@@ -10,7 +10,8 @@ const C2 = (0.03 * 255) ** 2;
 
 function image(width: number, height: number, channels: 1 | 3, value: (x: number, y: number, c: number) => number): RasterImage {
   const data = new Uint8Array(width * height * channels);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) for (let c = 0; c < channels; c++) data[(y * width + x) * channels + c] = value(x, y, c);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) for (let c = 0; c < channels; c++) data[(y * width + x) * channels + c] = value(x, y, c);
   return { width, height, channels, bitDepth: 8, data };
 }
 
@@ -50,8 +51,24 @@ test('PSNR of a uniform offset is 20·log10(255 / |ΔY|); identical images give 
 test('SSIM of two flat images is (2·μa·μb + C1) / (μa² + μb² + C1)', () => {
   const [ya, yb] = [16 + (219 / 255) * 50, 16 + (219 / 255) * 200];
   const expected = (2 * ya * yb + C1) / (ya * ya + yb * yb + C1);
-  near(measureQuality(image(11, 11, 1, () => 50), image(11, 11, 1, () => 200)).ssim, expected, 1e-12, '11×11 (one window)');
-  near(measureQuality(image(30, 17, 1, () => 50), image(30, 17, 1, () => 200)).ssim, expected, 1e-12, '30×17');
+  near(
+    measureQuality(
+      image(11, 11, 1, () => 50),
+      image(11, 11, 1, () => 200),
+    ).ssim,
+    expected,
+    1e-12,
+    '11×11 (one window)',
+  );
+  near(
+    measureQuality(
+      image(30, 17, 1, () => 50),
+      image(30, 17, 1, () => 200),
+    ).ssim,
+    expected,
+    1e-12,
+    '30×17',
+  );
 });
 
 /** SSIM straight from the definition: every 11×11 window weighted by the 2-D Gaussian, one at a time. */
@@ -95,11 +112,14 @@ test('separable SSIM equals the windowed definition on random images of awkward 
 test('crop-border ignores the border; sizes are checked', () => {
   const gt = randomImage(24, 20, 3, 4);
   // Differs from gt only within 3 pixels of the edge.
-  const pred: RasterImage = { ...gt, data: gt.data.map((v, i) => {
-    const p = Math.floor(i / 3);
-    const [x, y] = [p % 24, Math.floor(p / 24)];
-    return x < 3 || y < 3 || x >= 21 || y >= 17 ? 255 - v : v;
-  }) };
+  const pred: RasterImage = {
+    ...gt,
+    data: gt.data.map((v, i) => {
+      const p = Math.floor(i / 3);
+      const [x, y] = [p % 24, Math.floor(p / 24)];
+      return x < 3 || y < 3 || x >= 21 || y >= 17 ? 255 - v : v;
+    }),
+  };
   assert.ok(Number.isFinite(measureQuality(pred, gt).psnr));
   const cropped = measureQuality(pred, gt, { cropBorder: 3, rgb: true });
   assert.is(cropped.psnr, Infinity);
@@ -116,9 +136,17 @@ test('crop-border ignores the border; sizes are checked', () => {
 test('gray equals R = G = B, 16-bit equals 8-bit, alpha is ignored', () => {
   const gt = randomImage(15, 13, 1, 7);
   const pred = randomImage(15, 13, 1, 8);
-  const asRgb = (g: RasterImage): RasterImage => ({ ...g, channels: 3, data: Uint8Array.from({ length: g.data.length * 3 }, (_, i) => g.data[Math.floor(i / 3)]) });
+  const asRgb = (g: RasterImage): RasterImage => ({
+    ...g,
+    channels: 3,
+    data: Uint8Array.from({ length: g.data.length * 3 }, (_, i) => g.data[Math.floor(i / 3)]),
+  });
   const as16 = (g: RasterImage): RasterImage => ({ ...g, bitDepth: 16, data: Uint16Array.from(g.data, (v) => v * 257) });
-  const withAlpha = (g: RasterImage): RasterImage => ({ ...g, channels: 2, data: Uint8Array.from({ length: g.data.length * 2 }, (_, i) => (i % 2 ? i & 255 : g.data[i >> 1])) });
+  const withAlpha = (g: RasterImage): RasterImage => ({
+    ...g,
+    channels: 2,
+    data: Uint8Array.from({ length: g.data.length * 2 }, (_, i) => (i % 2 ? i & 255 : g.data[i >> 1])),
+  });
   const reference = measureQuality(pred, gt, { rgb: true });
   for (const [what, p, g] of [
     ['rgb', asRgb(pred), asRgb(gt)],

@@ -16,18 +16,25 @@ import { captureOutput } from './capture.js';
  */
 function dataDir(...parts: string[]): string {
   const dir = join(sharedDataDir, ...parts);
-  assert.ok(existsSync(dir), `shared evaluation data missing: ${dir} does not exist (set DELTADIFF_DATA to the data folder, see ../shared/data/README.md)`);
+  assert.ok(
+    existsSync(dir),
+    `shared evaluation data missing: ${dir} does not exist (set DELTADIFF_DATA to the data folder, see ../shared/data/README.md)`,
+  );
   return dir;
 }
 
 const within = (actual: number, expected: number, tol: number, what: string) =>
   assert.ok(Math.abs(actual - expected) <= tol, `${what}: ${actual} is not within ${tol} of ${expected}`);
 
-test('deltadiff_set14: the authors\' outputs score 24.19 dB / 0.6796 (eval --json)', async () => {
+test("deltadiff_set14: the authors' outputs score 24.19 dB / 0.6796 (eval --json)", async () => {
   const started = Date.now();
-  const { code, stdout } = await captureOutput(() => evalCommand(['--gt', dataDir('deltadiff_set14', 'gt'), '--pred', dataDir('deltadiff_set14', 'deltadiff'), '--json']));
+  const { code, stdout } = await captureOutput(() =>
+    evalCommand(['--gt', dataDir('deltadiff_set14', 'gt'), '--pred', dataDir('deltadiff_set14', 'deltadiff'), '--json']),
+  );
   const report = JSON.parse(stdout);
-  console.log(`eval of 14 images: PSNR ${report.mean.psnr.toFixed(4)} dB, SSIM ${report.mean.ssim.toFixed(5)} in ${(Date.now() - started) / 1000} s`);
+  console.log(
+    `eval of 14 images: PSNR ${report.mean.psnr.toFixed(4)} dB, SSIM ${report.mean.ssim.toFixed(5)} in ${(Date.now() - started) / 1000} s`,
+  );
   assert.is(code, 0);
   assert.is(report.images.length, 14);
   within(report.mean.psnr, 24.19, 0.01, 'PSNR');

@@ -39,7 +39,12 @@ function expectConfigError(json: unknown, message: RegExp): void {
 
 test('the official presets, the fixture configs, the tiny test model and the bundled model pass', async () => {
   for (const [name, { config }] of Object.entries(PRESETS)) assert.equal(parseModelConfig(structuredClone(config), name), config, name);
-  for (const file of ['model_deltadiff-x4.json', 'model_resshift-bicsr-x4.json', 'model_small-deltadiff.json', 'model_small-resshift.json']) {
+  for (const file of [
+    'model_deltadiff-x4.json',
+    'model_resshift-bicsr-x4.json',
+    'model_small-deltadiff.json',
+    'model_small-resshift.json',
+  ]) {
     parseModelConfig(readJson(fixturePath(file)), file);
   }
   parseModelConfig(TINY_PIXEL_MODEL, 'tiny');
@@ -49,10 +54,27 @@ test('the official presets, the fixture configs, the tiny test model and the bun
 });
 
 test('a missing key is named by its path, with what it should hold', () => {
-  expectConfigError(edited(SMALL, 'unet.channel_mult', undefined), /^bad\.json: missing unet\.channel_mult \(a list of integers in 1…16384\)$/);
+  expectConfigError(
+    edited(SMALL, 'unet.channel_mult', undefined),
+    /^bad\.json: missing unet\.channel_mult \(a list of integers in 1…16384\)$/,
+  );
   const required: Record<string, string[]> = {
-    unet: ['image_size', 'in_channels', 'model_channels', 'out_channels', 'attention_resolutions', 'channel_mult', 'num_res_blocks', 'num_head_channels', 'swin_depth', 'swin_embed_dim', 'window_size', 'mlp_ratio', 'lq_size'],
-    'autoencoder': ['embed_dim', 'n_embed'],
+    unet: [
+      'image_size',
+      'in_channels',
+      'model_channels',
+      'out_channels',
+      'attention_resolutions',
+      'channel_mult',
+      'num_res_blocks',
+      'num_head_channels',
+      'swin_depth',
+      'swin_embed_dim',
+      'window_size',
+      'mlp_ratio',
+      'lq_size',
+    ],
+    autoencoder: ['embed_dim', 'n_embed'],
     'autoencoder.ddconfig': ['z_channels', 'resolution', 'in_channels', 'out_ch', 'ch', 'ch_mult', 'num_res_blocks'],
     diffusion: ['steps', 'kappa', 'etas_end', 'min_noise_level', 'power'],
   };
@@ -72,7 +94,11 @@ test('every numeric field is checked, and the message gives the allowed range', 
     ['unet.model_channels', 0, /unet\.model_channels must be an integer in 1…16384, got 0$/],
     ['unet.model_channels', 1e12, /unet\.model_channels must be an integer in 1…16384, got 1000000000000$/],
     ['unet.model_channels', 48, /unet\.model_channels × channel_mult\[0\] = 48 channels: must be a multiple of the 32 norm groups/],
-    ['unet.model_channels', 8192, /unet\.model_channels × channel_mult\[3\] = 32768 channels: must be a multiple of the 32 norm groups, at most 16384/],
+    [
+      'unet.model_channels',
+      8192,
+      /unet\.model_channels × channel_mult\[3\] = 32768 channels: must be a multiple of the 32 norm groups, at most 16384/,
+    ],
     ['unet.model_channels', 32.5, /unet\.model_channels must be an integer in 1…16384, got 32\.5$/],
     ['unet.image_size', -32, /unet\.image_size must be an integer in 1…65536, got -32$/],
     ['unet.image_size', 36, /unet\.image_size 36 must be a multiple of 8 \(it is halved at each of the 3 downsamplings\)/],
@@ -94,7 +120,11 @@ test('every numeric field is checked, and the message gives the allowed range', 
     ['autoencoder.n_embed', 0, /autoencoder\.n_embed must be an integer in 1…16777216, got 0$/],
     ['autoencoder.ddconfig.in_channels', 4, /autoencoder\.ddconfig\.in_channels must be 3, got 4$/],
     ['autoencoder.ddconfig.ch', 48, /autoencoder\.ddconfig\.ch × ch_mult\[0\] = 48 channels: must be a multiple of the 32 norm groups/],
-    ['autoencoder.ddconfig.ch_mult', [1, 2], /autoencoder\.ddconfig\.ch_mult has 2 levels, so the autoencoder downsamples by 2, but the model's scale is 4/],
+    [
+      'autoencoder.ddconfig.ch_mult',
+      [1, 2],
+      /autoencoder\.ddconfig\.ch_mult has 2 levels, so the autoencoder downsamples by 2, but the model's scale is 4/,
+    ],
     ['autoencoder.type', 'vae', /autoencoder\.type "vae" is not supported \("vq" or "pixel-unshuffle"\)/],
     ['diffusion.steps', 1, /diffusion\.steps must be an integer ≥ 2, got 1$/],
     ['diffusion.steps', 4.5, /diffusion\.steps must be an integer ≥ 2, got 4\.5$/],

@@ -40,9 +40,7 @@ function openWritten(tensors: Map<string, HostTensor>, name: string, metadata: R
 function withValue(tensor: HostTensor, at: number, value: number, dtype: 'f32' | 'f16'): HostTensor {
   const data = Float32Array.from(toFloat32(tensor));
   data[at] = value;
-  return dtype === 'f32'
-    ? { dtype: 'f32', shape: tensor.shape, data }
-    : { dtype: 'f16', shape: tensor.shape, data: toFloat16Array(data) };
+  return dtype === 'f32' ? { dtype: 'f32', shape: tensor.shape, data } : { dtype: 'f16', shape: tensor.shape, data: toFloat16Array(data) };
 }
 
 async function loadInto(model: LoadableModel, dict: StateDict | Promise<StateDict>): Promise<void> {
@@ -58,7 +56,10 @@ test('a NaN in one f32 UNet tensor is refused at load, naming the tensor and the
   try {
     const error = await expectError(() => loadInto(unet, openWritten(tensors, 'nan-unet.safetensors')), CheckpointError);
     assert.is(error.fileName, 'nan-unet.safetensors');
-    assert.match(error.message, /tensor middle_block\.1\.blocks\.0\.attn\.qkv\.weight holds 1 non-finite value\(s\) \(the first, at flat index 17, is NaN\)/);
+    assert.match(
+      error.message,
+      /tensor middle_block\.1\.blocks\.0\.attn\.qkv\.weight holds 1 non-finite value\(s\) \(the first, at flat index 17, is NaN\)/,
+    );
   } finally {
     unet.dispose();
   }
@@ -92,7 +93,11 @@ test('the autoencoder is checked as well', async () => {
   tensors.set(target, withValue(tensors.get(target)!, 5, Number.NaN, 'f32'));
   const vq = new VQModel(vqConfig(CONFIG));
   try {
-    await expectError(() => loadInto(vq, openWritten(tensors, 'nan-vq.safetensors')), CheckpointError, /nan-vq\.safetensors: tensor decoder\.conv_out\.weight holds 1 non-finite/);
+    await expectError(
+      () => loadInto(vq, openWritten(tensors, 'nan-vq.safetensors')),
+      CheckpointError,
+      /nan-vq\.safetensors: tensor decoder\.conv_out\.weight holds 1 non-finite/,
+    );
   } finally {
     vq.dispose();
   }

@@ -113,11 +113,51 @@ function elementwiseCases(): OpCase[] {
   for (const n of ELEMENTWISE_SIZES) {
     const x: OpInput = { shape: [n], lo: -6, hi: 6 };
     cases.push(
-      { name: `silu n=${n}`, inputs: [x], seed: n, outputShape: [n], run: ([t]) => silu(t), reference: ([d]) => siluRef(d), tolerance: 1e-5 },
-      { name: `gelu n=${n}`, inputs: [x], seed: n, outputShape: [n], run: ([t]) => gelu(t), reference: ([d]) => geluRef(d), tolerance: 1e-5 },
-      { name: `scale n=${n}`, inputs: [x], seed: n, outputShape: [n], run: ([t]) => scale(t, -2.5), reference: ([d]) => d.map((v) => v * -2.5), tolerance: 1e-6 },
-      { name: `add n=${n}`, inputs: [{ shape: [n] }, { shape: [n] }], seed: 1 + n, outputShape: [n], run: ([a, b]) => add(a, b), reference: ([a, b]) => addRef(a, b), tolerance: 1e-6 },
-      { name: `mul n=${n}`, inputs: [{ shape: [n] }, { shape: [n] }], seed: 1 + n, outputShape: [n], run: ([a, b]) => mul(a, b), reference: ([a, b]) => mulRef(a, b), tolerance: 1e-6 },
+      {
+        name: `silu n=${n}`,
+        inputs: [x],
+        seed: n,
+        outputShape: [n],
+        run: ([t]) => silu(t),
+        reference: ([d]) => siluRef(d),
+        tolerance: 1e-5,
+      },
+      {
+        name: `gelu n=${n}`,
+        inputs: [x],
+        seed: n,
+        outputShape: [n],
+        run: ([t]) => gelu(t),
+        reference: ([d]) => geluRef(d),
+        tolerance: 1e-5,
+      },
+      {
+        name: `scale n=${n}`,
+        inputs: [x],
+        seed: n,
+        outputShape: [n],
+        run: ([t]) => scale(t, -2.5),
+        reference: ([d]) => d.map((v) => v * -2.5),
+        tolerance: 1e-6,
+      },
+      {
+        name: `add n=${n}`,
+        inputs: [{ shape: [n] }, { shape: [n] }],
+        seed: 1 + n,
+        outputShape: [n],
+        run: ([a, b]) => add(a, b),
+        reference: ([a, b]) => addRef(a, b),
+        tolerance: 1e-6,
+      },
+      {
+        name: `mul n=${n}`,
+        inputs: [{ shape: [n] }, { shape: [n] }],
+        seed: 1 + n,
+        outputShape: [n],
+        run: ([a, b]) => mul(a, b),
+        reference: ([a, b]) => mulRef(a, b),
+        tolerance: 1e-6,
+      },
     );
   }
   for (const n of ACTIVATION_GRAD_SIZES) {
@@ -171,7 +211,10 @@ interface LinearProblem {
 }
 
 function linearCase({ lead, k, n, bias, options }: LinearProblem, seed: number): OpCase {
-  const inputs: OpInput[] = [{ shape: [...lead, k], lo: -3, hi: 3 }, { shape: [n, k], lo: -0.5, hi: 0.5 }];
+  const inputs: OpInput[] = [
+    { shape: [...lead, k], lo: -3, hi: 3 },
+    { shape: [n, k], lo: -0.5, hi: 0.5 },
+  ];
   if (bias) inputs.push({ shape: [n], lo: -0.2, hi: 0.2 });
   return {
     name: `linear ${dims([...lead, k])}→${n}${bias ? ' bias' : ''} ${JSON.stringify(options)}`,
@@ -403,7 +446,10 @@ type ConvFn = (x: Tensor, weight: Tensor, bias: Tensor | null, options?: Conv2dO
 /** Every GPU implementation: the reference kernel, the default tiling and two other tilings. */
 export function convImplementations(ctx: GpuContext): [string, ConvFn][] {
   const tiling = defaultConv2dTiling(ctx);
-  const withTiling = (t: Conv2dTiling): ConvFn => (x, w, b, o = {}) => conv2dTiled(x, w, b, o, t);
+  const withTiling =
+    (t: Conv2dTiling): ConvFn =>
+    (x, w, b, o = {}) =>
+      conv2dTiled(x, w, b, o, t);
   return [
     ['conv2dDirect', conv2dDirect],
     ['conv2d', conv2d],
@@ -445,7 +491,8 @@ function describeConv(c: ConvProblem): string {
  * (the realistic layers take a good part of a second in f64).
  */
 const convReferences = new WeakMap<ConvProblem, { inputs: Float32Array[]; output: Float32Array }>();
-const sameInputs = (a: Float32Array[], b: Float32Array[]): boolean => a.length === b.length && a.every((x, i) => x.length === b[i].length && x.every((v, j) => Object.is(v, b[i][j])));
+const sameInputs = (a: Float32Array[], b: Float32Array[]): boolean =>
+  a.length === b.length && a.every((x, i) => x.length === b[i].length && x.every((v, j) => Object.is(v, b[i][j])));
 
 /** Inputs x in [−2, 2), weight, then bias and residual when the problem has them. */
 function convCase(c: ConvProblem, implementation: (typeof CONV_IMPLEMENTATIONS)[number], seed: number, splitLimit?: number): OpCase {
@@ -457,7 +504,10 @@ function convCase(c: ConvProblem, implementation: (typeof CONV_IMPLEMENTATIONS)[
   if (c.bias) inputs.push({ shape: [c.cout] });
   if (c.residual) inputs.push({ shape: outputShape });
   const activation = c.silu ? 'silu' : null;
-  const split = (rest: Tensor[] | Float32Array[]) => ({ bias: c.bias ? rest[0] : null, residual: c.residual ? rest[c.bias ? 1 : 0] : undefined });
+  const split = (rest: Tensor[] | Float32Array[]) => ({
+    bias: c.bias ? rest[0] : null,
+    residual: c.residual ? rest[c.bias ? 1 : 0] : undefined,
+  });
   return {
     name: `${implementation} ${describeConv(c)}`,
     inputs,
@@ -495,7 +545,11 @@ const FD_REFERENCE = { step: 1e-2, tolerance: 1e-3 };
 const FD_GPU = { step: 1e-2, tolerance: 1e-2, count: 6 };
 
 /** conv2d + bias with its backward: x in [−1, 1), w in [−0.5, 0.5), b in [−1, 1). */
-function convGradCase({ x: xShape, cout, k, stride, padding }: ConvGradProblem, seed: number, fd: Pick<OpGradient, 'referenceFd' | 'gpuFd'>): OpCase {
+function convGradCase(
+  { x: xShape, cout, k, stride, padding }: ConvGradProblem,
+  seed: number,
+  fd: Pick<OpGradient, 'referenceFd' | 'gpuFd'>,
+): OpCase {
   const wShape = [cout, xShape[1], k, k];
   const options = { stride, padding };
   const g = conv2dGeometry('test', xShape, wShape, options);
@@ -552,7 +606,9 @@ function convCases(): OpCase[] {
     { n: 2, cin: 32, h: 16, w: 16, cout: 32, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
     { n: 1, cin: 6, h: 24, w: 24, cout: 40, k: 3, bias: true },
   ];
-  const quick = QUICK_BENCH.conv2d.map(({ cin, cout, size, k, stride, padding }): ConvProblem => ({ n: 1, cin, h: size, w: size, cout, k, stride, padding, bias: true }));
+  const quick = QUICK_BENCH.conv2d.map(
+    ({ cin, cout, size, k, stride, padding }): ConvProblem => ({ n: 1, cin, h: size, w: size, cout, k, stride, padding, bias: true }),
+  );
   const cases: OpCase[] = [];
   for (const implementation of CONV_IMPLEMENTATIONS) {
     cases.push(...awkward.map((c, i) => convCase(c, implementation, 100 * i)));
@@ -577,7 +633,13 @@ function convCases(): OpCase[] {
 // ---------------------------------------------------------------------------------------------
 // Attention, the sampler's residual step, resampling
 
-function attentionCase(batch: number, channels: number, tokens: number, seed: number, options: { heads?: number; scale?: number } = {}): OpCase {
+function attentionCase(
+  batch: number,
+  channels: number,
+  tokens: number,
+  seed: number,
+  options: { heads?: number; scale?: number } = {},
+): OpCase {
   const shape = [batch, channels, tokens];
   // ±2 inputs make scores of a few units: peaked but not one-hot softmax rows.
   const input: OpInput = { shape, lo: -2, hi: 2 };
@@ -618,7 +680,12 @@ function attentionCases(): OpCase[] {
 
 function residualStepCases(): OpCase[] {
   const [c1, c2, sigma] = [0.5914728452599349, 0.40852715474006507, 0.9732928];
-  return [[1, 1, 1, 1], [2, 3, 7, 5], [1, 3, 64, 65], [2, 3, 17, 19]].flatMap((shape) =>
+  return [
+    [1, 1, 1, 1],
+    [2, 3, 7, 5],
+    [1, 3, 64, 65],
+    [2, 3, 17, 19],
+  ].flatMap((shape) =>
     [false, true].map((withNoise): OpCase => {
       const input: OpInput = { shape, lo: -3, hi: 3 };
       return {
@@ -689,7 +756,15 @@ function resampleCases(): OpCase[] {
 
 type Pad = readonly [top: number, right: number, bottom: number, left: number];
 
-function layoutCase(name: string, inputShapes: number[][], seed: number, outputShape: number[], run: OpCase['run'], reference: OpCase['reference'], splitLimit?: number): OpCase {
+function layoutCase(
+  name: string,
+  inputShapes: number[][],
+  seed: number,
+  outputShape: number[],
+  run: OpCase['run'],
+  reference: OpCase['reference'],
+  splitLimit?: number,
+): OpCase {
   return { name, inputs: inputShapes.map((shape) => ({ shape })), seed, outputShape, run, reference, tolerance: 0, splitLimit };
 }
 
@@ -704,7 +779,14 @@ const concatCase = (aShape: number[], bShape: number[], seed: number): OpCase =>
   );
 
 const unshuffleCase = ([n, c, h, w]: number[], r: number, seed: number): OpCase =>
-  layoutCase(`pixelUnshuffle r=${r} ${dims([n, c, h, w])}`, [[n, c, h, w]], seed, [n, c * r * r, h / r, w / r], ([x]) => pixelUnshuffle(x, r), ([x]) => pixelUnshuffleRef(x, [n, c, h, w], r));
+  layoutCase(
+    `pixelUnshuffle r=${r} ${dims([n, c, h, w])}`,
+    [[n, c, h, w]],
+    seed,
+    [n, c * r * r, h / r, w / r],
+    ([x]) => pixelUnshuffle(x, r),
+    ([x]) => pixelUnshuffleRef(x, [n, c, h, w], r),
+  );
 
 /** An output row of pixelShuffle reads r² input planes. */
 const shuffleCase = ([n, c, h, w]: number[], r: number, seed: number): OpCase =>
@@ -758,10 +840,22 @@ function layoutCases(): OpCase[] {
     [1, 2, 40, 42],
   ];
   const pads: [number[], Pad][] = [
-    [[2, 3, 5, 7], [4, 6, 4, 0]],
-    [[1, 1, 1, 1], [0, 0, 0, 0]],
-    [[1, 3, 1, 5], [0, 4, 0, 3]],
-    [[2, 1, 7, 3], [6, 2, 3, 1]],
+    [
+      [2, 3, 5, 7],
+      [4, 6, 4, 0],
+    ],
+    [
+      [1, 1, 1, 1],
+      [0, 0, 0, 0],
+    ],
+    [
+      [1, 3, 1, 5],
+      [0, 4, 0, 3],
+    ],
+    [
+      [2, 1, 7, 3],
+      [6, 2, 3, 1],
+    ],
     ...large.map((shape): [number[], Pad] => [shape, [5, 3, 7, 9]]),
   ];
   return [
@@ -771,13 +865,9 @@ function layoutCases(): OpCase[] {
     ...large.map((shape) => concatCase(shape, shape, 17)),
     concatBackwardCase(1, 1, 1, 1, 1, 3),
     concatBackwardCase(2, 3, 5, 3, 7, 3),
-    ...[
-      [[2, 3, 6, 4], 2],
-      [[1, 1, 3, 3], 3],
-      [[2, 5, 8, 4], 2],
-      [[1, 2, 3, 5], 1],
-      ...large.map((shape) => [shape, 2]),
-    ].map(([shape, r]) => unshuffleCase(shape as number[], r as number, 7)),
+    ...[[[2, 3, 6, 4], 2], [[1, 1, 3, 3], 3], [[2, 5, 8, 4], 2], [[1, 2, 3, 5], 1], ...large.map((shape) => [shape, 2])].map(([shape, r]) =>
+      unshuffleCase(shape as number[], r as number, 7),
+    ),
     ...[
       [[2, 12, 3, 2], 2],
       [[1, 9, 1, 1], 3],
@@ -946,7 +1036,9 @@ export const QUICK_BENCH = {
 
 function quickBenchCases(): OpCase[] {
   return [
-    ...QUICK_BENCH.groupNorm.map(({ channels, size }, i) => groupNormCase({ shape: [1, channels, size, size], eps: 1e-5, silu: true }, 300 + i)),
+    ...QUICK_BENCH.groupNorm.map(({ channels, size }, i) =>
+      groupNormCase({ shape: [1, channels, size, size], eps: 1e-5, silu: true }, 300 + i),
+    ),
   ];
 }
 

@@ -81,9 +81,25 @@ test('bindings are ordered by name; a missing or extra one is an error', () => {
 
 test('declarations with repeated, reserved or invalid names are rejected', () => {
   const base = { name: 'k', uniforms: [], bindings: [], workgroupSize: 1, main: '' };
-  assert.throws(() => defineKernel({ ...base, bindings: [{ name: 'gid', type: 'f32', access: 'read' }] }), /gid is used twice \(or is reserved\)/);
-  assert.throws(() => defineKernel({ ...base, uniforms: [{ name: 'a', type: 'u32' }, { name: 'a', type: 'f32' }] }), /uniform name a is used twice/);
-  assert.throws(() => defineKernel({ ...base, bindings: [{ name: 'x-y', type: 'f32', access: 'read' }] }), /"x-y" is not a WGSL identifier/);
+  assert.throws(
+    () => defineKernel({ ...base, bindings: [{ name: 'gid', type: 'f32', access: 'read' }] }),
+    /gid is used twice \(or is reserved\)/,
+  );
+  assert.throws(
+    () =>
+      defineKernel({
+        ...base,
+        uniforms: [
+          { name: 'a', type: 'u32' },
+          { name: 'a', type: 'f32' },
+        ],
+      }),
+    /uniform name a is used twice/,
+  );
+  assert.throws(
+    () => defineKernel({ ...base, bindings: [{ name: 'x-y', type: 'f32', access: 'read' }] }),
+    /"x-y" is not a WGSL identifier/,
+  );
   assert.throws(() => defineKernel({ ...base, workgroupSize: 0 }), /workgroup size 0×1×1/);
 });
 
@@ -93,8 +109,17 @@ test('a declared kernel runs; its workgroup size is checked against the device a
   const y = Tensor.from(ctx, new Float32Array([10, 20, 30]), [3]);
   dispatchKernel(ctx, axpy, { uniforms: { n: 3, shift: -1, alpha: 2 }, bindings: { x: x.binding(), y: y.binding() }, workgroups: [1] });
   assert.equal([...(await y.readFloat())], [11, 23, 35]);
-  const tooWide = defineKernel({ name: 'too-wide', uniforms: [], bindings: [{ name: 'y', type: 'f32', access: 'read_write' }], workgroupSize: ctx.limits.maxComputeInvocationsPerWorkgroup + 1, main: '' });
-  assert.throws(() => dispatchKernel(ctx, tooWide, { uniforms: {}, bindings: { y: y.binding() }, workgroups: [1] }), /too-wide.*workgroup size \d+×1×1: x exceeds maxComputeWorkgroupSizeX/);
+  const tooWide = defineKernel({
+    name: 'too-wide',
+    uniforms: [],
+    bindings: [{ name: 'y', type: 'f32', access: 'read_write' }],
+    workgroupSize: ctx.limits.maxComputeInvocationsPerWorkgroup + 1,
+    main: '',
+  });
+  assert.throws(
+    () => dispatchKernel(ctx, tooWide, { uniforms: {}, bindings: { y: y.binding() }, workgroups: [1] }),
+    /too-wide.*workgroup size \d+×1×1: x exceeds maxComputeWorkgroupSizeX/,
+  );
   x.dispose();
   y.dispose();
 });
@@ -133,8 +158,14 @@ test('planRuns keeps every window within a lowered binding limit, covering all i
     }
     assert.is(next, total);
   }
-  assert.equal(planRuns(ctx, 'op', 10, itemFootprints([a]), { maxCount: 4 }).map((r) => r.count), [4, 4, 2]);
-  assert.throws(() => planRuns(ctx, 'wide', 2, itemFootprints([a], 2000), { item: 'row' }), /wide.*one row needs a binding larger than maxStorageBufferBindingSize \(4096\)/);
+  assert.equal(
+    planRuns(ctx, 'op', 10, itemFootprints([a]), { maxCount: 4 }).map((r) => r.count),
+    [4, 4, 2],
+  );
+  assert.throws(
+    () => planRuns(ctx, 'wide', 2, itemFootprints([a], 2000), { item: 'row' }),
+    /wide.*one row needs a binding larger than maxStorageBufferBindingSize \(4096\)/,
+  );
   a.dispose();
   b.dispose();
 });

@@ -49,14 +49,7 @@ test('pad2d reflect matches hand-computed torch values', async () => {
   const y = pad2d(x, [1, 2, 2, 1], 'reflect');
   assert.equal(y.shape, [1, 1, 6, 6]);
   // prettier-ignore
-  const expected = [
-    5, 4, 5, 6, 5, 4,
-    2, 1, 2, 3, 2, 1,
-    5, 4, 5, 6, 5, 4,
-    8, 7, 8, 9, 8, 7,
-    5, 4, 5, 6, 5, 4,
-    2, 1, 2, 3, 2, 1,
-  ];
+  const expected = [5, 4, 5, 6, 5, 4, 2, 1, 2, 3, 2, 1, 5, 4, 5, 6, 5, 4, 8, 7, 8, 9, 8, 7, 5, 4, 5, 6, 5, 4, 2, 1, 2, 3, 2, 1];
   await assertExact(y, Float32Array.from(expected), 'reflect 3×3');
   x.dispose();
   y.dispose();
@@ -65,10 +58,22 @@ test('pad2d reflect matches hand-computed torch values', async () => {
 test('crop undoes pad', async () => {
   const ctx = await gpu();
   for (const [shape, pad] of [
-    [[2, 3, 5, 7], [4, 6, 4, 0]],
-    [[1, 1, 1, 1], [0, 0, 0, 0]],
-    [[1, 3, 1, 5], [0, 4, 0, 3]],
-    [[2, 1, 7, 3], [6, 2, 3, 1]],
+    [
+      [2, 3, 5, 7],
+      [4, 6, 4, 0],
+    ],
+    [
+      [1, 1, 1, 1],
+      [0, 0, 0, 0],
+    ],
+    [
+      [1, 3, 1, 5],
+      [0, 4, 0, 3],
+    ],
+    [
+      [2, 1, 7, 3],
+      [6, 2, 3, 1],
+    ],
   ] as const) {
     const { x, data } = upload(ctx, [...shape], 11);
     for (const mode of ['reflect', 'zero'] as const) {
@@ -87,7 +92,10 @@ test('layout ops validate shapes and arguments', async () => {
   const x = Tensor.empty(ctx, [1, 2, 3, 4]);
   const other = Tensor.empty(ctx, [1, 2, 3, 5]);
   assert.throws(() => concatChannels(x, other), /concatChannels: \[1, 2, 3, 4\] and \[1, 2, 3, 5\] differ outside the channel dimension/);
-  assert.throws(() => pad2d(x, [3, 0, 0, 0], 'reflect'), /pad2d: reflect padding \[3, 0, 0, 0\] must be smaller than the input's H and W \(\[1, 2, 3, 4\]\)/);
+  assert.throws(
+    () => pad2d(x, [3, 0, 0, 0], 'reflect'),
+    /pad2d: reflect padding \[3, 0, 0, 0\] must be smaller than the input's H and W \(\[1, 2, 3, 4\]\)/,
+  );
   assert.throws(() => pad2d(x, [-1, 0, 0, 0], 'zero'), /pad2d: pad must be 4 non-negative integers/);
   assert.throws(() => crop2d(x, 1, 0, 3, 4), /crop2d: window \(top 1, left 0, 3×4\) does not lie inside \[1, 2, 3, 4\]/);
   assert.throws(() => pixelUnshuffle(x, 2), /pixelUnshuffle: \[1, 2, 3, 4\] is not divisible by r = 2/);

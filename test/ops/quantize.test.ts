@@ -8,7 +8,13 @@ import type { GpuContext } from '../../src/gpu/context.js';
 import { gpu } from '../helpers/gpu.js';
 import { gaussianCodebook } from './cases.js';
 
-async function checkAgainstReference(ctx: GpuContext, shape: number[], codebookData: Float32Array, z: Float32Array, what: string): Promise<void> {
+async function checkAgainstReference(
+  ctx: GpuContext,
+  shape: number[],
+  codebookData: Float32Array,
+  z: Float32Array,
+  what: string,
+): Promise<void> {
   const dim = shape[1];
   const zt = Tensor.from(ctx, z, shape);
   const book = Tensor.from(ctx, codebookData, [codebookData.length / dim, dim]);
@@ -27,13 +33,7 @@ test('quantize breaks exact ties towards the lowest index', async () => {
   // hardware orders or fuses the arithmetic. Codes 1 and 4 mirror each other across z's equal
   // first two coordinates; codes 2 and 3 are duplicates.
   // prettier-ignore
-  const codebook = Float32Array.of(
-    4, 4, 4,
-    1, 0.5, -0.25,
-    0.5, 0.5, 0.25,
-    0.5, 0.5, 0.25,
-    0.5, 1, -0.25,
-  );
+  const codebook = Float32Array.of(4, 4, 4, 1, 0.5, -0.25, 0.5, 0.5, 0.25, 0.5, 0.5, 0.25, 0.5, 1, -0.25);
   const cases = [
     { z: [0.5, 0.5, -0.25], best: 1 }, // codes 1, 2, 3 and 4 all at distance 0.25
     { z: [0.5, 0.5, 0.25], best: 2 }, // the duplicated code itself

@@ -18,7 +18,9 @@ interface Problem {
 }
 
 function draw(c: OpCase): Problem {
-  const inputs = c.inputs.map(({ shape, lo, hi, values }, i) => (values ?? ((n, seed) => randomArray(n, seed, lo, hi)))(shapeSize(shape), c.seed + i));
+  const inputs = c.inputs.map(({ shape, lo, hi, values }, i) =>
+    (values ?? ((n, seed) => randomArray(n, seed, lo, hi)))(shapeSize(shape), c.seed + i),
+  );
   return { inputs, dy: randomArray(shapeSize(c.outputShape), c.seed + c.inputs.length) };
 }
 
@@ -91,7 +93,14 @@ for (const c of opCases()) {
 
     if (c.gradient?.referenceFd) {
       const analytic = c.gradient.reference(p.inputs, p.dy);
-      await checkFiniteDifferences(c, p, c.gradient.referenceFd, analytic, (inputs) => weightedSum(c.reference(inputs), p.dy), 'reference gradient vs central differences');
+      await checkFiniteDifferences(
+        c,
+        p,
+        c.gradient.referenceFd,
+        analytic,
+        (inputs) => weightedSum(c.reference(inputs), p.dy),
+        'reference gradient vs central differences',
+      );
     }
     if (c.gradient?.gpuFd) {
       const analytic = await backward(ctx, c, p);
@@ -108,10 +117,39 @@ for (const c of opCases()) {
 test('the table covers every op family and names each case once', () => {
   const cases = opCases();
   const names = cases.map((c) => c.name);
-  assert.equal(names.filter((n, i) => names.indexOf(n) !== i), []);
-  const families = ['silu', 'gelu', 'scale', 'add', 'mul', 'matmul', 'linear', 'softmax', 'groupNorm', 'conv2d', 'conv2dDirect', 'attention', 'residualStep', 'bicubicUpsample', 'upsampleNearest2x', 'concatChannels', 'pixelShuffle', 'pixelUnshuffle', 'pad2d', 'crop2d', 'windowAttention', 'quantize'];
+  assert.equal(
+    names.filter((n, i) => names.indexOf(n) !== i),
+    [],
+  );
+  const families = [
+    'silu',
+    'gelu',
+    'scale',
+    'add',
+    'mul',
+    'matmul',
+    'linear',
+    'softmax',
+    'groupNorm',
+    'conv2d',
+    'conv2dDirect',
+    'attention',
+    'residualStep',
+    'bicubicUpsample',
+    'upsampleNearest2x',
+    'concatChannels',
+    'pixelShuffle',
+    'pixelUnshuffle',
+    'pad2d',
+    'crop2d',
+    'windowAttention',
+    'quantize',
+  ];
   for (const family of families) {
-    assert.ok(names.some((n) => n.startsWith(`${family} `)), family);
+    assert.ok(
+      names.some((n) => n.startsWith(`${family} `)),
+      family,
+    );
   }
   assert.ok(cases.filter((c) => c.gradient).length >= 20);
 });

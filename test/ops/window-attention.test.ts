@@ -31,7 +31,10 @@ test('shift mask is the reference quirk (column split in the last window-row), h
   const columnSplit = ['01', '03', '10', '12', '21', '23', '30', '32'];
   assert.equal(maskedPairs, [[], [], columnSplit, columnSplit]);
   assert.ok(masks[2].every((v) => v === 0 || v === -100));
-  assert.ok(shiftMask(4, 4, 2, 0).every((m) => m.every((v) => v === 0)), 'no mask without shift');
+  assert.ok(
+    shiftMask(4, 4, 2, 0).every((m) => m.every((v) => v === 0)),
+    'no mask without shift',
+  );
 });
 
 test('shift mask follows the runtime height only: 16×8 map, ws 4, shift 2', () => {
@@ -39,10 +42,15 @@ test('shift mask follows the runtime height only: 16×8 map, ws 4, shift 2', () 
   // masked, split by column {0, 1} | {2, 3}; the width never enters.
   const masks = shiftMask(16, 8, 4, 2);
   assert.is(masks.length, 8);
-  masks.slice(0, 6).forEach((m, w) => assert.ok(m.every((v) => v === 0), `window ${w} unmasked`));
+  masks.slice(0, 6).forEach((m, w) =>
+    assert.ok(
+      m.every((v) => v === 0),
+      `window ${w} unmasked`,
+    ),
+  );
   for (const m of masks.slice(6)) {
     for (let i = 0; i < 16; i++) {
-      for (let j = 0; j < 16; j++) assert.is(m[i * 16 + j], (i % 4 < 2) === (j % 4 < 2) ? 0 : -100, `pair ${i},${j}`);
+      for (let j = 0; j < 16; j++) assert.is(m[i * 16 + j], i % 4 < 2 === j % 4 < 2 ? 0 : -100, `pair ${i},${j}`);
     }
   }
 });
@@ -61,7 +69,10 @@ test('window attention reproduces the reference Swin attention of the small UNet
   const param = (name: string): Promise<Float32Array> => weights.get(`${block}.${name}`);
   // The checkpoint's buffers are what the formulas give.
   assert.equal(Array.from(await param('attn.relative_position_index')), Array.from(relativePositionIndex(ws)));
-  assert.equal(Array.from(await param('attn_mask')), shiftMask(height, width, ws, shift).flatMap((m) => Array.from(m)));
+  assert.equal(
+    Array.from(await param('attn_mask')),
+    shiftMask(height, width, ws, shift).flatMap((m) => Array.from(m)),
+  );
 
   const normed = groupNormRef(await golden.get(input), shape, await param('norm1.weight'), await param('norm1.bias'), { eps: 1e-5 });
   const qkv = conv2dRef(normed, shape, await param('attn.qkv.weight'), [3 * dim, dim, 1, 1], await param('attn.qkv.bias')).data;
@@ -69,7 +80,13 @@ test('window attention reproduces the reference Swin attention of the small UNet
   const qkvTensor = Tensor.from(ctx, qkv, [1, 3 * dim, height, width]);
   const table = Tensor.from(ctx, tableData, [(2 * ws - 1) ** 2, dim / headDim]);
   const out = windowAttention(qkvTensor, table, { windowSize: ws, shift, headDim });
-  const projected = conv2dRef(await out.readFloat(), [1, dim, height, width], await param('attn.proj.weight'), [dim, dim, 1, 1], await param('attn.proj.bias')).data;
+  const projected = conv2dRef(
+    await out.readFloat(),
+    [1, dim, height, width],
+    await param('attn.proj.weight'),
+    [dim, dim, 1, 1],
+    await param('attn.proj.bias'),
+  ).data;
   // Token k of window w of the map rolled by −shift, as [window, token, channel].
   const windowsX = width / ws;
   const windowed = new Float32Array(projected.length);

@@ -37,12 +37,17 @@ test('a checkpoint without a config has none; a broken one is named', async () =
   };
   assert.is(embeddedModelConfig(await collect({})), undefined);
   const broken = await collect({ config: '{"name": ' });
-  assert.throws(() => embeddedModelConfig(broken), (e: Error) => e instanceof ConfigError && /plain\.safetensors: the embedded model config is not valid JSON/.test(e.message));
+  assert.throws(
+    () => embeddedModelConfig(broken),
+    (e: Error) => e instanceof ConfigError && /plain\.safetensors: the embedded model config is not valid JSON/.test(e.message),
+  );
 });
 
 /** Mean Y-PSNR/SSIM of `eval` on Set5 (HR → MATLAB ×1/4 → model or bicubic), no border crop. */
 async function set5Scores(lrDir: string, extra: string[]): Promise<{ psnr: number; ssim: number }> {
-  const { code, stdout, stderr } = await captureOutput(() => evalCommand(['--gt', join(sharedDataDir, 'set5', 'HR'), '--lr', lrDir, '--json', ...extra]));
+  const { code, stdout, stderr } = await captureOutput(() =>
+    evalCommand(['--gt', join(sharedDataDir, 'set5', 'HR'), '--lr', lrDir, '--json', ...extra]),
+  );
   assert.is(code, 0, stderr);
   return JSON.parse(stdout).mean;
 }
@@ -56,7 +61,9 @@ test('the bundled model, run with no weight options, beats bicubic on Set5 in PS
   assert.is(readdirSync(lr).length, 5);
   const bicubic = await set5Scores(lr, ['--bicubic']);
   const model = await set5Scores(lr, []);
-  console.log(`Set5: ${BUNDLED_MODEL} ${model.psnr.toFixed(3)} dB / ${model.ssim.toFixed(4)}, bicubic ${bicubic.psnr.toFixed(3)} dB / ${bicubic.ssim.toFixed(4)}`);
+  console.log(
+    `Set5: ${BUNDLED_MODEL} ${model.psnr.toFixed(3)} dB / ${model.ssim.toFixed(4)}, bicubic ${bicubic.psnr.toFixed(3)} dB / ${bicubic.ssim.toFixed(4)}`,
+  );
   assert.ok(model.psnr > bicubic.psnr, `PSNR ${model.psnr} does not beat bicubic's ${bicubic.psnr}`);
   assert.ok(model.ssim > bicubic.ssim, `SSIM ${model.ssim} does not beat bicubic's ${bicubic.ssim}`);
 });

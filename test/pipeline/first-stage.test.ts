@@ -29,7 +29,8 @@ test('an untrained residual model on the pixel-unshuffle first stage upscales ex
   const out = await upscaler.upscale(image);
   // Expected: torch bicubic ×4 of the [−1, 1] image, clamped and quantised as the pipeline does.
   const planar = new Float32Array(3 * width * height);
-  for (let p = 0; p < width * height; p++) for (let c = 0; c < 3; c++) planar[c * width * height + p] = Math.fround(image.data[p * 3 + c] / 255) * 2 - 1;
+  for (let p = 0; p < width * height; p++)
+    for (let c = 0; c < 3; c++) planar[c * width * height + p] = Math.fround(image.data[p * 3 + c] / 255) * 2 - 1;
   const up = bicubicUpsampleRef(planar, [1, 3, height, width], 4);
   const plane = 16 * width * height;
   let worst = 0;
@@ -44,8 +45,29 @@ test('an untrained residual model on the pixel-unshuffle first stage upscales ex
 });
 
 test('a VQ model without autoencoder weights is refused with a clear message', async () => {
-  const config = parseModelConfig({ ...PIXEL_RESIDUAL_MODEL, autoencoder: { embed_dim: 3, n_embed: 8, ddconfig: { z_channels: 3, resolution: 64, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 2, 4], num_res_blocks: 1, attn_resolutions: [] } }, unet: TINY_UNET });
-  await createUpscaler({ model: config, unet: await openStateDict(bytesSource(safetensorsBytes(new Map()), 'x.safetensors')), device: await gpu() }).then(
+  const config = parseModelConfig({
+    ...PIXEL_RESIDUAL_MODEL,
+    autoencoder: {
+      embed_dim: 3,
+      n_embed: 8,
+      ddconfig: {
+        z_channels: 3,
+        resolution: 64,
+        in_channels: 3,
+        out_ch: 3,
+        ch: 32,
+        ch_mult: [1, 2, 4],
+        num_res_blocks: 1,
+        attn_resolutions: [],
+      },
+    },
+    unet: TINY_UNET,
+  });
+  await createUpscaler({
+    model: config,
+    unet: await openStateDict(bytesSource(safetensorsBytes(new Map()), 'x.safetensors')),
+    device: await gpu(),
+  }).then(
     () => assert.unreachable('should have been refused'),
     (e: Error) => assert.match(e.message, /needs the autoencoder's weights/),
   );

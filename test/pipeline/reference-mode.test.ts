@@ -52,7 +52,7 @@ test('tile starts: our plan reproduces ImageSpliterTh for every size up to 3000 
   let compared = 0;
   for (const [chop, stride] of pairs) {
     for (let size = 1; size <= 3000; size++) {
-      const plan = planAxis(size, chop, chop - stride, Math.min(64 , chop));
+      const plan = planAxis(size, chop, chop - stride, Math.min(64, chop));
       assert.equal(plan.starts, spliterStarts(size, chop, stride), `size ${size}, chop ${chop}, stride ${stride}`);
       compared++;
     }
@@ -67,15 +67,24 @@ test('tile starts: our plan reproduces ImageSpliterTh for every size up to 3000 
 test("rounding: 'half-even' matches numpy's tensor2img on ties of the float32 product; 'half-up' stays the default", () => {
   // Values and uint8 results computed with numpy 2.4 by tensor2img's arithmetic:
   // np.clip(np.float32(x) * 0.5 + 0.5, 0, 1) * 255.0 → .round() → uint8.
-  const xs = [-0.4941176176071167, -0.3999999761581421, 0.0, -1.0, 1.0, 1.5, -2.0, 0.12345679104328156, 0.9900000095367432, -0.699999988079071, 0.9725489616394043, 0.9882352352142334, 0.9960784912109375];
+  const xs = [
+    -0.4941176176071167, -0.3999999761581421, 0.0, -1.0, 1.0, 1.5, -2.0, 0.12345679104328156, 0.9900000095367432, -0.699999988079071,
+    0.9725489616394043, 0.9882352352142334, 0.9960784912109375,
+  ];
   const numpy = [64, 76, 128, 0, 255, 255, 0, 143, 254, 38, 252, 254, 254];
   const planar = new Float32Array(3 * xs.length);
   for (let c = 0; c < 3; c++) planar.set(xs, c * xs.length);
   const even = planarFloatToImage(planar, xs.length, 1, { rounding: 'half-even' });
-  assert.equal([...even.data].filter((_, i) => i % 3 === 0), numpy);
+  assert.equal(
+    [...even.data].filter((_, i) => i % 3 === 0),
+    numpy,
+  );
   assert.equal(xs.map(tensor2imgLevel), numpy, 'the CPU reference used below agrees with numpy');
   const halfUp = planarFloatToImage(planar, xs.length, 1);
-  assert.equal([...halfUp.data].filter((_, i) => i % 3 === 0), [65, 77, 128, 0, 255, 255, 0, 143, 254, 38, 251, 253, 255]);
+  assert.equal(
+    [...halfUp.data].filter((_, i) => i % 3 === 0),
+    [65, 77, 128, 0, 255, 255, 0, 143, 254, 38, 251, 253, 255],
+  );
 });
 
 let shared: Promise<Upscaler> | undefined;
@@ -132,7 +141,8 @@ async function officialOutput(upscaler: Upscaler, image: RasterImage, chop: numb
       const tile = new Float32Array(3 * ph * pw);
       for (let c = 0; c < 3; c++) {
         for (let y = 0; y < ph; y++) {
-          for (let x = 0; x < pw; x++) tile[(c * ph + y) * pw + x] = rgb[(c * height + top + torchReflect(y, h)) * width + left + torchReflect(x, w)];
+          for (let x = 0; x < pw; x++)
+            tile[(c * ph + y) * pw + x] = rgb[(c * height + top + torchReflect(y, h)) * width + left + torchReflect(x, w)];
         }
       }
       const lr = Tensor.from(upscaler.ctx, tile, [1, 3, ph, pw]);
@@ -167,7 +177,10 @@ test('an image within the chop size is one padded pass, equal to the official pi
   assert.equal([out.width, out.height, out.channels, out.bitDepth], [80, 72, 3, 8]);
   // The small model's lq_size is 32: 20×18 is padded to 32×32 like sample_func pads.
   const expected = await officialOutput(upscaler, image, REFERENCE_CHOP_SIZE, REFERENCE_CHOP_SIZE - REFERENCE_CHOP_OVERLAP, 32);
-  assert.ok(out.data.every((v, i) => v === expected[i]), `first difference: ${firstDifference(out.data as Uint8Array, expected)}`);
+  assert.ok(
+    out.data.every((v, i) => v === expected[i]),
+    `first difference: ${firstDifference(out.data as Uint8Array, expected)}`,
+  );
 });
 
 test('a larger image is split as ImageSpliterTh splits it and averaged with equal weights, sample for sample', async () => {
@@ -178,10 +191,16 @@ test('a larger image is split as ImageSpliterTh splits it and averaged with equa
   const out = await upscaler.upscale(image, { reference: true, tile: 32, overlap: 8, batch: 2 });
   assert.is(upscaler.lastTimings?.tiles, 4);
   const expected = await officialOutput(upscaler, image, 32, 24, 32);
-  assert.ok(out.data.every((v, i) => v === expected[i]), `first difference: ${firstDifference(out.data as Uint8Array, expected)}`);
+  assert.ok(
+    out.data.every((v, i) => v === expected[i]),
+    `first difference: ${firstDifference(out.data as Uint8Array, expected)}`,
+  );
   // And the default blend is not this one: the modes differ in the overlaps.
   const ours = await upscaler.upscale(image, { tile: 32, overlap: 8 });
-  assert.ok(ours.data.some((v, i) => v !== expected[i]), 'the default raised-cosine blend differs from the official average');
+  assert.ok(
+    ours.data.some((v, i) => v !== expected[i]),
+    'the default raised-cosine blend differs from the official average',
+  );
 });
 
 test('gray and alpha inputs give the RGB the official script writes (gray → R = G = B, alpha dropped)', async () => {
@@ -208,7 +227,10 @@ test('gray and alpha inputs give the RGB the official script writes (gray → R 
   ] as const) {
     const out = await upscaler.upscale(image, { reference: true });
     assert.is(out.channels, 3, `${what}: RGB out`);
-    assert.ok(out.data.every((v, i) => v === rgb.data[i]), `${what}: same pixels as the stacked RGB input`);
+    assert.ok(
+      out.data.every((v, i) => v === rgb.data[i]),
+      `${what}: same pixels as the stacked RGB input`,
+    );
   }
   // Our default keeps gray gray.
   const ours = await upscaler.upscale({ width, height, channels: 1, bitDepth: 8, data: gray });
@@ -242,7 +264,10 @@ test('the CLI flag reaches the library: upscale --reference writes RGB for a gra
       [[], 1],
     ] as const) {
       const output = join(work, `out${channels}.png`);
-      const r = spawnSync(process.execPath, [cli, 'upscale', input, '-o', output, '--quiet', ...flags], { encoding: 'utf8', cwd: repoRoot });
+      const r = spawnSync(process.execPath, [cli, 'upscale', input, '-o', output, '--quiet', ...flags], {
+        encoding: 'utf8',
+        cwd: repoRoot,
+      });
       assert.is(r.status, 0, r.stderr);
       const written = decodeImage(readFileSync(output), output);
       assert.equal([written.width, written.height, written.channels], [32, 32, channels]);

@@ -49,7 +49,10 @@ for (const [configName, fixtureName] of [
     lrUp.dispose();
     zy.dispose();
 
-    const draws = golden.names().filter((n) => /^noise\d+$/.test(n)).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
+    const draws = golden
+      .names()
+      .filter((n) => /^noise\d+$/.test(n))
+      .sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
     const queue = await Promise.all(draws.map((n) => golden.get(n)));
     const stepCopies: { info: StepInfo; sample: Tensor; pred: Tensor }[] = [];
     const sr = await upscaler.upscaleTiles(lr, {
@@ -94,10 +97,16 @@ test('cancelling (an aborted signal, or a throwing step callback) leaves nothing
     () => assert.unreachable('should have been cancelled'),
     (e: Error) => assert.match(e.message, /cancelled by the user/),
   );
-  await upscaler.upscale(image, { onStep: () => { throw new Error('stop at the first step'); } }).then(
-    () => assert.unreachable('should have stopped'),
-    (e: Error) => assert.match(e.message, /stop at the first step/),
-  );
+  await upscaler
+    .upscale(image, {
+      onStep: () => {
+        throw new Error('stop at the first step');
+      },
+    })
+    .then(
+      () => assert.unreachable('should have stopped'),
+      (e: Error) => assert.match(e.message, /stop at the first step/),
+    );
   assert.is(upscaler.ctx.poolStats().inUseBytes, baseline);
   upscaler.dispose();
 });

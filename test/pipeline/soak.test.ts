@@ -86,7 +86,13 @@ test('200 images of varying sizes through one Upscaler keep memory, mappings and
   const ctx = await gpu();
   const upscaler = await createUpscaler({ device: ctx, diffusion: { steps: 2 } });
   // One tile (4² … 16²) and two tiles side by side.
-  const sizes: [number, number][] = [[8, 8], [4, 4], [16, 12], [11, 5], [24, 16]];
+  const sizes: [number, number][] = [
+    [8, 8],
+    [4, 4],
+    [16, 12],
+    [11, 5],
+    [24, 16],
+  ];
   const cycles = 40;
   const started = Date.now();
   let warm: Footprint | undefined;

@@ -28,7 +28,8 @@ async function untrainedResidualUpscaler(): Promise<Upscaler> {
 
 function rgbImage(width: number, height: number, sample: (x: number, y: number, c: number) => number, bitDepth: 8 | 16 = 8): RasterImage {
   const data = bitDepth === 16 ? new Uint16Array(width * height * 3) : new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = sample(x, y, c);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) for (let c = 0; c < 3; c++) data[(y * width + x) * 3 + c] = sample(x, y, c);
   return { width, height, channels: 3, bitDepth, data };
 }
 
@@ -62,7 +63,8 @@ async function checkBlend(reference: boolean): Promise<void> {
   const step = reference ? 5 : 1000;
   const image = rgbImage(WIDTH, HEIGHT, (x, y, c) => [step * x, step * y, 0][c], bitDepth);
   const sampleOf = (v: number) => Math.round(((v + 1) / 2) * max);
-  const tileValue = (top: number, left: number) => (((ROW_STARTS.indexOf(top) * COLUMN_STARTS.length + COLUMN_STARTS.indexOf(left)) * 3) % 8) / 8 - 0.45;
+  const tileValue = (top: number, left: number) =>
+    (((ROW_STARTS.indexOf(top) * COLUMN_STARTS.length + COLUMN_STARTS.indexOf(left)) * 3) % 8) / 8 - 0.45;
   // Tile-local detail, so a tile pasted at the wrong place shows.
   const detail = (y: number, x: number, c: number) => 0.003 * (y - x) + 0.05 * c;
   const seen: string[] = [];
@@ -84,7 +86,11 @@ async function checkBlend(reference: boolean): Promise<void> {
     return hr;
   };
   const out = await upscaler.upscale(image, { tile: TILE, overlap: OVERLAP, batch: 3, reference });
-  assert.equal(seen, ROW_STARTS.flatMap((top) => COLUMN_STARTS.map((left) => `${top},${left}`)), 'tiles in row-major order');
+  assert.equal(
+    seen,
+    ROW_STARTS.flatMap((top) => COLUMN_STARTS.map((left) => `${top},${left}`)),
+    'tiles in row-major order',
+  );
   assert.is(out.bitDepth, bitDepth);
   assert.equal([out.width, out.height, out.channels], [WIDTH * SCALE, HEIGHT * SCALE, 3]);
 
@@ -106,7 +112,8 @@ async function checkBlend(reference: boolean): Promise<void> {
             if (tx < 0 || tx >= span) return;
             const weight = reference
               ? 1
-              : raisedCosine(ty, span, ramp, r > 0, r < ROW_STARTS.length - 1) * raisedCosine(tx, span, ramp, k > 0, k < COLUMN_STARTS.length - 1);
+              : raisedCosine(ty, span, ramp, r > 0, r < ROW_STARTS.length - 1) *
+                raisedCosine(tx, span, ramp, k > 0, k < COLUMN_STARTS.length - 1);
             weighted += weight * (tileValue(top, left) + detail(ty, tx, c));
             total += weight;
             covering++;
@@ -144,14 +151,16 @@ function tiledBicubic(planar: Float32Array, reference: boolean): Float64Array {
     COLUMN_STARTS.forEach((left, k) => {
       // Every tile lies inside the image, so it is a plain crop.
       for (let c = 0; c < 3; c++) {
-        for (let y = 0; y < TILE; y++) for (let x = 0; x < TILE; x++) tile[(c * TILE + y) * TILE + x] = planar[(c * HEIGHT + top + y) * WIDTH + left + x];
+        for (let y = 0; y < TILE; y++)
+          for (let x = 0; x < TILE; x++) tile[(c * TILE + y) * TILE + x] = planar[(c * HEIGHT + top + y) * WIDTH + left + x];
       }
       const up = bicubicUpsampleRef(tile, [1, 3, TILE, TILE], SCALE);
       for (let y = 0; y < span; y++) {
         for (let x = 0; x < span; x++) {
           const weight = reference
             ? 1
-            : raisedCosine(y, span, ramp, r > 0, r < ROW_STARTS.length - 1) * raisedCosine(x, span, ramp, k > 0, k < COLUMN_STARTS.length - 1);
+            : raisedCosine(y, span, ramp, r > 0, r < ROW_STARTS.length - 1) *
+              raisedCosine(x, span, ramp, k > 0, k < COLUMN_STARTS.length - 1);
           const o = (top * SCALE + y) * outW + left * SCALE + x;
           total[o] += weight;
           for (let c = 0; c < 3; c++) sum[c * outW * outH + o] += weight * Math.min(1, Math.max(-1, up[(c * span + y) * span + x]));

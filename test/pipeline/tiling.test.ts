@@ -25,9 +25,16 @@ test('tiling defaults: the build size with overlap min(16, tile / 2), or the off
   assert.equal(resolveTiling(model, {}), { tile: 16, overlap: 8, multiple: 8 });
   assert.equal(resolveTiling(model, { tile: 64 }), { tile: 64, overlap: 16, multiple: 8 });
   assert.equal(resolveTiling(model, { reference: true }), { tile: 512, overlap: 64, multiple: 64 });
-  assert.equal(resolveTiling({ ...model, lqSize: 48, sizeMultiple: 32 }, { reference: true, tile: 96, overlap: 0 }), { tile: 96, overlap: 0, multiple: 96 });
+  assert.equal(resolveTiling({ ...model, lqSize: 48, sizeMultiple: 32 }, { reference: true, tile: 96, overlap: 0 }), {
+    tile: 96,
+    overlap: 0,
+    multiple: 96,
+  });
   assert.throws(() => resolveTiling(model, { tile: 12 }), /tile must be a multiple of 8, got 12/);
-  assert.throws(() => resolveTiling(model, { reference: true, tile: 96 }), /tile must be a multiple of 64 \(the official script pads every pass to that multiple\), got 96/);
+  assert.throws(
+    () => resolveTiling(model, { reference: true, tile: 96 }),
+    /tile must be a multiple of 64 \(the official script pads every pass to that multiple\), got 96/,
+  );
   assert.throws(() => resolveTiling(model, { tile: 32, overlap: 32 }), /overlap must be a whole number ≥ 0 and < 32, got 32/);
   assert.throws(() => resolveTiling(model, { overlap: -1 }), /got -1/);
 });
@@ -36,7 +43,10 @@ test('blend profiles: 1 away from neighbours, raised-cosine ramps that two neigh
   const length = 64;
   const ramp = 16;
   const alone = blendProfile(length, ramp, false, false);
-  assert.ok(alone.every((w) => w === 1), 'no neighbour, no ramp');
+  assert.ok(
+    alone.every((w) => w === 1),
+    'no neighbour, no ramp',
+  );
   const left = blendProfile(length, ramp, false, true);
   const right = blendProfile(length, ramp, true, false);
   for (let i = 0; i < length - ramp; i++) assert.is(left[i], 1);
@@ -51,7 +61,10 @@ test('blend profiles: 1 away from neighbours, raised-cosine ramps that two neigh
 });
 
 test('reflect padding mirrors without repeating the edge, like torch', () => {
-  assert.equal([-3, -2, -1, 0, 1, 2, 3, 4, 5, 6].map((i) => reflectIndex(i, 4)), [3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
+  assert.equal(
+    [-3, -2, -1, 0, 1, 2, 3, 4, 5, 6].map((i) => reflectIndex(i, 4)),
+    [3, 2, 1, 0, 1, 2, 3, 2, 1, 0],
+  );
   assert.is(reflectIndex(5, 1), 0);
   const image = Float32Array.from([1, 2, 3, 4, 5, 6]); // 1 channel, 2×3
   const out = new Float32Array(4 * 4);

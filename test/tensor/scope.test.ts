@@ -33,7 +33,11 @@ test('returned arrays, records and maps keep their tensors at any depth', async 
   const before = inUse(ctx);
   const result = scope(() => {
     Tensor.empty(ctx, [128]);
-    return { pair: [Tensor.empty(ctx, [64]), Tensor.empty(ctx, [64])], byName: new Map([['a', { t: Tensor.empty(ctx, [128]) }]]), count: 3 };
+    return {
+      pair: [Tensor.empty(ctx, [64]), Tensor.empty(ctx, [64])],
+      byName: new Map([['a', { t: Tensor.empty(ctx, [128]) }]]),
+      count: 3,
+    };
   });
   assert.is(inUse(ctx), before + 2 * SMALL + LARGE);
   assert.is(result.count, 3);

@@ -98,7 +98,10 @@ test('the pixel-unshuffle first stage round-trips exactly, also over a lowered b
       [2, 3, 20, 12],
       [3, 3, 36, 28],
     ]) {
-      const data = randomArray(shape.reduce((a, b) => a * b), shape[2]);
+      const data = randomArray(
+        shape.reduce((a, b) => a * b),
+        shape[2],
+      );
       const x = Tensor.from(ctx, data, shape);
       const z = stage.encode(x);
       assert.equal(z.shape, [shape[0], 48, shape[2] / 4, shape[3] / 4]);
@@ -133,7 +136,10 @@ test('training model configs: pixel-unshuffle first stage and residual predictio
   assert.equal(config.autoencoder, { type: 'pixel-unshuffle' });
   assert.is(config.diffusion.predict, 'residual');
   assert.is(config.diffusion.normalize_input, true);
-  assert.throws(() => parseModelConfig({ ...json, unet: TINY_UNET }), (e: Error) => e instanceof ConfigError && /48 latent channels/.test(e.message));
+  assert.throws(
+    () => parseModelConfig({ ...json, unet: TINY_UNET }),
+    (e: Error) => e instanceof ConfigError && /48 latent channels/.test(e.message),
+  );
   assert.throws(() => parseModelConfig({ ...json, diffusion: { ...json.diffusion, predict: 'eps' } }), /predict "eps" is not supported/);
 });
 

@@ -16,7 +16,12 @@ for (const maxGradNorm of [0.5, 0]) {
     const init = SIZES.map((n, i) => randomArray(n, i));
     const params = new Map(SIZES.map((n, i) => [`p${i}`, Tensor.from(ctx, init[i], [n])]));
     const opt = new AdamW(ctx, params, config);
-    const ref: AdamWRefState[] = init.map((p) => ({ param: Float32Array.from(p), m: new Float32Array(p.length), v: new Float32Array(p.length), ema: Float32Array.from(p) }));
+    const ref: AdamWRefState[] = init.map((p) => ({
+      param: Float32Array.from(p),
+      m: new Float32Array(p.length),
+      v: new Float32Array(p.length),
+      ema: Float32Array.from(p),
+    }));
     for (let step = 0; step < 5; step++) {
       const grads = SIZES.map((n, i) => randomArray(n, 100 * step + i, -3, 3));
       const gpuGrads = new Map(grads.map((g, i) => [`p${i}`, Tensor.from(ctx, g, [g.length])]));

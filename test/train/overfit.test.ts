@@ -14,7 +14,14 @@ test('a tiny UNet overfits a fixed batch: the loss drops tenfold', async () => {
   const ctx = await gpu();
   const unet = new UNetModelSwin(TINY_UNET);
   await unet.load(ctx, initialWeights(unet, 7));
-  const optimizer = new AdamW(ctx, parameterTensors(unet), { beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, maxGradNorm: 1, emaDecay: 0.99 });
+  const optimizer = new AdamW(ctx, parameterTensors(unet), {
+    beta1: 0.9,
+    beta2: 0.99,
+    eps: 1e-8,
+    weightDecay: 0,
+    maxGradNorm: 1,
+    emaDecay: 0.99,
+  });
   const schedule = { peak: 3e-3, warmupSteps: 10, totalSteps: MAX_STEPS, minimum: 3e-4 };
   const batch = tinyBatch(ctx);
   const started = performance.now();

@@ -29,7 +29,11 @@ function syntheticImage(width: number, height: number, seed: number): RasterImag
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       for (let c = 0; c < 3; c++) {
-        const v = 128 + 60 * Math.sin((x + 7 * c + seed) / (5 + c)) * Math.cos(y / (4 + seed)) + 40 * ((x + y) / (width + height) - 0.5) + 8 * (next() - 0.5);
+        const v =
+          128 +
+          60 * Math.sin((x + 7 * c + seed) / (5 + c)) * Math.cos(y / (4 + seed)) +
+          40 * ((x + y) / (width + height) - 0.5) +
+          8 * (next() - 0.5);
         data[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
       }
     }
@@ -51,7 +55,10 @@ const SETTINGS: TrainingSettings = {
 };
 
 test('EMA decay warms up and the loss curve draws loss and validation gain', () => {
-  assert.equal([0, 1, 90, 1e6].map((n) => emaDecayAt(n, 0.999)), [0.1, 2 / 11, 91 / 100, 0.999]);
+  assert.equal(
+    [0, 1, 90, 1e6].map((n) => emaDecayAt(n, 0.999)),
+    [0.1, 2 / 11, 91 / 100, 0.999],
+  );
   const svg = lossCurveSvg([
     { step: 0, psnr: 20, bicubicPsnr: 20 },
     { step: 1, loss: 0.1 },
@@ -119,7 +126,22 @@ test('deltadiff train: a tiny pixel-unshuffle run writes log, curve and checkpoi
     writeFileSync(modelPath, JSON.stringify(TINY_PIXEL_MODEL));
     const out = join(root, 'run');
     // A constant learning rate, so that a run extended on resume follows the uninterrupted one.
-    const args = ['--model', modelPath, '--data', data, '--batch', '2', '--crop', '64', '--lr', '1e-3', '--min-lr', '1e-3', '--warmup', '1'];
+    const args = [
+      '--model',
+      modelPath,
+      '--data',
+      data,
+      '--batch',
+      '2',
+      '--crop',
+      '64',
+      '--lr',
+      '1e-3',
+      '--min-lr',
+      '1e-3',
+      '--warmup',
+      '1',
+    ];
     const common = ['--val-images', '1', '--validate-every', '3', '--checkpoint-every', '3', '--log-every', '1', '--quiet'];
     const logRows = (dir: string) => readFileSync(join(dir, RUN_FILES.log), 'utf8').trim().split('\n');
     const columns = (row: string) => row.split(',').map((v) => (v === '' ? undefined : Number(v)));
@@ -129,7 +151,11 @@ test('deltadiff train: a tiny pixel-unshuffle run writes log, curve and checkpoi
     const secondsPerStep = (performance.now() - started) / 1000 / 3;
     const rows = logRows(out);
     assert.is(rows[0], 'step,loss,lr,grad_norm,seconds,val_psnr,val_bicubic_psnr');
-    assert.equal(rows.slice(1).map((r) => columns(r)[0]), [0, 1, 2, 3, 3], 'validation at 0, steps 1–3, validation at 3');
+    assert.equal(
+      rows.slice(1).map((r) => columns(r)[0]),
+      [0, 1, 2, 3, 3],
+      'validation at 0, steps 1–3, validation at 3',
+    );
     const [, , , , , psnr0, bicubic0] = columns(rows[1]);
     // Residual prediction with a zero output layer: the untrained model is bicubic.
     assert.ok(Math.abs(psnr0! - bicubic0!) < 0.05, `step 0: ${psnr0} dB vs bicubic ${bicubic0} dB`);
@@ -143,7 +169,10 @@ test('deltadiff train: a tiny pixel-unshuffle run writes log, curve and checkpoi
       const bytes = readFileSync(path);
       return bytes.subarray(8 + Number(bytes.readBigUInt64LE(0)));
     };
-    assert.ok(tensorBytes(best).equals(tensorBytes(join(out, RUN_FILES.checkpoint, CHECKPOINT_FILES.ema))), 'best-ema holds the EMA weights');
+    assert.ok(
+      tensorBytes(best).equals(tensorBytes(join(out, RUN_FILES.checkpoint, CHECKPOINT_FILES.ema))),
+      'best-ema holds the EMA weights',
+    );
 
     try {
       await trainCommand([...args, '--out', out, ...common, '--steps', '5']);
@@ -156,7 +185,10 @@ test('deltadiff train: a tiny pixel-unshuffle run writes log, curve and checkpoi
     assert.is(await trainCommand(['--out', out, '--resume', '--steps', '5', '--quiet']), 0);
     const resumed = logRows(out);
     assert.equal(resumed.slice(0, 6), rows, 'the logged rows are kept');
-    assert.equal(resumed.slice(6).map((r) => columns(r)[0]), [4, 5, 5]);
+    assert.equal(
+      resumed.slice(6).map((r) => columns(r)[0]),
+      [4, 5, 5],
+    );
     const state = join(out, RUN_FILES.checkpoint, CHECKPOINT_FILES.state);
     assert.is(await withFileSource(state, async (s) => (await SafetensorsFile.open(s)).metadata.step), '5');
 
@@ -177,7 +209,10 @@ test('deltadiff train checks its arguments before touching the GPU', async () =>
   const root = mkdtempSync(join(tmpdir(), 'deltadiff-train-args-'));
   try {
     const vqModel = join(root, 'vq.json');
-    writeFileSync(vqModel, JSON.stringify({ ...TINY_PIXEL_MODEL, unet: TINY_UNET, autoencoder: PRESETS['deltadiff-x4'].config.autoencoder }));
+    writeFileSync(
+      vqModel,
+      JSON.stringify({ ...TINY_PIXEL_MODEL, unet: TINY_UNET, autoencoder: PRESETS['deltadiff-x4'].config.autoencoder }),
+    );
     const cases: [string[], RegExp][] = [
       [['--model', vqModel], /--out/],
       [['--out', join(root, 'run')], /--model/],

@@ -16,9 +16,7 @@ export function linearBackwardRef(
 ): { dx: Float32Array; dw: Float32Array; db: Float32Array } {
   const rows = x.length / k;
   const pre = options.activation ? linearRef(x, k, weight, nOut, bias, { inputActivation: options.inputActivation }) : null;
-  const dz = Float64Array.from(dy, (g, i) =>
-    !pre ? g : options.activation === 'silu' ? g * siluGrad(pre[i]) : g * geluGrad(pre[i]),
-  );
+  const dz = Float64Array.from(dy, (g, i) => (!pre ? g : options.activation === 'silu' ? g * siluGrad(pre[i]) : g * geluGrad(pre[i])));
   const inputSilu = options.inputActivation === 'silu';
   const dx = new Float32Array(rows * k);
   const dw = new Float64Array(nOut * k);

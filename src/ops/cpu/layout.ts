@@ -73,7 +73,14 @@ export function pad2dRef(
 }
 
 /** Rows top … top + height − 1 and columns left … left + width − 1 of every plane. */
-export function crop2dRef(x: Float32Array, shape: readonly number[], top: number, left: number, height: number, width: number): Float32Array {
+export function crop2dRef(
+  x: Float32Array,
+  shape: readonly number[],
+  top: number,
+  left: number,
+  height: number,
+  width: number,
+): Float32Array {
   const [n, c, h, w] = shape;
   const out = new Float32Array(n * c * height * width);
   for (let plane = 0; plane < n * c; plane++) {

@@ -86,15 +86,33 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
     dispatchKernel(ctx, channelSums, {
       op,
       uniforms: run,
-      bindings: { x: xw.binding, dy: dyw.binding, stats: stats.binding(), gamma: gamma.binding(), beta: beta.binding(), sums: sums.binding(), ...filmBindings },
+      bindings: {
+        x: xw.binding,
+        dy: dyw.binding,
+        stats: stats.binding(),
+        gamma: gamma.binding(),
+        beta: beta.binding(),
+        sums: sums.binding(),
+        ...filmBindings,
+      },
       workgroups: [channels, count],
     });
   }
-  const filmGrads = (dscale && dshift ? { dscale: dscale.binding(), dshift: dshift.binding() } : {}) as { dscale: BufferRange; dshift: BufferRange };
+  const filmGrads = (dscale && dshift ? { dscale: dscale.binding(), dshift: dshift.binding() } : {}) as {
+    dscale: BufferRange;
+    dshift: BufferRange;
+  };
   dispatchKernel(ctx, groupNormGradFinalizeKernel(film), {
     op,
     uniforms: uniforms(n, 0, [0, 0, 0]),
-    bindings: { sums: sums.binding(), gamma: gamma.binding(), row_sums: rowSums.binding(), dgamma: dgamma.binding(), dbeta: dbeta.binding(), ...filmGrads },
+    bindings: {
+      sums: sums.binding(),
+      gamma: gamma.binding(),
+      row_sums: rowSums.binding(),
+      dgamma: dgamma.binding(),
+      dbeta: dbeta.binding(),
+      ...filmGrads,
+    },
     workgroups: [Math.ceil(Math.max(channels, n * groups) / GROUPNORM_GRAD_SMALL_WORKGROUP)],
   });
   const input = groupNormGradInputKernel(film, silu);

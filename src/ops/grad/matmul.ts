@@ -22,7 +22,13 @@ export interface LinearBackwardOptions extends LinearOptions {
  * differentiated at the pre-activation, recomputed with the forward kernel (rows are few: the
  * UNet's linears act on one embedding per sample). The kernels bind whole tensors.
  */
-export function linearBackward(x: Tensor, weight: Tensor, bias: Tensor | null, dy: Tensor, options: LinearBackwardOptions = {}): LinearGrads {
+export function linearBackward(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  dy: Tensor,
+  options: LinearBackwardOptions = {},
+): LinearGrads {
   const op = 'linearBackward';
   assertFloat(op, x, weight, dy, ...(bias ? [bias] : []));
   const k = x.shape[x.shape.length - 1];

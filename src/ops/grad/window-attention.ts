@@ -21,7 +21,12 @@ export interface WindowAttentionGrads {
  * (sample, head, window) carries them to the key-side and bias-table passes. Bindings are whole
  * tensors: the dispatch refuses ones over the binding limit.
  */
-export function windowAttentionBackward(qkv: Tensor, biasTable: Tensor, dOut: Tensor, options: WindowAttentionOptions): WindowAttentionGrads {
+export function windowAttentionBackward(
+  qkv: Tensor,
+  biasTable: Tensor,
+  dOut: Tensor,
+  options: WindowAttentionOptions,
+): WindowAttentionGrads {
   const op = 'windowAttentionBackward';
   const { windowSize: ws, shift, headDim } = options;
   assertFloat(op, qkv, biasTable, dOut);
