@@ -754,7 +754,7 @@ function resampleCases(): OpCase[] {
 // ---------------------------------------------------------------------------------------------
 // Layout: values move without arithmetic, so results must be exact
 
-type Pad = readonly [top: number, right: number, bottom: number, left: number];
+export type Pad = readonly [top: number, right: number, bottom: number, left: number];
 
 function layoutCase(
   name: string,
@@ -833,31 +833,33 @@ function concatBackwardCase(n: number, ca: number, cb: number, h: number, w: num
   return c;
 }
 
+/** Input shapes and paddings of the small pad cases; layout.test.ts also crops them back. */
+export const PAD_SHAPES: [number[], Pad][] = [
+  [
+    [2, 3, 5, 7],
+    [4, 6, 4, 0],
+  ],
+  [
+    [1, 1, 1, 1],
+    [0, 0, 0, 0],
+  ],
+  [
+    [1, 3, 1, 5],
+    [0, 4, 0, 3],
+  ],
+  [
+    [2, 1, 7, 3],
+    [6, 2, 3, 1],
+  ],
+];
+
 function layoutCases(): OpCase[] {
   // Planes of 1920 bytes (several per run) and 6720 bytes (split inside a plane).
   const large = [
     [2, 3, 16, 30],
     [1, 2, 40, 42],
   ];
-  const pads: [number[], Pad][] = [
-    [
-      [2, 3, 5, 7],
-      [4, 6, 4, 0],
-    ],
-    [
-      [1, 1, 1, 1],
-      [0, 0, 0, 0],
-    ],
-    [
-      [1, 3, 1, 5],
-      [0, 4, 0, 3],
-    ],
-    [
-      [2, 1, 7, 3],
-      [6, 2, 3, 1],
-    ],
-    ...large.map((shape): [number[], Pad] => [shape, [5, 3, 7, 9]]),
-  ];
+  const pads: [number[], Pad][] = [...PAD_SHAPES, ...large.map((shape): [number[], Pad] => [shape, [5, 3, 7, 9]])];
   return [
     concatCase([2, 3, 5, 7], [2, 1, 5, 7], 1),
     concatCase([1, 1, 1, 1], [1, 2, 1, 1], 1),

@@ -5,6 +5,7 @@ import type { GpuContext } from '../../src/gpu/context.js';
 import { concatChannels, crop2d, pad2d, pixelShuffle, pixelUnshuffle } from '../../src/ops/layout.js';
 import { shapeSize, Tensor } from '../../src/tensor/tensor.js';
 import { gpu, randomArray, withBindingLimit } from '../helpers/gpu.js';
+import { PAD_SHAPES } from './cases.js';
 
 /** Layout ops move values without arithmetic: results must be bit-identical. */
 async function assertExact(t: Tensor, expected: Float32Array, what: string): Promise<void> {
@@ -57,25 +58,8 @@ test('pad2d reflect matches hand-computed torch values', async () => {
 
 test('crop undoes pad', async () => {
   const ctx = await gpu();
-  for (const [shape, pad] of [
-    [
-      [2, 3, 5, 7],
-      [4, 6, 4, 0],
-    ],
-    [
-      [1, 1, 1, 1],
-      [0, 0, 0, 0],
-    ],
-    [
-      [1, 3, 1, 5],
-      [0, 4, 0, 3],
-    ],
-    [
-      [2, 1, 7, 3],
-      [6, 2, 3, 1],
-    ],
-  ] as const) {
-    const { x, data } = upload(ctx, [...shape], 11);
+  for (const [shape, pad] of PAD_SHAPES) {
+    const { x, data } = upload(ctx, shape, 11);
     for (const mode of ['reflect', 'zero'] as const) {
       const y = pad2d(x, pad, mode);
       const back = crop2d(y, pad[0], pad[3], shape[2], shape[3]);
