@@ -22,7 +22,8 @@ usage:
   deltadiff entropy <hr-dir|image>... [--lr-dir <dir>] [--json]
   deltadiff degrade <input...> -o <dir> [--scale 4] [--round-once] [--force]
   deltadiff train --model <config.json> [--data <hr-dir>...] --out <run-dir> [--steps N] [--batch B] [--crop C]
-                  [--lr L] [--resume] [--kappa K] [--seed S] [--autoencoder <ckpt>] (see docs in README)
+                  [--lr L] [--resume] [--kappa K] [--seed S] [--autoencoder <ckpt>] [--t-weights w0,…] [--unrolled]
+                  (see docs in README)
   deltadiff convert <in.pth|in.safetensors> <out.safetensors> [--fp16] [--config <model.json>] [--force]
 
 No command writes over an existing file without --force, nor ever over a file it reads. Options are

@@ -13,8 +13,8 @@ import { listTrainingImages, loadTrainingImages } from '../train/node-data.js';
 import { TrainingLog } from '../train/node-log.js';
 import { AdamW, DEFAULT_ADAMW } from '../train/optimizer.js';
 import { parameterTensors } from '../train/parameters.js';
-import { TrainingRun, trainingCropMultiple, zeroOutputLayer, type TrainingSettings } from '../train/run.js';
-import { parseArgs, UsageError } from './args.js';
+import { TrainingRun, timestepWeightsProblem, trainingCropMultiple, zeroOutputLayer, type TrainingSettings } from '../train/run.js';
+import { checkNumber, parseArgs, UsageError } from './args.js';
 import { checkFreshDirectory, prepareDirectory } from './output-safety.js';
 import { formatDuration } from './progress.js';
 
@@ -36,6 +36,8 @@ const FLAGS = {
   'validate-every': 'number',
   'checkpoint-every': 'number',
   'log-every': 'number',
+  't-weights': 'string',
+  unrolled: 'boolean',
   resume: 'boolean',
   quiet: 'boolean',
 } as const;
@@ -80,6 +82,18 @@ function positiveInteger(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
     throw new UsageError(`--${name} must be a whole number ≥ 1, got ${String(value)}`);
   return value;
+}
+
+/** `--t-weights w0,w1,…`: one non-negative weight per timestep, not all zero. */
+function parseTimestepWeights(text: string, steps: number): number[] {
+  const weights = text.split(',').map((part) => {
+    const weight = part.trim() === '' ? Number.NaN : Number(part);
+    if (Number.isNaN(weight)) throw new UsageError(`--t-weights needs comma-separated numbers, got "${text}"`);
+    return checkNumber('t-weights', weight, { min: 0 });
+  });
+  const problem = timestepWeightsProblem(weights, steps);
+  if (problem) throw new UsageError(`--t-weights ${problem}`);
+  return weights;
 }
 
 /** The run's model config and manifest: from the flags for a new run, from the run directory (flags overriding) on resume. */
@@ -143,6 +157,15 @@ async function planRun(
     validateEvery: pick('validate-every', defaults.validateEvery),
     checkpointEvery: pick('checkpoint-every', defaults.checkpointEvery),
   };
+  // Absent unless asked for, so that a manifest without them reads as before.
+  const timestepWeights =
+    typeof flags['t-weights'] === 'string' ? parseTimestepWeights(flags['t-weights'], config.diffusion.steps) : defaults.timestepWeights;
+  if (timestepWeights) settings.timestepWeights = timestepWeights;
+  if (flags.unrolled === true || defaults.unrolled) {
+    if (config.diffusion.kappa !== 0)
+      throw new UsageError(`--unrolled needs κ = 0 (a deterministic sampler), got κ = ${config.diffusion.kappa}`);
+    settings.unrolled = true;
+  }
   if (!(settings.lr > 0) || !(settings.minLr >= 0) || !(settings.emaDecay >= 0 && settings.emaDecay < 1)) {
     throw new UsageError('--lr must be > 0, --min-lr ≥ 0 and --ema-decay in [0, 1)');
   }
@@ -159,7 +182,8 @@ async function planRun(
 
 /**
  * `deltadiff train --model <config.json> --data <hr-dir>... --out <run-dir> [--steps N]
- * [--batch B] [--crop C] [--lr L] [--resume] [--kappa K] [--seed S]`: trains a UNet from scratch
+ * [--batch B] [--crop C] [--lr L] [--resume] [--kappa K] [--seed S] [--t-weights w0,…,w_{T−1}]
+ * [--unrolled]`: trains a UNet from scratch
  * (or resumes it), writing <run-dir>/log.csv, loss.svg and checkpoint/ (the EMA weights in
  * checkpoint/ema.safetensors are the ones to export).
  */

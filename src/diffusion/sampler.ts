@@ -45,6 +45,11 @@ export interface SampleOptions {
   /** Noise for κ > 0. Defaults to a seeded Gaussian generator (see `gaussianNoise`). */
   noise?: NoiseSource;
   seed?: number;
+  /**
+   * Stop before the step at this t and return its input x_t instead of x_{−1}: the state the
+   * sampler feeds the network at t (training on the model's own trajectory). Default: every step.
+   */
+  stopBeforeT?: number;
 }
 
 /** Deterministic standard-normal generator (xoshiro128** + Box–Muller): same seed → same draws everywhere. */
@@ -102,7 +107,8 @@ export class ResidualShiftSampler {
   }
 
   /**
-   * y: the LR latent E(bicubic(lr)); lq: the LR image in [−1, 1]. Returns x_{−1}. Records only,
+   * y: the LR latent E(bicubic(lr)); lq: the LR image in [−1, 1]. Returns x_{−1} (or the
+   * x_t of options.stopBeforeT). Records only,
    * so the whole run is queued for the GPU at once: for a few steps (validation). Long runs use
    * samplePaced.
    */
@@ -145,7 +151,7 @@ export class ResidualShiftSampler {
     // Each step is one scope: a generator's scope must not span a yield.
     let finished = false;
     try {
-      for (let t = steps - 1, step = 0; t >= 0; t--, step++) {
+      for (let t = steps - 1, step = 0; t > (options.stopBeforeT ?? -1); t--, step++) {
         const next = scope(() => {
           const inputScale = this.config.normalize_input ? 1 / Math.sqrt(s.etas[t] * kappa * kappa + 1) : 1;
           const predXstart = scope(() => denoiser.forward(inputScale === 1 ? x : scale(x, inputScale), new Array(batch).fill(t), lq));

@@ -35,6 +35,15 @@ export interface TrainingSettings {
   emaDecay: number;
   validateEvery: number;
   checkpointEvery: number;
+  /** Relative frequency of each timestep t = 0 … T−1 in the batches; absent: uniform. */
+  timestepWeights?: number[];
+  /**
+   * Train at t on the state x_t the sampler itself reaches (the current model run without
+   * gradient from x_{T−1} = y through the steps T−1 … t+1) instead of the forward process's
+   * x₀ + η_t (y − x₀), which for κ = 0 hands the network x₀ in closed form. Costs up to T−1
+   * extra batch-1 forwards per example (T−1−t for an example at t). κ = 0 only.
+   */
+  unrolled?: boolean;
 }
 
 /** One optimizer step as logged. */
@@ -83,6 +92,30 @@ export function trainingCropMultiple(config: ModelConfig, unet: UNetModelSwin): 
   return config.scale * unet.sizeMultiple;
 }
 
+/**
+ * t from one uniform draw r ∈ [0, 1), distributed as `weights` (by the inverse of their running
+ * sum). Equal whole weights give ⌊r·T⌋ exactly, the uniform draw of runs without weights.
+ */
+export function timestepDraw(weights: readonly number[]): (r: number) => number {
+  const cumulative: number[] = [];
+  let total = 0;
+  for (const w of weights) cumulative.push((total += w));
+  const lastDrawable = weights.findLastIndex((w) => w > 0);
+  return (r) => {
+    const t = cumulative.findIndex((c) => r * total < c);
+    // r·total rounds up to the total only for r within an ulp of 1.
+    return t >= 0 ? t : lastDrawable;
+  };
+}
+
+/** Why `weights` cannot weight T timesteps, or undefined when they can. */
+export function timestepWeightsProblem(weights: readonly number[], steps: number): string | undefined {
+  if (weights.length !== steps) return `needs ${steps} values (one per timestep), got ${weights.length}`;
+  if (!weights.every((w) => Number.isFinite(w) && w >= 0)) return `must be finite and ≥ 0, got ${weights.join(',')}`;
+  if (!weights.some((w) => w > 0)) return 'must not all be 0';
+  return undefined;
+}
+
 /** Contiguous [B, …] tensor from B tensors of shape [1, …] (a copy on the GPU; records only). */
 function stackBatch(parts: Tensor[], label: string): Tensor {
   const [first] = parts;
@@ -92,12 +125,14 @@ function stackBatch(parts: Tensor[], label: string): Tensor {
 }
 
 /**
- * The DeltaDiff/ResShift training loop: per example t uniform in [0, T), x_t = x₀ + η_t (y − x₀)
- * (+ κ√η_t ε), scaled like the sampler's input; MSE against x₀ or the residual y − x₀.
+ * The DeltaDiff/ResShift training loop: per example t drawn from settings.timestepWeights
+ * (uniform in [0, T) by default), x_t = x₀ + η_t (y − x₀) (+ κ√η_t ε) scaled like the sampler's
+ * input, or with settings.unrolled the sampler's own x_t; MSE against x₀ or the residual y − x₀.
  */
 export class TrainingRun {
   readonly sampler: ResidualShiftSampler;
   readonly schedule: LearningRateSchedule;
+  private readonly drawTimestep: (r: number) => number;
 
   constructor(
     readonly ctx: GpuContext,
@@ -113,6 +148,12 @@ export class TrainingRun {
     if (settings.crop % multiple)
       throw new ConfigError(`training: crop ${settings.crop} must be a multiple of ${multiple} (scale × UNet size multiple)`);
     this.sampler = new ResidualShiftSampler({ ...config.diffusion, predict: 'xstart' });
+    const weights = settings.timestepWeights ?? new Array<number>(config.diffusion.steps).fill(1);
+    const problem = timestepWeightsProblem(weights, config.diffusion.steps);
+    if (problem) throw new ConfigError(`training: timestepWeights ${problem}`);
+    this.drawTimestep = timestepDraw(weights);
+    if (settings.unrolled && config.diffusion.kappa !== 0)
+      throw new ConfigError(`training: unrolled states need κ = 0 (a deterministic sampler), got κ = ${config.diffusion.kappa}`);
     this.schedule = { peak: settings.lr, warmupSteps: settings.warmupSteps, totalSteps: settings.steps, minimum: settings.minLr };
   }
 
@@ -128,7 +169,6 @@ export class TrainingRun {
     const host = sampleBatch(this.trainImages, step, { seed, batch, crop, scale });
     const s = this.sampler.schedule;
     const { kappa, normalize_input: normalize, predict } = this.config.diffusion;
-    const steps = this.config.diffusion.steps;
     const nextT = stepRandom(seed, step, STREAMS.timesteps);
     const noise = gaussianNoise(Math.floor(stepRandom(seed, step, STREAMS.noise)() * 2 ** 32));
     const hrSize = host.hr.length / batch;
@@ -138,7 +178,7 @@ export class TrainingRun {
     const inputs: Tensor[] = [];
     const targets: Tensor[] = [];
     for (let b = 0; b < batch; b++) {
-      const t = Math.floor(nextT() * steps);
+      const t = this.drawTimestep(nextT());
       timesteps.push(t);
       // One scope per sample: its images and latents are freed before the next sample's.
       const [input, target] = scope(() => {
@@ -149,6 +189,12 @@ export class TrainingRun {
         const eta = s.etas[t];
         const inputScale = normalize ? 1 / Math.sqrt(eta * kappa * kappa + 1) : 1;
         const eps = kappa > 0 ? Tensor.from(this.ctx, noise(x0.size), x0.shape, 'f32', 'noise') : undefined;
+        const target = predict === 'residual' ? residualStep(y, x0, 1, -1) : x0;
+        if (this.settings.unrolled) {
+          // κ = 0: the sampler draws no noise and its input scale is 1. No tape: no gradient.
+          const denoiser = xstartDenoiser(this.unet, predict, y);
+          return [this.sampler.sample(this.ctx, denoiser, y, lq, { stopBeforeT: t }), target];
+        }
         const noisy = residualStep(
           x0,
           y,
@@ -156,7 +202,7 @@ export class TrainingRun {
           inputScale * eta,
           eps && { tensor: eps, sigma: inputScale * kappa * Math.sqrt(eta) },
         );
-        return [noisy, predict === 'residual' ? residualStep(y, x0, 1, -1) : x0];
+        return [noisy, target];
       });
       inputs.push(input);
       targets.push(target);

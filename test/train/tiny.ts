@@ -9,7 +9,8 @@ import { zeroOutputLayer } from '../../src/train/run.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import type { GpuContext } from '../../src/gpu/context.js';
 import type { UNetBatch } from '../../src/train/unet-step.js';
-import { randomArray } from '../helpers/gpu.js';
+import type { RasterImage } from '../../src/io/image.js';
+import { randomArray, rng } from '../helpers/gpu.js';
 
 /** A UNetModelSwin small enough to train in seconds on a software GPU: 16×16, two levels, Swin at 8×8. */
 export const TINY_UNET: UNetConfig = {
@@ -65,4 +66,23 @@ export async function untrainedWeights(config: UNetConfig, seed = 5): Promise<St
   const tensors = new Map<string, HostTensor>();
   for (const [name, shape] of unet.layout.parameterShapes()) tensors.set(name, { dtype: 'f32', shape, data: await lookup(name) });
   return openStateDict(bytesSource(Buffer.concat(serializeSafetensors(tensors)), 'untrained.safetensors'));
+}
+
+/** A smooth synthetic photo-like image: gradients and waves plus a little noise. */
+export function syntheticImage(width: number, height: number, seed: number): RasterImage {
+  const next = rng(seed);
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      for (let c = 0; c < 3; c++) {
+        const v =
+          128 +
+          60 * Math.sin((x + 7 * c + seed) / (5 + c)) * Math.cos(y / (4 + seed)) +
+          40 * ((x + y) / (width + height) - 0.5) +
+          8 * (next() - 0.5);
+        data[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
+      }
+    }
+  }
+  return { width, height, channels: 3, bitDepth: 8, data };
 }

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UsageError } from '../../src/cli/args.js';
 import { RUN_FILES, trainCommand } from '../../src/cli/train.js';
-import { encodePng, type RasterImage } from '../../src/io/image.js';
+import { encodePng } from '../../src/io/image.js';
 import { withFileSource } from '../../src/io/node-files.js';
 import { SafetensorsFile } from '../../src/io/safetensors.js';
 import { parseModelConfig, PRESETS } from '../../src/nn/config.js';
@@ -19,27 +19,8 @@ import { BEST_EMA_FILE, CHECKPOINT_FILES } from '../../src/train/node-checkpoint
 import { AdamW } from '../../src/train/optimizer.js';
 import { parameterTensors } from '../../src/train/parameters.js';
 import { emaDecayAt, lossCurveSvg, TrainingRun, type TrainingSettings } from '../../src/train/run.js';
-import { assertClose, gpu, rng } from '../helpers/gpu.js';
-import { TINY_PIXEL_MODEL, TINY_UNET } from './tiny.js';
-
-/** A smooth synthetic photo-like image: gradients and waves plus a little noise. */
-function syntheticImage(width: number, height: number, seed: number): RasterImage {
-  const next = rng(seed);
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      for (let c = 0; c < 3; c++) {
-        const v =
-          128 +
-          60 * Math.sin((x + 7 * c + seed) / (5 + c)) * Math.cos(y / (4 + seed)) +
-          40 * ((x + y) / (width + height) - 0.5) +
-          8 * (next() - 0.5);
-        data[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, Math.round(v)));
-      }
-    }
-  }
-  return { width, height, channels: 3, bitDepth: 8, data };
-}
+import { assertClose, gpu } from '../helpers/gpu.js';
+import { syntheticImage, TINY_PIXEL_MODEL, TINY_UNET } from './tiny.js';
 
 const SETTINGS: TrainingSettings = {
   steps: 5,
