@@ -40,6 +40,8 @@ function pairs(set) {
   const gt = join(data, set, 'HR');
   const lr = join(work, 'lr', set);
   if (!existsSync(lr)) {
+    // Made first: `-o` with an extension names a new directory only when it exists.
+    mkdirSync(`${lr}.partial`, { recursive: true });
     deltadiff(['degrade', gt, '-o', `${lr}.partial`, '--scale', '4', '--force']);
     renameSync(`${lr}.partial`, lr);
   }
