@@ -83,6 +83,15 @@ fn local_grad(xv: f32, g: f32, stat: vec2<f32>, channel: u32, sample: u32) -> Lo
 }`;
 }
 
+/** What passes 2 and 4 read to recompute the forward's normalised values (recomputeWgsl). */
+const RECOMPUTE_BINDINGS = [
+  { name: 'x', type: 'f32', access: 'read' },
+  { name: 'dy', type: 'f32', access: 'read' },
+  { name: 'stats', type: 'vec2<f32>', access: 'read' },
+  { name: 'gamma', type: 'f32', access: 'read' },
+  { name: 'beta', type: 'f32', access: 'read' },
+] as const;
+
 function filmBindings(film: boolean) {
   return film
     ? ([
@@ -100,15 +109,7 @@ export function groupNormGradChannelSumsKernel(film: boolean, silu: boolean) {
   return defineKernel({
     name: 'groupNormBackward channel sums',
     uniforms: UNIFORMS,
-    bindings: [
-      { name: 'x', type: 'f32', access: 'read' },
-      { name: 'dy', type: 'f32', access: 'read' },
-      { name: 'stats', type: 'vec2<f32>', access: 'read' },
-      { name: 'gamma', type: 'f32', access: 'read' },
-      { name: 'beta', type: 'f32', access: 'read' },
-      { name: 'sums', type: 'vec4<f32>', access: 'read_write' },
-      ...filmBindings(film),
-    ],
+    bindings: [...RECOMPUTE_BINDINGS, { name: 'sums', type: 'vec4<f32>', access: 'read_write' }, ...filmBindings(film)],
     workgroupSize: GROUPNORM_GRAD_SMALL_WORKGROUP,
     functions: /* wgsl */ `
 ${recomputeWgsl(film, silu)}
@@ -190,11 +191,7 @@ export function groupNormGradInputKernel(film: boolean, silu: boolean) {
     name: 'groupNormBackward dx',
     uniforms: UNIFORMS,
     bindings: [
-      { name: 'x', type: 'f32', access: 'read' },
-      { name: 'dy', type: 'f32', access: 'read' },
-      { name: 'stats', type: 'vec2<f32>', access: 'read' },
-      { name: 'gamma', type: 'f32', access: 'read' },
-      { name: 'beta', type: 'f32', access: 'read' },
+      ...RECOMPUTE_BINDINGS,
       { name: 'row_sums', type: 'vec2<f32>', access: 'read' },
       { name: 'dx', type: 'f32', access: 'read_write' },
       ...filmBindings(film),
