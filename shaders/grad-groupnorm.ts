@@ -60,12 +60,17 @@ fn workgroup_sum(lid: u32, v: f32) -> f32 {
  * The forward recomputed at one element, and its gradient back to the normalised value:
  * xhat, u = xhat·γ + β, v = u·(1 + scale) + shift, dv = dy·SiLU′(v), du = dv·(1 + scale).
  */
-function recomputeWgsl(film: boolean, silu: boolean): string {
+function recomputeWgsl(film: boolean, silu: boolean, normalize: boolean): string {
   return wgsl`
 ${SILU_GRAD_WGSL}
 struct Local { xhat: f32, u: f32, dv: f32, du: f32 }
-fn local_grad(xv: f32, g: f32, stat: vec2<f32>, channel: u32, sample: u32) -> Local {
+fn local_grad(xv: f32, g: f32, row: u32, channel: u32, sample: u32) -> Local {
+#if ${normalize}
+  let stat = stats[row];
   let xhat = (xv - stat.x) * stat.y;
+#else
+  let xhat = xv;
+#endif
   let u = xhat * gamma[channel] + beta[channel];
 #if ${film}
   let film_scale = 1.0 + scale[sample * p.channels + channel];
@@ -84,13 +89,15 @@ fn local_grad(xv: f32, g: f32, stat: vec2<f32>, channel: u32, sample: u32) -> Lo
 }
 
 /** What passes 2 and 4 read to recompute the forward's normalised values (recomputeWgsl). */
-const RECOMPUTE_BINDINGS = [
-  { name: 'x', type: 'f32', access: 'read' },
-  { name: 'dy', type: 'f32', access: 'read' },
-  { name: 'stats', type: 'vec2<f32>', access: 'read' },
-  { name: 'gamma', type: 'f32', access: 'read' },
-  { name: 'beta', type: 'f32', access: 'read' },
-] as const;
+function recomputeBindings(normalize: boolean) {
+  return [
+    { name: 'x', type: 'f32', access: 'read' },
+    { name: 'dy', type: 'f32', access: 'read' },
+    ...(normalize ? ([{ name: 'stats', type: 'vec2<f32>', access: 'read' }] as const) : []),
+    { name: 'gamma', type: 'f32', access: 'read' },
+    { name: 'beta', type: 'f32', access: 'read' },
+  ] as const;
+}
 
 function filmBindings(film: boolean) {
   return film
@@ -105,23 +112,23 @@ function filmBindings(film: boolean) {
  * Pass 2: per (sample, channel), Σdv (→ d shift), Σdv·u (→ d scale), Σdu (→ dβ) and Σdu·xhat
  * (→ dγ) over the channel's positions. One workgroup per (channel, sample of the run).
  */
-export function groupNormGradChannelSumsKernel(film: boolean, silu: boolean) {
+export function groupNormGradChannelSumsKernel(film: boolean, silu: boolean, normalize: boolean) {
   return defineKernel({
     name: 'groupNormBackward channel sums',
     uniforms: UNIFORMS,
-    bindings: [...RECOMPUTE_BINDINGS, { name: 'sums', type: 'vec4<f32>', access: 'read_write' }, ...filmBindings(film)],
+    bindings: [...recomputeBindings(normalize), { name: 'sums', type: 'vec4<f32>', access: 'read_write' }, ...filmBindings(film)],
     workgroupSize: GROUPNORM_GRAD_SMALL_WORKGROUP,
     functions: /* wgsl */ `
-${recomputeWgsl(film, silu)}
+${recomputeWgsl(film, silu, normalize)}
 var<workgroup> partial: array<vec4<f32>, ${GROUPNORM_GRAD_SMALL_WORKGROUP}>;`,
     main: /* wgsl */ `
   let channel = wid.x;
   let sample = p.first_sample + wid.y;
-  let stat = stats[sample * p.groups + channel / (p.channels / p.groups)];
+  let row = sample * p.groups + channel / (p.channels / p.groups);
   let offset = (wid.y * p.channels + channel) * p.spatial;
   var acc = vec4<f32>(0.0);
   for (var i = lid; i < p.spatial; i += ${GROUPNORM_GRAD_SMALL_WORKGROUP}u) {
-    let l = local_grad(x[p.x_skip + offset + i], dy[p.dy_skip + offset + i], stat, channel, sample);
+    let l = local_grad(x[p.x_skip + offset + i], dy[p.dy_skip + offset + i], row, channel, sample);
     acc += vec4<f32>(l.dv, l.dv * l.u, l.du, l.du * l.xhat);
   }
   partial[lid] = acc;
@@ -185,30 +192,36 @@ export function groupNormGradFinalizeKernel(film: boolean) {
   });
 }
 
-/** Pass 4: dx = rstd·(du·γ − (Σγ·du + xhat·Σγ·du·xhat)/M) with M the row length. */
-export function groupNormGradInputKernel(film: boolean, silu: boolean) {
+/**
+ * Pass 4: dx = rstd·(du·γ − (Σγ·du + xhat·Σγ·du·xhat)/M) with M the row length; without
+ * normalization dx = du·γ (no statistics, so no row sums).
+ */
+export function groupNormGradInputKernel(film: boolean, silu: boolean, normalize: boolean) {
   return defineKernel({
     name: 'groupNormBackward dx',
     uniforms: UNIFORMS,
     bindings: [
-      ...RECOMPUTE_BINDINGS,
-      { name: 'row_sums', type: 'vec2<f32>', access: 'read' },
+      ...recomputeBindings(normalize),
+      ...(normalize ? ([{ name: 'row_sums', type: 'vec2<f32>', access: 'read' }] as const) : []),
       { name: 'dx', type: 'f32', access: 'read_write' },
       ...filmBindings(film),
     ],
     workgroupSize: GROUPNORM_GRAD_WORKGROUP,
-    functions: recomputeWgsl(film, silu) + flatIndexFn(GROUPNORM_GRAD_WORKGROUP),
-    main: /* wgsl */ `
+    functions: recomputeWgsl(film, silu, normalize) + flatIndexFn(GROUPNORM_GRAD_WORKGROUP),
+    main: wgsl`
   let i = flat_index(gid, nwg);
   let item = p.channels * p.spatial;
   if (i >= p.samples * item) { return; }
   let sample = p.first_sample + i / item;
   let channel = (i % item) / p.spatial;
   let row = sample * p.groups + channel / (p.channels / p.groups);
-  let stat = stats[row];
-  let l = local_grad(x[p.x_skip + i], dy[p.dy_skip + i], stat, channel, sample);
+  let l = local_grad(x[p.x_skip + i], dy[p.dy_skip + i], row, channel, sample);
+#if ${normalize}
   let r = row_sums[row];
   let m = f32((p.channels / p.groups) * p.spatial);
-  dx[p.dx_skip + i] = stat.y * (l.du * gamma[channel] - (r.x + l.xhat * r.y) / m);`,
+  dx[p.dx_skip + i] = stats[row].y * (l.du * gamma[channel] - (r.x + l.xhat * r.y) / m);
+#else
+  dx[p.dx_skip + i] = l.du * gamma[channel];
+#endif`,
   });
 }

@@ -124,8 +124,9 @@ export const GROUPNORM_FINALIZE_KERNEL = defineKernel({
 /**
  * Pass 3: y = (x − mean)·rstd·gamma·(1 + scale) + beta·(1 + scale) + shift, then SiLU.
  * Rows are local to the chunk; row_offset makes them global for the channel and sample.
+ * Without `normalize` there are no statistics (mean 0, rstd 1): the affine, FiLM and SiLU alone.
  */
-export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean) {
+export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean, normalize = true) {
   const V = elementType(vec4);
   return defineKernel({
     name: 'groupNorm apply',
@@ -138,7 +139,7 @@ export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean
     ],
     bindings: [
       { name: 'x', type: V, access: 'read' },
-      { name: 'stats', type: 'vec2<f32>', access: 'read' },
+      ...(normalize ? ([{ name: 'stats', type: 'vec2<f32>', access: 'read' }] as const) : []),
       { name: 'gamma', type: 'f32', access: 'read' },
       { name: 'beta', type: 'f32', access: 'read' },
       ...(film
@@ -157,7 +158,11 @@ export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean
   let row = i / p.row_len;
   let global_row = row + p.row_offset;
   let channel = (global_row % p.groups) * p.channels_per_group + (i % p.row_len) / p.spatial;
+#if ${normalize}
   let s = stats[row];
+#else
+  let s = vec2<f32>(0.0, 1.0);
+#endif
   var a = s.y * gamma[channel];
   var b = beta[channel];
 #if ${film}

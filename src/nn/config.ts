@@ -18,7 +18,16 @@ export interface UNetConfig {
   mlp_ratio: number;
   cond_lq: boolean;
   lq_size: number;
+  /**
+   * Not in the official configs: absent means "group". "none" runs every GroupNorm's affine,
+   * FiLM and SiLU without the statistics: a normalization-free model whose output does not
+   * depend on the tile size (each GroupNorm otherwise takes its statistics over the tile).
+   */
+  normalization?: UNetNormalization;
 }
+
+export const UNET_NORMALIZATIONS = ['group', 'none'] as const;
+export type UNetNormalization = (typeof UNET_NORMALIZATIONS)[number];
 
 export interface DDConfig {
   z_channels: number;
@@ -240,6 +249,14 @@ class ConfigReader {
     return value as number[];
   }
 
+  choice<T extends string>(key: string, choices: readonly T[], fallback: T): T {
+    const value = this.obj[key] ?? fallback;
+    if (!choices.includes(value as T)) {
+      this.fail(key, `must be one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${JSON.stringify(value)}`);
+    }
+    return value as T;
+  }
+
   boolean(key: string, fallback: boolean): boolean {
     const value = this.obj[key] ?? fallback;
     if (typeof value !== 'boolean') this.fail(key, `must be true or false, got ${JSON.stringify(value)}`);
@@ -289,6 +306,9 @@ function parseUNet(unet: ConfigReader): UNetConfig {
     cond_lq: unet.boolean('cond_lq', true),
     lq_size: unet.integer('lq_size', positive(MAX_SIZE)),
   };
+  // Parsing an official config (no key) gives it back unchanged.
+  const normalization = unet.choice('normalization', UNET_NORMALIZATIONS, 'group');
+  if (normalization !== 'group') config.normalization = normalization;
   const { model_channels: mc, image_size: size, window_size: window, swin_embed_dim: embed, num_head_channels: head } = config;
   channelMult.forEach((mult, level) => {
     const width = mc * mult;

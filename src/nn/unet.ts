@@ -66,6 +66,8 @@ interface Builder {
   storedInHalves: Set<string>;
   /** Linear weights of per-token layers, stored with two trailing unit dims to run as 1×1 convs. */
   storedAs1x1: Set<string>;
+  /** What every GroupNorm of the model runs with (normalization-free models skip the statistics). */
+  norm: { eps: number; normalize: boolean };
 }
 
 class ResBlock implements Layer {
@@ -77,11 +79,13 @@ class ResBlock implements Layer {
   private readonly outNorm: AffineParams;
   private readonly outConv: AffineParams;
   private readonly skipConv: AffineParams | null;
+  private readonly norm: Builder['norm'];
 
   constructor(builder: Builder, module: ModulePath, cin: number, cout: number, embChannels: number, scaleShift: boolean) {
     if (!scaleShift) throw new ConfigError('use_scale_shift_norm = false is not supported (no released model uses it)');
     const { cost, scale } = builder;
     this.name = module.path;
+    this.norm = builder.norm;
     cost.conv(cout, cin, 3, scale);
     cost.sampleLinear(2 * cout, embChannels);
     cost.conv(cout, cout, 3, scale);
@@ -99,10 +103,10 @@ class ResBlock implements Layer {
   forward({ conv2d, groupNorm, linear }: UNetOps, w: GpuWeights, x: Tensor, emb: Tensor): Tensor {
     // Nested scopes free each intermediate where the next one no longer needs it.
     const modulated = scope(() => {
-      const h = scope(() => conv2d(groupNorm(x, ...w.affine(this.inNorm), { eps: UNET_GN_EPS, silu: true }), ...w.affine(this.inConv)));
+      const h = scope(() => conv2d(groupNorm(x, ...w.affine(this.inNorm), { ...this.norm, silu: true }), ...w.affine(this.inConv)));
       const scale = linear(emb, ...w.affine(this.film.scale), { inputActivation: 'silu' });
       const shift = linear(emb, ...w.affine(this.film.shift), { inputActivation: 'silu' });
-      return groupNorm(h, ...w.affine(this.outNorm), { eps: UNET_GN_EPS, silu: true, scale, shift });
+      return groupNorm(h, ...w.affine(this.outNorm), { ...this.norm, silu: true, scale, shift });
     });
     const skip = this.skipConv ? conv2d(x, ...w.affine(this.skipConv)) : x;
     return conv2d(modulated, ...w.affine(this.outConv), { residual: skip });
@@ -159,6 +163,7 @@ class SwinLayer implements Layer {
   readonly blocks: SwinBlock[] = [];
   private readonly patchEmbed: AffineParams;
   private readonly patchUnembed: AffineParams;
+  private readonly norm: Builder['norm'];
 
   constructor(
     builder: Builder,
@@ -175,6 +180,7 @@ class SwinLayer implements Layer {
       throw new ConfigError(`swin_embed_dim ${embedDim} is not a multiple of num_head_channels ${headDim}`);
     }
     const { cost, scale } = builder;
+    this.norm = builder.norm;
     const heads = embedDim / headDim;
     const hidden = Math.round(embedDim * mlpRatio);
     const tokenLinear = (linear: ModulePath, outFeatures: number) => {
@@ -225,14 +231,14 @@ class SwinLayer implements Layer {
         const attended = scope(() => {
           // The per-token qkv Linear commutes with the cyclic shift, so it runs as a 1×1 conv on the
           // un-shifted map; the attention kernel applies shift, windows and un-shift in its indexing.
-          const qkv = scope(() => conv2d(groupNorm(z, ...w.affine(b.norm1), { eps: UNET_GN_EPS }), ...w.affine(b.qkv)));
+          const qkv = scope(() => conv2d(groupNorm(z, ...w.affine(b.norm1), this.norm), ...w.affine(b.qkv)));
           return windowAttention(qkv, w.get(b.biasTable), { windowSize: b.windowSize, shift: b.shift, headDim: this.headDim });
         });
         return conv2d(attended, ...w.affine(b.proj), { residual: z });
       };
       const mlpStep = (afterAttention: Tensor) => {
         const activated = scope(() =>
-          gelu(scope(() => conv2d(groupNorm(afterAttention, ...w.affine(b.norm2), { eps: UNET_GN_EPS }), ...w.affine(b.fc1)))),
+          gelu(scope(() => conv2d(groupNorm(afterAttention, ...w.affine(b.norm2), this.norm), ...w.affine(b.fc1)))),
         );
         const z = conv2d(activated, ...w.affine(b.fc2), { residual: afterAttention });
         hook?.(b.name, z);
@@ -285,6 +291,7 @@ export class UNetModelSwin extends WeightedModel {
   private readonly middle: Block;
   private readonly outputBlocks: Block[] = [];
   private readonly outChannels: number;
+  private readonly norm: Builder['norm'];
   private readonly timeEmbed: [AffineParams, AffineParams];
   private readonly outNorm: AffineParams;
   private readonly outConv: AffineParams;
@@ -306,7 +313,14 @@ export class UNetModelSwin extends WeightedModel {
     const mc = c.model_channels;
     const embChannels = 4 * mc;
     const root = new ModulePath(this.layout, '');
-    const builder: Builder = { cost: this.cost, scale: 1, storedInHalves: this.storedInHalves, storedAs1x1: this.storedAs1x1 };
+    this.norm = { eps: UNET_GN_EPS, normalize: (c.normalization ?? 'group') === 'group' };
+    const builder: Builder = {
+      cost: this.cost,
+      scale: 1,
+      storedInHalves: this.storedInHalves,
+      storedAs1x1: this.storedAs1x1,
+      norm: this.norm,
+    };
     this.cost.sampleLinear(embChannels, mc);
     this.cost.sampleLinear(embChannels, embChannels);
     const timeEmbed = root.child('time_embed');
@@ -490,7 +504,7 @@ export class UNetModelSwin extends WeightedModel {
         });
         hook?.(block.name, h);
       }
-      const normed = groupNorm(h, ...w.affine(this.outNorm), { eps: UNET_GN_EPS, silu: true });
+      const normed = groupNorm(h, ...w.affine(this.outNorm), { ...this.norm, silu: true });
       h.dispose();
       const out = conv2d(normed, ...w.affine(this.outConv));
       if (out.shape[1] !== this.outChannels) throw new Error('UNetModelSwin: output channel mismatch');

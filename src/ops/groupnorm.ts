@@ -21,6 +21,12 @@ export interface GroupNormOptions {
   /** [N, C] per-sample FiLM: y = GN(x)·(1 + scale) + shift (before SiLU). */
   scale?: Tensor;
   shift?: Tensor;
+  /**
+   * false: no statistics (mean 0, rstd 1), only the affine, FiLM and SiLU, none of which
+   * depends on the spatial extent: the normalization-free models' stand-in for GroupNorm, whose
+   * output does not change with the tiling. Default true.
+   */
+  normalize?: boolean;
 }
 
 const describe = (t: Tensor): string => `[${t.shape.join(', ')}]`;
@@ -60,6 +66,7 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
   }
 
   const ctx = x.ctx;
+  const normalize = options.normalize ?? true;
   const spatial = shapeSize(x.shape.slice(2));
   const channelsPerGroup = channels / groups;
   const rowLength = channelsPerGroup * spatial;
@@ -73,22 +80,23 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
   const footprints = itemFootprints([x, y], rowLength);
   const chunks = planRuns(ctx, op, n * groups, footprints, { item: 'group' });
   const chunkRows = Math.max(...chunks.map((c) => c.count));
-  const stats = Tensor.empty(ctx, [chunkRows, 2], 'f32', `${op} stats`);
-  const moments = slices > 1 ? Tensor.empty(ctx, [chunkRows, slices, 4], 'f32', `${op} moments`) : null;
+  const stats = normalize ? Tensor.empty(ctx, [chunkRows, 2], 'f32', `${op} stats`) : null;
+  const moments = normalize && slices > 1 ? Tensor.empty(ctx, [chunkRows, slices, 4], 'f32', `${op} moments`) : null;
   const statsKernel = groupNormStatsKernel(vec4, moments === null);
-  const applyKernel = groupNormApplyKernel(vec4, scale !== undefined, options.silu ?? false);
+  const applyKernel = groupNormApplyKernel(vec4, scale !== undefined, options.silu ?? false, normalize);
   for (const { start, count } of chunks) {
     // x and y are bound from the same element: one skip, a whole number of vectors.
     const [xw, yw] = footprints(start, start + count).map(bindWindow);
     const skip = xw.skip / lanes;
     const statsWorkgroups = count * slices;
-    dispatchKernel(ctx, statsKernel, {
-      op,
-      uniforms: { row_len: rowVectors, slices, slice_len: sliceVectors, workgroups: statsWorkgroups, skip, eps: options.eps },
-      bindings: { x: xw.binding, result: (moments ?? stats).binding() },
-      workgroups: flatWorkgroups(ctx, statsWorkgroups * GROUPNORM_STATS_WORKGROUP, GROUPNORM_STATS_WORKGROUP),
-    });
-    if (moments) {
+    if (stats)
+      dispatchKernel(ctx, statsKernel, {
+        op,
+        uniforms: { row_len: rowVectors, slices, slice_len: sliceVectors, workgroups: statsWorkgroups, skip, eps: options.eps },
+        bindings: { x: xw.binding, result: (moments ?? stats).binding() },
+        workgroups: flatWorkgroups(ctx, statsWorkgroups * GROUPNORM_STATS_WORKGROUP, GROUPNORM_STATS_WORKGROUP),
+      });
+    if (stats && moments) {
       dispatchKernel(ctx, GROUPNORM_FINALIZE_KERNEL, {
         op,
         uniforms: { rows: count, slices, eps: options.eps },
@@ -96,7 +104,9 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
         workgroups: [Math.ceil(count / GROUPNORM_FINALIZE_WORKGROUP)],
       });
     }
-    const bindings = { x: xw.binding, stats: stats.binding(), gamma: gamma.binding(), beta: beta.binding(), y: yw.binding };
+    // The kernel declares stats only when it normalizes, scale and shift only with FiLM.
+    const statsBinding = (stats ? { stats: stats.binding() } : {}) as { stats: BufferRange };
+    const bindings = { x: xw.binding, ...statsBinding, gamma: gamma.binding(), beta: beta.binding(), y: yw.binding };
     dispatchKernel(ctx, applyKernel, {
       op,
       uniforms: {
@@ -109,7 +119,6 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
         row_offset: start,
         skip,
       },
-      // The kernel declares scale and shift only with FiLM.
       bindings: (scale && shift ? { ...bindings, scale: scale.binding(), shift: shift.binding() } : bindings) as typeof bindings & {
         scale: BufferRange;
         shift: BufferRange;
@@ -117,7 +126,7 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
       workgroups: flatWorkgroups(ctx, count * rowVectors, GROUPNORM_APPLY_WORKGROUP),
     });
   }
-  stats.dispose();
+  stats?.dispose();
   moments?.dispose();
   return y;
 }

@@ -341,6 +341,8 @@ interface GroupNormProblem {
   eps: number;
   silu?: boolean;
   film?: boolean;
+  /** false: the normalization-free variant (affine, FiLM, SiLU). */
+  normalize?: boolean;
   /** Input range: an offset far from zero stresses the variance computation. */
   lo?: number;
   hi?: number;
@@ -365,13 +367,13 @@ function groupNormCase(p: GroupNormProblem, seed: number, gradient = false): OpC
   const values = p.shape.reduce((a, b) => a * b, 1);
   // The forward binds whole groups, the backward whole batch items.
   const splitLimit = limitFor((4 * values) / (gradient ? n : n * (p.groups ?? 32)));
-  const options = { groups: p.groups, eps: p.eps, silu: p.silu };
+  const options = { groups: p.groups, eps: p.eps, silu: p.silu, normalize: p.normalize };
   const ranges: { gamma: Range; beta: Range; shift: Range } = gradient
     ? { gamma: [0.5, 1.5], beta: [-1, 1], shift: [-1, 1] }
     : { gamma: [0.5, 1.5], beta: [-0.5, 0.5], shift: [-0.5, 0.5] };
   const withFilm = <T>(scaleValue: T | undefined, shiftValue: T | undefined) => (p.film ? { scale: scaleValue, shift: shiftValue } : {});
   return {
-    name: `groupNorm${gradient ? ' backward' : ''} ${dims(p.shape)} groups ${p.groups ?? 32} eps ${p.eps}${p.silu ? ' silu' : ''}${p.film ? ' film' : ''}${p.lo === undefined ? '' : ` in [${p.lo}, ${p.hi})`}`,
+    name: `groupNorm${gradient ? ' backward' : ''} ${dims(p.shape)} groups ${p.groups ?? 32} eps ${p.eps}${p.silu ? ' silu' : ''}${p.film ? ' film' : ''}${p.normalize === false ? ' unnormalized' : ''}${p.lo === undefined ? '' : ` in [${p.lo}, ${p.hi})`}`,
     inputs: groupNormInputs(p, ranges),
     seed,
     outputShape: p.shape,
@@ -418,6 +420,10 @@ function groupNormCases(): OpCase[] {
     groupNormCase({ shape: [4, 64, 17, 13], eps: 1e-5, film: true, silu: true }, 20),
     groupNormCase({ shape: [2, 32, 32, 32], eps: 1e-6 }, 21),
     groupNormCase({ shape: [3, 8, 128, 96], groups: 4, eps: 1e-6, lo: 2, hi: 3 }, 22),
+    // Normalization-free (tile-independent models): vec4 and scalar rows, runs of groups.
+    groupNormCase({ shape: [2, 32, 8, 8], eps: 1e-5, film: true, silu: true, normalize: false, lo: 3, hi: 5 }, 23),
+    groupNormCase({ shape: [1, 12, 5, 7], groups: 4, eps: 1e-5, normalize: false }, 24),
+    groupNormCase({ shape: [4, 64, 17, 13], eps: 1e-5, film: true, silu: true, normalize: false }, 25),
   );
   const backward: GroupNormProblem[] = [
     { shape: [1, 4, 1, 1], groups: 1, eps: 1e-5, lo: -2, hi: 3 },
@@ -427,11 +433,14 @@ function groupNormCases(): OpCase[] {
     { shape: [2, 64, 9, 9], groups: 32, eps: 1e-5, film: true, silu: true, lo: -2, hi: 3 },
     // Batches larger than the binding limit run sample by sample.
     { shape: [5, 8, 9, 10], groups: 4, eps: 1e-5, film: true, silu: true, lo: -2, hi: 3 },
+    { shape: [2, 8, 4, 4], groups: 4, eps: 1e-5, film: true, silu: true, normalize: false, lo: -2, hi: 3 },
+    { shape: [3, 4, 7], groups: 2, eps: 1e-5, normalize: false, lo: -2, hi: 3 },
+    { shape: [5, 8, 9, 10], groups: 4, eps: 1e-5, film: true, silu: true, normalize: false, lo: -2, hi: 3 },
   ];
   for (const [i, p] of backward.entries()) {
     const c = groupNormCase(p, 10 * i, true);
     // Central differences of the reference on the small cases, of the GPU forward on the FiLM+SiLU one.
-    if (i < 4) c.gradient!.referenceFd = { step: 1e-3, tolerance: 2e-3 };
+    if (i < 4 || i === 6 || i === 7) c.gradient!.referenceFd = { step: 1e-3, tolerance: 2e-3 };
     if (i === 1) c.gradient!.gpuFd = { step: 1e-2, tolerance: 1e-2, count: 4 };
     cases.push(c);
   }

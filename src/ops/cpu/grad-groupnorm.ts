@@ -13,7 +13,8 @@ export interface GroupNormGradsRef {
 /**
  * With xhat = (x − μ)·rstd, u = xhat·γ + β, v = u·(1 + s) + t, y = SiLU(v) (or v):
  * dv = dy·SiLU′(v), du = dv·(1 + s), dt = Σdv, ds = Σdv·u, dβ = Σdu, dγ = Σdu·xhat,
- * dx = rstd·(du·γ − mean_group(du·γ) − xhat·mean_group(du·γ·xhat)).
+ * dx = rstd·(du·γ − mean_group(du·γ) − xhat·mean_group(du·γ·xhat)); without normalization
+ * (μ = 0, rstd = 1, no dependence on the group) dx = du·γ.
  */
 export function groupNormBackwardRef(
   x: ArrayLike<number>,
@@ -38,10 +39,11 @@ export function groupNormBackwardRef(
       const start = (s * groups + g) * m;
       let sum = 0;
       for (let i = 0; i < m; i++) sum += x[start + i];
-      const mean = sum / m;
+      const normalize = options.normalize ?? true;
+      const mean = normalize ? sum / m : 0;
       let squares = 0;
       for (let i = 0; i < m; i++) squares += (x[start + i] - mean) ** 2;
-      const rstd = 1 / Math.sqrt(squares / m + options.eps);
+      const rstd = normalize ? 1 / Math.sqrt(squares / m + options.eps) : 1;
       const xhat = new Float64Array(m);
       const dxhat = new Float64Array(m);
       let meanDxhat = 0;
@@ -63,7 +65,7 @@ export function groupNormBackwardRef(
         meanDxhat += dxhat[i] / m;
         meanDxhatXhat += (dxhat[i] * xhat[i]) / m;
       }
-      for (let i = 0; i < m; i++) dx[start + i] = rstd * (dxhat[i] - meanDxhat - xhat[i] * meanDxhatXhat);
+      for (let i = 0; i < m; i++) dx[start + i] = normalize ? rstd * (dxhat[i] - meanDxhat - xhat[i] * meanDxhatXhat) : dxhat[i];
     }
   }
   const f = (a: Float64Array) => Float32Array.from(a);

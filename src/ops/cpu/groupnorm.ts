@@ -7,6 +7,8 @@ export interface GroupNormRefOptions {
   /** [N, C] per-sample FiLM: y = GN(x)·(1 + scale) + shift, before SiLU. */
   scale?: ArrayLike<number>;
   shift?: ArrayLike<number>;
+  /** false: mean 0 and rstd 1 (the affine, FiLM and SiLU alone). Default true. */
+  normalize?: boolean;
 }
 
 /**
@@ -30,10 +32,11 @@ export function groupNormRef(
       const start = (s * groups + g) * perGroup;
       let sum = 0;
       for (let i = 0; i < perGroup; i++) sum += x[start + i];
-      const mean = sum / perGroup;
+      const normalize = options.normalize ?? true;
+      const mean = normalize ? sum / perGroup : 0;
       let squares = 0;
       for (let i = 0; i < perGroup; i++) squares += (x[start + i] - mean) ** 2;
-      const rstd = 1 / Math.sqrt(squares / perGroup + options.eps);
+      const rstd = normalize ? 1 / Math.sqrt(squares / perGroup + options.eps) : 1;
       for (let i = 0; i < perGroup; i++) {
         const channel = g * (c / groups) + Math.floor(i / spatial);
         let v = (x[start + i] - mean) * rstd * gamma[channel] + beta[channel];

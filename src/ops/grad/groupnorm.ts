@@ -46,6 +46,7 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
     assertGradShape(op, shift, [n, channels], 'shift');
   }
   const silu = options.silu ?? false;
+  const normalize = options.normalize ?? true;
   const ctx = x.ctx;
   const spatial = shapeSize(x.shape.slice(2));
   const item = channels * spatial;
@@ -54,12 +55,15 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
   const dbeta = Tensor.empty(ctx, [channels], 'f32', `${op} dbeta`);
   const dscale = film ? Tensor.empty(ctx, [n, channels], 'f32', `${op} dscale`) : null;
   const dshift = film ? Tensor.empty(ctx, [n, channels], 'f32', `${op} dshift`) : null;
-  const stats = Tensor.empty(ctx, [n * groups, 2], 'f32', `${op} stats`);
+  const stats = normalize ? Tensor.empty(ctx, [n * groups, 2], 'f32', `${op} stats`) : null;
   const sums = Tensor.empty(ctx, [n * channels, 4], 'f32', `${op} sums`);
   const rowSums = Tensor.empty(ctx, [n * groups, 2], 'f32', `${op} row sums`);
-  // The kernels declare scale / shift (dscale / dshift) only with FiLM.
+  // The kernels declare scale / shift (dscale / dshift) only with FiLM, stats and row sums only
+  // when the forward normalizes.
   type Film = { scale: BufferRange; shift: BufferRange };
   const filmBindings = (film ? { scale: scale.binding(), shift: shift.binding() } : {}) as Film;
+  const statsBinding = (stats ? { stats: stats.binding() } : {}) as { stats: BufferRange };
+  const rowSumsBinding = (stats ? { row_sums: rowSums.binding() } : {}) as { row_sums: BufferRange };
   const uniforms = (samples: number, first: number, skips: [number, number, number]) => ({
     samples,
     first_sample: first,
@@ -73,23 +77,25 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
   });
   const footprints = itemFootprints([x, dy, dx], item);
   const runs = planRuns(ctx, op, n, footprints, { item: 'sample' });
-  const channelSums = groupNormGradChannelSumsKernel(film, silu);
+  const channelSums = groupNormGradChannelSumsKernel(film, silu, normalize);
   for (const { start, count } of runs) {
     const [xw, dyw] = footprints(start, start + count).map(bindWindow);
     const run = uniforms(count, start, [xw.skip, dyw.skip, 0]);
-    dispatchKernel(ctx, GROUPNORM_GRAD_STATS_KERNEL, {
-      op,
-      uniforms: run,
-      bindings: { x: xw.binding, stats: stats.binding() },
-      workgroups: [count * groups],
-    });
+    if (stats) {
+      dispatchKernel(ctx, GROUPNORM_GRAD_STATS_KERNEL, {
+        op,
+        uniforms: run,
+        bindings: { x: xw.binding, stats: stats.binding() },
+        workgroups: [count * groups],
+      });
+    }
     dispatchKernel(ctx, channelSums, {
       op,
       uniforms: run,
       bindings: {
         x: xw.binding,
         dy: dyw.binding,
-        stats: stats.binding(),
+        ...statsBinding,
         gamma: gamma.binding(),
         beta: beta.binding(),
         sums: sums.binding(),
@@ -115,7 +121,7 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
     },
     workgroups: [Math.ceil(Math.max(channels, n * groups) / GROUPNORM_GRAD_SMALL_WORKGROUP)],
   });
-  const input = groupNormGradInputKernel(film, silu);
+  const input = groupNormGradInputKernel(film, silu, normalize);
   for (const { start, count } of runs) {
     const [xw, dyw, dxw] = footprints(start, start + count).map(bindWindow);
     dispatchKernel(ctx, input, {
@@ -124,17 +130,17 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
       bindings: {
         x: xw.binding,
         dy: dyw.binding,
-        stats: stats.binding(),
+        ...statsBinding,
         gamma: gamma.binding(),
         beta: beta.binding(),
-        row_sums: rowSums.binding(),
+        ...rowSumsBinding,
         dx: dxw.binding,
         ...filmBindings,
       },
       workgroups: flatWorkgroups(ctx, count * item, GROUPNORM_GRAD_WORKGROUP),
     });
   }
-  stats.dispose();
+  stats?.dispose();
   sums.dispose();
   rowSums.dispose();
   return { dx, dgamma, dbeta, dscale, dshift };
