@@ -7,7 +7,7 @@ import { UNetModelSwin } from '../nn/unet.js';
 import { horizontalStrip, tileToImage } from '../pipeline/strip.js';
 import { BUNDLED_MODEL, embeddedModelConfig, openBundledModel } from '../pipeline/bundled.js';
 import '../pipeline/node-bundled.js';
-import { planAxis, resolveTiling, type TilingChoice } from '../pipeline/tiling.js';
+import { planTiles, resolveTiling, type TilingChoice } from '../pipeline/tiling.js';
 import { createUpscaler, tilingModelOf, type Upscaler } from '../pipeline/upscaler.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { numberOption, parseArgs, UsageError, type ParsedArgs } from './args.js';
@@ -86,14 +86,8 @@ function tilingOptions(flags: ParsedArgs['flags'], config: ModelConfig): TilingC
  * The tiles an image needs and the UNet's GFLOP over all of them and all sampler steps (the FLOP
  * model of nn/cost.ts).
  */
-function estimateWork(
-  upscaler: Upscaler,
-  width: number,
-  height: number,
-  { tile, overlap, multiple }: TilingChoice,
-): { tiles: number; gflop: number } {
-  const rows = planAxis(height, tile, overlap, multiple);
-  const cols = planAxis(width, tile, overlap, multiple);
+function estimateWork(upscaler: Upscaler, width: number, height: number, tiling: TilingChoice): { tiles: number; gflop: number } {
+  const { rows, cols } = planTiles(width, height, tiling);
   const tiles = rows.starts.length * cols.starts.length;
   const perStep = upscaler.unet.cost.flops(rows.extent, cols.extent).total;
   return { tiles, gflop: (tiles * upscaler.config.diffusion.steps * perStep) / 1e9 };

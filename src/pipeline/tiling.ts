@@ -17,6 +17,12 @@ export interface TilingModel {
   lqSize: number;
   /** Sizes the UNet accepts are multiples of this. */
   sizeMultiple: number;
+  /**
+   * The output at a pixel does not depend on the tile around it beyond the receptive field
+   * (normalization-free models): tiles may be large, and they start on multiples of
+   * sizeMultiple so their Swin windows fall where the whole image's do.
+   */
+  tileIndependent: boolean;
 }
 
 export interface TilingChoice {
@@ -24,19 +30,34 @@ export interface TilingChoice {
   overlap: number;
   /** Every tile's extent is a multiple of this. */
   multiple: number;
+  /** Tiles start on multiples of `multiple` (see TilingModel.tileIndependent). */
+  aligned: boolean;
 }
 
 /**
+ * Default tile and overlap (LR pixels) of tile-independent models. Any tile gives the same
+ * output up to the overlap's blending; large tiles keep dispatches few and large. The overlap
+ * covers the bundled model's receptive field well enough that tiled and whole-image outputs agree
+ * to ≥ 45 dB (test/pipeline/tile-independence.test.ts measures it).
+ */
+export const INDEPENDENT_TILE = 128;
+export const INDEPENDENT_OVERLAP = 16;
+
+/**
  * The tile size, overlap and size multiple `upscale` runs with: the given ones, else the model's
- * build size with an overlap of min(16, tile / 2), or in reference mode the official chop (512,
- * overlap 64) padded to a multiple of lq_size as sample_func pads. Throws on a tile the model
- * cannot take or an overlap outside [0, tile).
+ * build size with an overlap of min(16, tile / 2) (INDEPENDENT_TILE and INDEPENDENT_OVERLAP for a
+ * tile-independent model), or in reference mode the official chop (512, overlap 64) padded to a
+ * multiple of lq_size as sample_func pads. Throws on a tile the model cannot take or an overlap
+ * outside [0, tile).
  */
 export function resolveTiling(model: TilingModel, options: { tile?: number; overlap?: number; reference?: boolean }): TilingChoice {
   const reference = options.reference === true;
   const multiple = reference ? leastCommonMultiple(model.lqSize, model.sizeMultiple) : model.sizeMultiple;
-  const tile = options.tile ?? (reference ? REFERENCE_CHOP_SIZE : model.imageSize);
-  const overlap = options.overlap ?? (reference ? REFERENCE_CHOP_OVERLAP : Math.min(16, tile / 2));
+  const aligned = model.tileIndependent && !reference;
+  const defaultTile = aligned ? Math.ceil(Math.max(INDEPENDENT_TILE, model.imageSize) / multiple) * multiple : model.imageSize;
+  const tile = options.tile ?? (reference ? REFERENCE_CHOP_SIZE : defaultTile);
+  const defaultOverlap = aligned ? Math.min(INDEPENDENT_OVERLAP, tile / 2) : Math.min(16, tile / 2);
+  const overlap = options.overlap ?? (reference ? REFERENCE_CHOP_OVERLAP : defaultOverlap);
   if (!Number.isInteger(tile) || tile < 1 || tile % multiple !== 0) {
     const why = reference ? ' (the official script pads every pass to that multiple)' : '';
     throw new RangeError(`tile must be a multiple of ${multiple}${why}, got ${tile}`);
@@ -44,7 +65,10 @@ export function resolveTiling(model: TilingModel, options: { tile?: number; over
   if (!Number.isInteger(overlap) || overlap < 0 || overlap >= tile) {
     throw new RangeError(`overlap must be a whole number ≥ 0 and < ${tile}, got ${overlap}`);
   }
-  return { tile, overlap, multiple };
+  if (aligned && tile - overlap < multiple) {
+    throw new RangeError(`overlap must leave tiles at least ${multiple} apart (they start on multiples of ${multiple}), got ${overlap}`);
+  }
+  return { tile, overlap, multiple, aligned };
 }
 
 function leastCommonMultiple(a: number, b: number): number {
@@ -65,19 +89,32 @@ export interface AxisPlan {
 /**
  * Splits one axis of `size` pixels into tiles of `tile` pixels overlapping by at least
  * `overlap`; the last tile is aligned to the end. An axis no longer than a tile becomes one
- * tile, padded up to a multiple of `multiple`.
+ * tile, padded up to a multiple of `multiple`. `aligned`: every tile starts on a multiple of
+ * `multiple` and the last one ends where the whole image padded to that multiple ends, so each
+ * tile sees exactly the pixels (padding included) the whole image would there.
  */
-export function planAxis(size: number, tile: number, overlap: number, multiple: number): AxisPlan {
+export function planAxis(size: number, tile: number, overlap: number, multiple: number, aligned = false): AxisPlan {
   if (size <= tile) {
     return { starts: [0], extent: Math.ceil(size / multiple) * multiple, covered: size };
   }
   if (tile % multiple !== 0) throw new Error(`tile size ${tile} must be a multiple of ${multiple} for this model`);
   if (overlap < 0 || overlap >= tile) throw new Error(`overlap ${overlap} must be in [0, tile size ${tile})`);
-  const stride = tile - overlap;
+  const stride = aligned ? Math.floor((tile - overlap) / multiple) * multiple : tile - overlap;
+  if (stride < 1) throw new Error(`overlap ${overlap} leaves no whole multiple of ${multiple} between tile starts`);
+  const end = aligned ? Math.ceil(size / multiple) * multiple : size;
   const starts: number[] = [];
-  for (let s = 0; s + tile < size; s += stride) starts.push(s);
-  starts.push(size - tile);
+  for (let s = 0; s + tile < end; s += stride) starts.push(s);
+  starts.push(end - tile);
   return { starts, extent: tile, covered: tile };
+}
+
+/** The row and column plans of an image for a tiling choice. */
+export function planTiles(
+  width: number,
+  height: number,
+  { tile, overlap, multiple, aligned }: TilingChoice,
+): { rows: AxisPlan; cols: AxisPlan } {
+  return { rows: planAxis(height, tile, overlap, multiple, aligned), cols: planAxis(width, tile, overlap, multiple, aligned) };
 }
 
 /** Index into [0, n) of position i under mirror reflection without edge repeat (torch 'reflect'), repeated as needed. */

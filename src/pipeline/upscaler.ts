@@ -11,7 +11,7 @@ import { conditionLatent, createFirstStage, VQFirstStage, type FirstStage } from
 import { scope } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { embeddedModelConfig, openBundledModel } from './bundled.js';
-import { blendProfile, extractTile, planAxis, resolveTiling, type TilingModel, uniformProfile } from './tiling.js';
+import { blendProfile, extractTile, planTiles, resolveTiling, type TilingModel, uniformProfile } from './tiling.js';
 
 export interface UpscalerOptions {
   /** The model; by default the config embedded in `unet`'s metadata (the bundled model's when `unet` is absent too). */
@@ -170,10 +170,9 @@ export class Upscaler {
     }
     const planar = imageToPlanarFloat(image);
     const { width, height } = planar;
-    const { tile, overlap, multiple } = resolveTiling(this.tilingModel, options);
+    const tiling = resolveTiling(this.tilingModel, options);
     const batch = Math.max(1, Math.floor(options.batch ?? 1));
-    const rows = planAxis(height, tile, overlap, multiple);
-    const cols = planAxis(width, tile, overlap, multiple);
+    const { rows, cols } = planTiles(width, height, tiling);
     const th = rows.extent;
     const tw = cols.extent;
     const positions: TilePosition[] = [];
@@ -182,7 +181,7 @@ export class Upscaler {
     const steps = this.config.diffusion.steps;
 
     // Blend profiles (output pixels) per tile row and column: ramps only towards neighbours.
-    const ramp = overlap * s;
+    const ramp = tiling.overlap * s;
     const profile = (length: number, count: number, i: number) =>
       reference ? uniformProfile(length) : blendProfile(length, ramp, i > 0, i < count - 1);
     const rowProfiles = rows.starts.map((_, i) => profile(th * s, rows.starts.length, i));
@@ -260,7 +259,12 @@ export class Upscaler {
 
 /** What the tile planner needs of a model, from its config and its UNet (built, not loaded). */
 export function tilingModelOf(config: ModelConfig, unet: Pick<UNetModelSwin, 'sizeMultiple'>): TilingModel {
-  return { imageSize: config.unet.image_size, lqSize: config.unet.lq_size, sizeMultiple: unet.sizeMultiple };
+  return {
+    imageSize: config.unet.image_size,
+    lqSize: config.unet.lq_size,
+    sizeMultiple: unet.sizeMultiple,
+    tileIndependent: config.unet.normalization === 'none',
+  };
 }
 
 export function createUpscaler(options: UpscalerOptions): Promise<Upscaler> {

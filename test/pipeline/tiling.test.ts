@@ -1,6 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { blendProfile, extractTile, planAxis, reflectIndex, resolveTiling } from '../../src/pipeline/tiling.js';
+import {
+  blendProfile,
+  extractTile,
+  INDEPENDENT_OVERLAP,
+  INDEPENDENT_TILE,
+  planAxis,
+  reflectIndex,
+  resolveTiling,
+} from '../../src/pipeline/tiling.js';
 
 test('axis plans cover the image, overlap at least as asked, end aligned', () => {
   for (const [size, tile, overlap] of [
@@ -21,14 +29,15 @@ test('axis plans cover the image, overlap at least as asked, end aligned', () =>
 });
 
 test('tiling defaults: the build size with overlap min(16, tile / 2), or the official chop padded to lq_size', () => {
-  const model = { imageSize: 16, lqSize: 64, sizeMultiple: 8 };
-  assert.equal(resolveTiling(model, {}), { tile: 16, overlap: 8, multiple: 8 });
-  assert.equal(resolveTiling(model, { tile: 64 }), { tile: 64, overlap: 16, multiple: 8 });
-  assert.equal(resolveTiling(model, { reference: true }), { tile: 512, overlap: 64, multiple: 64 });
+  const model = { imageSize: 16, lqSize: 64, sizeMultiple: 8, tileIndependent: false };
+  assert.equal(resolveTiling(model, {}), { tile: 16, overlap: 8, multiple: 8, aligned: false });
+  assert.equal(resolveTiling(model, { tile: 64 }), { tile: 64, overlap: 16, multiple: 8, aligned: false });
+  assert.equal(resolveTiling(model, { reference: true }), { tile: 512, overlap: 64, multiple: 64, aligned: false });
   assert.equal(resolveTiling({ ...model, lqSize: 48, sizeMultiple: 32 }, { reference: true, tile: 96, overlap: 0 }), {
     tile: 96,
     overlap: 0,
     multiple: 96,
+    aligned: false,
   });
   assert.throws(() => resolveTiling(model, { tile: 12 }), /tile must be a multiple of 8, got 12/);
   assert.throws(
@@ -37,6 +46,37 @@ test('tiling defaults: the build size with overlap min(16, tile / 2), or the off
   );
   assert.throws(() => resolveTiling(model, { tile: 32, overlap: 32 }), /overlap must be a whole number ≥ 0 and < 32, got 32/);
   assert.throws(() => resolveTiling(model, { overlap: -1 }), /got -1/);
+});
+
+test('tile-independent models: large aligned tiles by default, the official chop in reference mode', () => {
+  const model = { imageSize: 16, lqSize: 16, sizeMultiple: 8, tileIndependent: true };
+  assert.equal(resolveTiling(model, {}), { tile: INDEPENDENT_TILE, overlap: INDEPENDENT_OVERLAP, multiple: 8, aligned: true });
+  assert.equal(resolveTiling(model, { tile: 16 }), { tile: 16, overlap: 8, multiple: 8, aligned: true });
+  assert.equal(resolveTiling(model, { reference: true }), { tile: 512, overlap: 64, multiple: 16, aligned: false });
+  assert.throws(() => resolveTiling(model, { tile: 32, overlap: 30 }), /at least 8 apart/);
+});
+
+test('aligned axis plans: starts on the multiple, overlap at least as asked, the last tile ends at the padded end', () => {
+  for (const [size, tile, overlap, multiple] of [
+    [200, 64, 16, 8],
+    [170, 128, 16, 8],
+    [257, 64, 20, 16],
+    [1001, 32, 8, 8],
+    [65, 64, 0, 8],
+  ]) {
+    const plan = planAxis(size, tile, overlap, multiple, true);
+    const end = Math.ceil(size / multiple) * multiple;
+    assert.is(plan.starts[0], 0);
+    assert.is(plan.starts[plan.starts.length - 1] + tile, end, `${size}: padded end`);
+    for (const [i, start] of plan.starts.entries()) {
+      assert.is(start % multiple, 0, `${size}: start ${start} on the multiple`);
+      if (i > 0) {
+        assert.ok(start > plan.starts[i - 1], 'ascending');
+        assert.ok(plan.starts[i - 1] + tile - start >= overlap, 'overlap');
+      }
+    }
+  }
+  assert.equal(planAxis(40, 64, 16, 8, true), { starts: [0], extent: 40, covered: 40 });
 });
 
 test('blend profiles: 1 away from neighbours, raised-cosine ramps that two neighbours overlapping by the ramp complete to one', () => {
