@@ -49,7 +49,7 @@ export interface Peer {
  * it registers itself only when it sees WebGPU). Says why instead when TF.js is not installed
  * or its backend does not start.
  */
-export async function startTfjsPeer(gpu: GPU): Promise<Peer | { unavailable: string }> {
+export async function loadTfjsWebgpu(gpu: GPU): Promise<{ tf: Tf; backend: WebGPUBackend } | { unavailable: string }> {
   let tf: Tf;
   try {
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
@@ -62,7 +62,13 @@ export async function startTfjsPeer(gpu: GPU): Promise<Peer | { unavailable: str
   } catch (e) {
     return { unavailable: `TF.js could not be loaded (${e instanceof Error ? e.message : String(e)})` };
   }
-  const backend = tf.backend() as WebGPUBackend;
+  return { tf, backend: tf.backend() as WebGPUBackend };
+}
+
+export async function startTfjsPeer(gpu: GPU): Promise<Peer | { unavailable: string }> {
+  const loaded = await loadTfjsWebgpu(gpu);
+  if ('unavailable' in loaded) return loaded;
+  const { tf, backend } = loaded;
   const device = backend.device;
   const info = backend.adapterInfo as unknown as Record<string, unknown>;
   return {
