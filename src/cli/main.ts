@@ -17,7 +17,7 @@ usage:
   deltadiff upscale <input...> -o <file|dir> [--model <preset|config.json> --unet <ckpt> [--autoencoder <ckpt>]]
                     [--weights-key state_dict|ema|params_ema] [--reference]
                     [--steps N] [--kappa K] [--eta-end E] [--min-noise-level M] [--power P] [--seed S]
-                    [--tile N] [--overlap N] [--batch N] [--save-steps <png>] [--quiet] [--json] [--force]
+                    [--tile N] [--overlap N] [--batch N] [--estimate-after K] [--save-steps <png>] [--quiet] [--json] [--force]
   deltadiff eval --gt <dir> (--pred <dir> | --lr <dir> [-o <dir>] [--bicubic | upscale options]) [--crop-border N] [--rgb] [--csv <file>] [--json] [--force]
   deltadiff entropy <hr-dir|image>... [--lr-dir <dir>] [--json]
   deltadiff degrade <input...> -o <dir> [--scale 4] [--round-once] [--force]

@@ -33,6 +33,7 @@ const FLAGS = {
   overlap: 'number',
   batch: 'number',
   'save-steps': 'string',
+  'estimate-after': 'number',
   quiet: 'boolean',
   json: 'boolean',
   force: 'boolean',
@@ -168,6 +169,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   if (etaEnd !== undefined) overrides.etas_end = etaEnd;
   if (minNoiseLevel !== undefined) overrides.min_noise_level = minNoiseLevel;
   if (power !== undefined) overrides.power = power;
+  const estimateAfter = numberOption(flags, 'estimate-after', { integer: true, min: 1, max: STEPS_RANGE.max });
 
   const saveSteps = typeof flags['save-steps'] === 'string' ? flags['save-steps'] : undefined;
   if (saveSteps !== undefined) checkImageOutputName('--save-steps', saveSteps);
@@ -193,6 +195,10 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
   let tiling: ReturnType<typeof tilingOptions>;
   try {
     tiling = tilingOptions(flags, config);
+    const runSteps = steps ?? config.diffusion.steps;
+    if (estimateAfter !== undefined && estimateAfter > runSteps) {
+      throw new UsageError(`--estimate-after must be in 1…${runSteps} (the sampler's steps), got ${estimateAfter}`);
+    }
     // Last of the checks: it creates the output directories.
     if (reportExisting(await checkOutputs(outputs, reads, flags.force === true))) {
       await weights.close();
@@ -263,6 +269,7 @@ export async function upscaleCommand(argv: string[]): Promise<number> {
           tile,
           overlap,
           batch,
+          estimateAfterSteps: estimateAfter,
           onProgress: (p) =>
             progress.update(
               `${label} tile ${Math.min(p.tile + 1, p.tiles)}/${p.tiles} step ${p.step}/${p.steps}`,

@@ -50,6 +50,11 @@ export interface SampleOptions {
    * sampler feeds the network at t (training on the model's own trajectory). Default: every step.
    */
   stopBeforeT?: number;
+  /**
+   * Return the network's estimate x̂₀ after this many steps (1 … steps) instead of finishing the
+   * run: fewer network evaluations, and the figure of how much the later steps add.
+   */
+  estimateAfterSteps?: number;
 }
 
 /** Deterministic standard-normal generator (xoshiro128** + Box–Muller): same seed → same draws everywhere. */
@@ -108,7 +113,7 @@ export class ResidualShiftSampler {
 
   /**
    * y: the LR latent E(bicubic(lr)); lq: the LR image in [−1, 1]. Returns x_{−1} (or the
-   * x_t of options.stopBeforeT). Records only,
+   * x_t of options.stopBeforeT, or the estimate of options.estimateAfterSteps). Records only,
    * so the whole run is queued for the GPU at once: for a few steps (validation). Long runs use
    * samplePaced.
    */
@@ -145,6 +150,10 @@ export class ResidualShiftSampler {
     const noise = stochastic ? (options.noise ?? gaussianNoise(options.seed ?? 0)) : undefined;
     const draw = (): Tensor => Tensor.from(ctx, noise!(y.size), y.shape, 'f32', 'noise');
     const batch = y.shape[0];
+    const exitStep = options.estimateAfterSteps;
+    if (exitStep !== undefined && !(Number.isInteger(exitStep) && exitStep >= 1 && exitStep <= steps)) {
+      throw new RangeError(`estimateAfterSteps must be a whole number in 1…${steps}, got ${exitStep}`);
+    }
 
     let x = noise ? scope(() => residualStep(y, y, 1, 0, { tensor: draw(), sigma: kappa * s.sqrtEtas[steps - 1] })) : y.clone('x_T');
     // A throwing callback (e.g. a cancel) or an abandoned run must not strand tensors in the pool.
@@ -152,9 +161,14 @@ export class ResidualShiftSampler {
     let finished = false;
     try {
       for (let t = steps - 1, step = 0; t > (options.stopBeforeT ?? -1); t--, step++) {
+        const exit = step + 1 === exitStep;
         const next = scope(() => {
           const inputScale = this.config.normalize_input ? 1 / Math.sqrt(s.etas[t] * kappa * kappa + 1) : 1;
           const predXstart = scope(() => denoiser.forward(inputScale === 1 ? x : scale(x, inputScale), new Array(batch).fill(t), lq));
+          if (exit) {
+            unscoped(() => options.onStep?.({ t, step, steps, sample: predXstart, predXstart }));
+            return predXstart;
+          }
           let stepNoise: { tensor: Tensor; sigma: number } | undefined;
           if (noise) {
             // The reference draws at t = 0 too (multiplied by zero): consume it to keep the order.
@@ -167,6 +181,7 @@ export class ResidualShiftSampler {
         });
         x.dispose();
         x = next;
+        if (exit) break;
         yield;
       }
       finished = true;

@@ -56,6 +56,8 @@ export interface UpscaleOptions {
   overlap?: number;
   /** Tiles per forward pass (default 1). */
   batch?: number;
+  /** Output the network's estimate after this many sampler steps (default: all of them); see SampleOptions. */
+  estimateAfterSteps?: number;
   onProgress?: (progress: TileProgress) => void;
   /** Called after every sampler step of every batch, with the tiles' positions. */
   onStep?: (info: StepInfo & { tiles: TilePosition[] }) => void;
@@ -133,7 +135,7 @@ export class Upscaler {
    */
   async upscaleTiles(
     lr: Tensor,
-    options: Pick<UpscaleOptions, 'noise' | 'seed'> & { onStep?: (info: StepInfo) => void } = {},
+    options: Pick<UpscaleOptions, 'noise' | 'seed' | 'estimateAfterSteps'> & { onStep?: (info: StepInfo) => void } = {},
   ): Promise<Float32Array> {
     this.assertAlive();
     // The latent scale_factor is 1.0 for every known model; honour others all the same.
@@ -146,7 +148,8 @@ export class Upscaler {
     let x: Tensor;
     try {
       const denoiser = xstartDenoiser(this.unet, this.config.diffusion.predict, y);
-      x = await this.sampler.samplePaced(this.ctx, denoiser, y, lr, { noise: options.noise, seed: options.seed, onStep: options.onStep });
+      const { noise, seed, onStep, estimateAfterSteps } = options;
+      x = await this.sampler.samplePaced(this.ctx, denoiser, y, lr, { noise, seed, onStep, estimateAfterSteps });
     } finally {
       y.dispose();
     }
@@ -209,6 +212,7 @@ export class Upscaler {
       try {
         result = await this.upscaleTiles(lr, {
           noise,
+          estimateAfterSteps: options.estimateAfterSteps,
           onStep: (info) => {
             options.onStep?.({ ...info, tiles: group });
             options.onProgress?.({ tile: done, tiles, step: info.step + 1, steps });

@@ -236,6 +236,9 @@ test('bad flags: exit 2 naming the flag and its range, before any work', () => {
   assertUsageError(upscale('--kappa', '-1'), /--kappa must be a number ≥ 0/);
   assertUsageError(upscale('--power', '0'), /--power must be a number > 0/);
   assertUsageError(upscale('--seed', '-3'), /--seed must be a whole number ≥ 0/);
+  assertUsageError(upscale('--estimate-after', '0'), /--estimate-after must be a whole number ≥ 1/);
+  assertUsageError(upscale('--estimate-after', '5'), /--estimate-after must be in 1…4 \(the sampler's steps\), got 5/);
+  assertUsageError(upscale('--steps', '6', '--estimate-after', '7'), /--estimate-after must be in 1…6/);
   assertUsageError(['upscale', input, '-o', join(work, 'out.webp')], /-o .*out\.webp: cannot write '\.webp' images/);
   assert.not.ok(existsSync(join(work, 'out.webp')), 'no directory named out.webp was made');
   assertUsageError(['upscale', input, input, '-o', join(work, 'two.png')], /2 input images need -o to be a directory/);

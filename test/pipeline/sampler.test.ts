@@ -74,6 +74,36 @@ for (const [configName, fixtureName] of [
   });
 }
 
+test('estimateAfterSteps: the decoded estimate x̂₀ of that step, after that many network passes', async () => {
+  const upscaler = await upscalerFor('model_small-deltadiff.json');
+  const ctx = upscaler.ctx;
+  const golden = await GoldenTensors.open('pipeline_small-deltadiff.safetensors');
+  const lr = Tensor.from(ctx, await golden.get('lr'), golden.shape('lr'));
+  const baseline = ctx.poolStats().inUseBytes;
+  for (const k of [1, 2, 4]) {
+    let passes = 0;
+    const estimate = await upscaler.upscaleTiles(lr, { estimateAfterSteps: k, onStep: () => passes++ });
+    assert.is(passes, k);
+    const name = `step${k - 1}.pred_xstart`;
+    const latent = Tensor.from(ctx, await golden.get(name), golden.shape(name));
+    const expected = (await upscaler.firstStage.decode(latent).readFloatAndDispose()).map((v) => Math.min(1, Math.max(-1, v)));
+    latent.dispose();
+    const d = maxAbsDiff(estimate, expected);
+    assert.ok(d <= IMAGE_TOLERANCE, `after ${k} steps: max abs error ${d}`);
+  }
+  // The last step's estimate is the sample itself (its posterior keeps no x_t).
+  assert.ok(maxAbsDiff(await upscaler.upscaleTiles(lr, { estimateAfterSteps: 4 }), await golden.get('sr')) <= IMAGE_TOLERANCE);
+  for (const bad of [0, 5, 1.5]) {
+    await upscaler.upscaleTiles(lr, { estimateAfterSteps: bad }).then(
+      () => assert.unreachable(`estimateAfterSteps ${bad} was accepted`),
+      (e: Error) => assert.match(e.message, /estimateAfterSteps must be a whole number in 1…4/),
+    );
+  }
+  assert.is(ctx.poolStats().inUseBytes, baseline, 'an early exit leaves nothing allocated');
+  lr.dispose();
+  upscaler.dispose();
+});
+
 test('the PNG input through upscale() is the untiled reference within one 8-bit level', async () => {
   const upscaler = await upscalerFor('model_small-deltadiff.json');
   const golden = await GoldenTensors.open('pipeline_small-deltadiff.safetensors');
