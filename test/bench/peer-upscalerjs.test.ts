@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadUpscalerJs, type UpscalerJsModel, upscaleWithUpscalerJs } from '../../bench/peer-upscalerjs.js';
+import { loadUpscalerJs, type UpscalerJsModel, UpscalerJsSilentFailure, upscaleWithUpscalerJs } from '../../bench/peer-upscalerjs.js';
 import { readImageFile } from '../../src/io/node-files.js';
 import { bicubicUpscaleImage, degradeImage, measureQuality } from '../../src/metrics/index.js';
 import { gpu } from '../helpers/gpu.js';
@@ -49,6 +49,26 @@ test("patchSize/padding (UpscalerJS's own patching) agrees with the whole-image 
   const patched = await upscaleWithUpscalerJs(slim, photo, { patchSize: 16, padding: 4 });
   const agreement = measureQuality(patched.image, whole.image).psnr;
   assert.ok(agreement > 45, `patched vs whole ${agreement} dB (measured 54.9)`);
+});
+
+test('a whole-image run past the binding limit is reported, not returned black', async () => {
+  // esrgan-slim upsamples 48 channels ×4 before its last convolution: 3,072 bytes per LR pixel,
+  // so 256×172 needs a 135,266,304-byte binding, past lavapipe's (and WebGPU's default) 128 MiB;
+  // TF.js drops the dispatch without a word. Adapters with a larger limit must run it.
+  const [width, height] = [256, 172];
+  const data = new Uint8Array(width * height * 3).map((_, i) => (i * 7919) % 251);
+  const image = { width, height, channels: 3 as const, bitDepth: 8 as const, data };
+  if (slim.bindingLimit >= 135_266_304) {
+    const { image: output } = await upscaleWithUpscalerJs(slim, image);
+    assert.equal([output.width, output.height], [1024, 688]);
+    return;
+  }
+  const failure = await expectError(
+    () => upscaleWithUpscalerJs(slim, image),
+    UpscalerJsSilentFailure,
+    /256×172 \(whole image\).*Binding size \(135266304\).*larger than the maximum storage buffer binding size/,
+  );
+  assert.ok(failure.message.includes('TF.js does not report'), failure.message);
 });
 
 test('bad options and names are refused before any work', async () => {
