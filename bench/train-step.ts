@@ -1,7 +1,9 @@
 // Times one UNet training step (forward + backward + AdamW update) and reports peak pool memory.
-// Usage: node dist/bench/train-step.js [small|full] [batch] [steps]
-//   small: the fixture's small UNet at 32×32 (default batch 4); full: PRESETS['deltadiff-x4'] at
-//   64×64 latents (default batch 1). Random weights in the official layout.
+// Usage: node dist/bench/train-step.js [small|lite|full] [batch] [steps]
+//   small: the fixture's small UNet at 32×32 (default batch 4); lite: the bundled
+//   deltadiff-lite-x4 at its 16×16 latent (default batch 16, the config it was trained with);
+//   full: PRESETS['deltadiff-x4'] at 64×64 latents (default batch 1). Random weights in the
+//   official layout. Also reports the dispatches, submits, bind groups and uniform writes per step.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeGpuContext } from '../src/gpu/node.js';
@@ -15,11 +17,10 @@ import { trainStep } from '../src/train/trainer.js';
 
 const [which = 'small', batchArg, stepsArg] = process.argv.slice(2);
 const root = join(import.meta.dirname, '..', '..');
-const config =
-  which === 'full'
-    ? PRESETS['deltadiff-x4'].config.unet
-    : parseModelConfig(JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'model_small-deltadiff.json'), 'utf8'))).unet;
-const batch = Number(batchArg ?? (which === 'full' ? 1 : 4));
+const configFile =
+  which === 'lite' ? join(root, 'weights', 'deltadiff-lite-x4.json') : join(root, 'test', 'fixtures', 'model_small-deltadiff.json');
+const config = which === 'full' ? PRESETS['deltadiff-x4'].config.unet : parseModelConfig(JSON.parse(readFileSync(configFile, 'utf8'))).unet;
+const batch = Number(batchArg ?? { full: 1, lite: 16 }[which] ?? 4);
 const steps = Number(stepsArg ?? 3);
 const size = config.image_size;
 
@@ -27,15 +28,23 @@ const ctx = await createNodeGpuContext();
 const unet = new UNetModelSwin(config);
 await unet.load(ctx, initialWeights(unet, 1));
 const optimizer = new AdamW(ctx, parameterTensors(unet));
-const random = (seed: number) =>
-  Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(seed * 7919 + i * 12.9898) * 0.5);
-const shape = [batch, 3, size, size];
-const data = { x: Tensor.from(ctx, random(1), shape), lq: Tensor.from(ctx, random(2), shape), target: Tensor.from(ctx, random(3), shape) };
+const random = (seed: number, channels: number) =>
+  Float32Array.from({ length: batch * channels * size * size }, (_, i) => Math.sin(seed * 7919 + i * 12.9898) * 0.5);
+const latent = [batch, config.in_channels, size, size];
+const data = {
+  x: Tensor.from(ctx, random(1, config.in_channels), latent),
+  lq: Tensor.from(ctx, random(2, 3), [batch, 3, size, size]),
+  target: Tensor.from(ctx, random(3, config.out_channels), [batch, config.out_channels, size, size]),
+};
 const timesteps = Array.from({ length: batch }, (_, i) => i % 4);
 const schedule = { peak: 1e-4, warmupSteps: 0, totalSteps: 1000, minimum: 1e-5 };
 const times: number[] = [];
+let counted = { dispatches: 0, submits: 0, bindGroupsCreated: 0, uniformWrites: 0 };
 for (let i = 0; i <= steps; i++) {
-  if (i === 1) ctx.pool.resetPeak();
+  if (i === 1) {
+    ctx.pool.resetPeak();
+    counted = { dispatches: ctx.dispatchCount, ...ctx.counters };
+  }
   const started = performance.now();
   const loss = trainStep(unet, optimizer, { ...data, timesteps }, schedule);
   const [value] = await loss.readFloat();
@@ -44,6 +53,11 @@ for (let i = 0; i <= steps; i++) {
   console.log(`step ${i}: loss ${value.toExponential(4)}`);
 }
 const stats = ctx.poolStats();
+const perStep = (now: number, before: number) => ((now - before) / steps).toFixed(0);
+console.log(
+  `per step: ${perStep(ctx.dispatchCount, counted.dispatches)} dispatches, ${perStep(ctx.counters.submits, counted.submits)} submits, ` +
+    `${perStep(ctx.counters.bindGroupsCreated, counted.bindGroupsCreated)} bind groups created, ${perStep(ctx.counters.uniformWrites, counted.uniformWrites)} uniform writes`,
+);
 console.log(
   `${which} UNet (${unet.layout.parameterCount()} parameters), batch ${batch} at ${size}×${size}, ${ctx.adapter.description || ctx.adapter.architecture}: ` +
     `${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2)} s/step (median of ${times.length}: ${times.sort((a, b) => a - b)[times.length >> 1].toFixed(2)} s), ` +

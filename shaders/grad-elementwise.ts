@@ -15,7 +15,9 @@ fn silu_grad(v: f32) -> f32 {
 }`;
 
 /** dx = dy · f′(x) for the exact (erf) GELU or SiLU, over `n` elements from element `skip` of each binding. */
-export function unaryGradKernel(fn: UnaryGradFn) {
+export const UNARY_GRAD_KERNELS = { silu: declareUnaryGrad('silu'), gelu: declareUnaryGrad('gelu') };
+
+function declareUnaryGrad(fn: UnaryGradFn) {
   return defineKernel({
     name: `${fn}Backward`,
     uniforms: [

@@ -123,6 +123,8 @@ export class GpuContext {
   private disposed = false;
   /** Dispatches recorded since creation (for tests and benchmarks). */
   dispatchCount = 0;
+  /** Queue submissions, bind groups created and uniform blocks rewritten since creation (for benchmarks). */
+  readonly counters = { submits: 0, bindGroupsCreated: 0, uniformWrites: 0 };
   /**
    * The GPU object the adapter came from. Held so it lives as long as the device: Dawn's Node
    * binding tears its instance down (and stops resolving promises) when that object is collected.
@@ -266,6 +268,7 @@ export class GpuContext {
     const summary = summariseOps(ops);
     this.scoped(`submit [${summary}]`, 'validation', () => this.device.queue.submit([encoder.finish()]));
     this.submission++;
+    this.counters.submits++;
   }
 
   /**
@@ -391,11 +394,13 @@ export class GpuContext {
       // Recorded-but-unsubmitted dispatches must still read the old contents.
       if (slot.recordedIn === this.submission) this.flush();
       this.device.queue.writeBuffer(slot.uniform!, 0, call.params!);
+      this.counters.uniformWrites++;
       slot.paramsKey = paramsKey;
     }
     let slot: BindingSlot;
     if (index < 0) {
       slot = this.createSlot(call, pipeline, paramsKey);
+      this.counters.bindGroupsCreated++;
       this.siteSlots++;
       this.evictSites(siteKey);
     } else {

@@ -1,4 +1,4 @@
-import { ACCUMULATE_KERNEL, GRAD_ELEMENTWISE_WORKGROUP, unaryGradKernel, type UnaryGradFn } from '../../../shaders/grad-elementwise.js';
+import { ACCUMULATE_KERNEL, GRAD_ELEMENTWISE_WORKGROUP, UNARY_GRAD_KERNELS, type UnaryGradFn } from '../../../shaders/grad-elementwise.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { assertFloat, assertSameShape, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from '../kernel.js';
 
@@ -7,7 +7,7 @@ function unaryBackward(fn: UnaryGradFn, x: Tensor, dy: Tensor): Tensor {
   assertFloat(op, x, dy);
   assertSameShape(op, x, dy);
   const dx = Tensor.empty(x.ctx, x.shape, 'f32', op);
-  const kernel = unaryGradKernel(fn);
+  const kernel = UNARY_GRAD_KERNELS[fn];
   const footprints = itemFootprints([x, dy, dx]);
   for (const { start, count } of planRuns(x.ctx, op, x.size, footprints)) {
     // All f32 and bound from the same element, so they share one skip.
