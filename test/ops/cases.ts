@@ -452,7 +452,12 @@ function groupNormCases(): OpCase[] {
 
 type ConvFn = (x: Tensor, weight: Tensor, bias: Tensor | null, options?: Conv2dOptions) => Tensor;
 
-/** Every GPU implementation: the reference kernel, the default tiling and two other tilings. */
+/**
+ * Every GPU implementation: the reference kernel, the default, two other tilings of the direct
+ * kernel, the default tiling without Winograd, and Winograd F(2×2) and F(4×4) forced (the
+ * default chooses per problem; both fall back to the tiled kernel where Winograd does not
+ * apply), F(4×4) with a GEMM block that leaves partial channel and tile blocks.
+ */
 export function convImplementations(ctx: GpuContext): [string, ConvFn][] {
   const tiling = defaultConv2dTiling(ctx);
   const withTiling =
@@ -465,9 +470,20 @@ export function convImplementations(ctx: GpuContext): [string, ConvFn][] {
     // The GPU-sized tile, and weights staged in workgroup memory with a tile that divides nothing.
     ['conv2d 16×2 tile', withTiling({ outChannels: 16, pixelsPerInvocation: 2, workgroupSize: 64, weightSharing: tiling.weightSharing })],
     ['conv2d workgroup sharing', withTiling({ outChannels: 8, pixelsPerInvocation: 3, workgroupSize: 16, weightSharing: 'workgroup' })],
+    ['conv2d tiled', withTiling({ ...tiling, winograd: null })],
+    ['conv2d winograd F2', withTiling({ ...tiling, winograd: { tileSize: 2 } })],
+    ['conv2d winograd F4', withTiling({ ...tiling, winograd: { tileSize: 4, outChannels: 16, tilesPerLane: 3 } })],
   ];
 }
-const CONV_IMPLEMENTATIONS = ['conv2dDirect', 'conv2d', 'conv2d 16×2 tile', 'conv2d workgroup sharing'] as const;
+const CONV_IMPLEMENTATIONS = [
+  'conv2dDirect',
+  'conv2d',
+  'conv2d 16×2 tile',
+  'conv2d workgroup sharing',
+  'conv2d tiled',
+  'conv2d winograd F2',
+  'conv2d winograd F4',
+] as const;
 
 export interface ConvProblem {
   n: number;
@@ -614,6 +630,8 @@ function convCases(): OpCase[] {
     { n: 1, cin: 160, h: 16, w: 16, cout: 320, k: 1, bias: true },
     { n: 2, cin: 32, h: 16, w: 16, cout: 32, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
     { n: 1, cin: 6, h: 24, w: 24, cout: 40, k: 3, bias: true },
+    // The bundled model's training shape (batch 16 of 16² maps, 32 channels).
+    { n: 16, cin: 32, h: 16, w: 16, cout: 32, k: 3, bias: true, silu: true, residual: true },
   ];
   const quick = QUICK_BENCH.conv2d.map(
     ({ cin, cout, size, k, stride, padding }): ConvProblem => ({ n: 1, cin, h: size, w: size, cout, k, stride, padding, bias: true }),

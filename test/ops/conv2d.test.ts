@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling } from '../../src/ops/conv2d.js';
 import { conv2dGeometry } from '../../src/ops/conv2d-geometry.js';
 import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
+import { chooseWinogradTileSize, planWinograd, winogradGemmTiling } from '../../src/ops/winograd.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, gpu, randomArray, withBindingLimit } from '../helpers/gpu.js';
 import { convImplementations } from './cases.js';
@@ -71,6 +72,91 @@ test('conv2d rejects bad shapes with the op and the shapes in the message', asyn
     [() => conv2dTiled(x, w, null, {}, { ...defaultConv2dTiling(ctx), outChannels: 12 }), /conv2d: invalid tiling/],
   ];
   for (const [fn, message] of bad) assert.throws(fn, message);
+});
+
+test('winograd F(2×2) is exact on small integers, F(4×4) within its f32 error', async () => {
+  // With every weight 1 and a single channel, each output is the sum of its 3×3 neighbourhood.
+  // F(2×2)'s transforms hold only 0, ±1 and ½, so on small integers every step is exact;
+  // F(4×4)'s hold ⅙ and 1/24 and sums with coefficients up to 8 that cancel: a few 1e-6 of the
+  // largest output is its usual f32 error (the op table holds it to 1e-5 like every kernel).
+  const ctx = await gpu();
+  const xData = Float32Array.from({ length: 2 * 11 * 9 }, (_, i) => (i % 7) - 3);
+  const expected = conv2dRef(xData, [2, 1, 11, 9], new Float32Array(9).fill(1), [1, 1, 3, 3], null, {}).data;
+  const x = Tensor.from(ctx, xData, [2, 1, 11, 9]);
+  const w = Tensor.from(ctx, new Float32Array(9).fill(1), [1, 1, 3, 3]);
+  for (const [tileSize, tolerance] of [
+    [2, 0],
+    [4, 1e-5],
+  ] as const) {
+    const y = conv2dTiled(x, w, null, {}, { ...defaultConv2dTiling(ctx), winograd: { tileSize } });
+    assertClose(await y.readFloat(), expected, tolerance, `F(${tileSize}×${tileSize}, 3×3)`);
+    y.dispose();
+  }
+  x.dispose();
+  w.dispose();
+});
+
+test('winograd runs in chunks of tile rows when a batch item does not fit, and matches the reference', async () => {
+  const ctx = await gpu();
+  const xShape = [2, 4, 20, 19];
+  const wShape = [6, 4, 3, 3];
+  const xData = randomArray(2 * 4 * 20 * 19, 31, -2, 2);
+  const wData = randomArray(6 * 4 * 9, 32);
+  const bData = randomArray(6, 33);
+  const rData = randomArray(2 * 6 * 20 * 19, 34);
+  const expected = conv2dRef(xData, xShape, wData, wShape, bData, { activation: 'silu', residual: rData }).data;
+  const [x, w, b, r] = [
+    Tensor.from(ctx, xData, xShape),
+    Tensor.from(ctx, wData, wShape),
+    Tensor.from(ctx, bData, [6]),
+    Tensor.from(ctx, rData, [2, 6, 20, 19]),
+  ];
+  const g = conv2dGeometry('test', xShape, wShape);
+  await withBindingLimit(ctx, 16384, async () => {
+    for (const tileSize of [2, 4] as const) {
+      const chunks = planWinograd(ctx, g, { x, weight: w, bias: b, residual: r }, tileSize);
+      assert.ok(chunks, `F${tileSize} plans under the limit`);
+      const tilesH = Math.ceil(20 / tileSize);
+      // Every tile row of both items exactly once, in chunks smaller than an item.
+      const covered = chunks!.flatMap((c) => Array.from({ length: c.rows }, (_, i) => `${c.n0}:${c.row0 + i}`));
+      assert.equal(
+        covered,
+        [0, 1].flatMap((n) => Array.from({ length: tilesH }, (_, row) => `${n}:${row}`)),
+      );
+      assert.ok(chunks!.length > 2, `F${tileSize}: ${chunks!.length} chunks`);
+      const y = conv2dTiled(x, w, b, { activation: 'silu', residual: r }, { ...defaultConv2dTiling(ctx), winograd: { tileSize } });
+      assertClose(await y.readFloat(), expected, TOLERANCE, `F${tileSize} in chunks`);
+      y.dispose();
+    }
+  });
+  for (const t of [x, w, b, r]) t.dispose();
+});
+
+test('winograd: the per-problem choices', async () => {
+  const geometry = (n: number, c: number, size: number) => conv2dGeometry('t', [n, c, size, size], [c, c, 3, 3]);
+  // F(4×4) where pixels are many, F(2×2) when the weight transform grows (deep levels), the
+  // direct kernel where a layer has almost no pixels; a forced size is kept.
+  assert.is(chooseWinogradTileSize(geometry(1, 160, 64), {}, false), 4);
+  assert.is(chooseWinogradTileSize(geometry(1, 640, 16), {}, false), 2);
+  assert.is(chooseWinogradTileSize(geometry(1, 640, 8), {}, false), null);
+  assert.is(chooseWinogradTileSize(geometry(1, 640, 8), { tileSize: 4 }, false), 4);
+  // The channel block that pads least, the largest of equals; fewer tiles per lane for few tiles.
+  assert.equal(winogradGemmTiling(160, 256, {}), { outChannels: 80, tilesPerLane: 4 });
+  assert.equal(winogradGemmTiling(128, 16, {}), { outChannels: 64, tilesPerLane: 2 });
+  assert.equal(winogradGemmTiling(20, 5, { outChannels: 16 }), { outChannels: 16, tilesPerLane: 1 });
+  const ctx = await gpu();
+  const x = Tensor.empty(ctx, [1, 3, 4, 4]);
+  const w = Tensor.empty(ctx, [4, 3, 3, 3]);
+  assert.throws(
+    () => conv2dTiled(x, w, null, {}, { ...defaultConv2dTiling(ctx), winograd: { tileSize: 3 as 2 } }),
+    /conv2d: invalid Winograd configuration/,
+  );
+  assert.throws(
+    () => conv2dTiled(x, w, null, {}, { ...defaultConv2dTiling(ctx), winograd: { outChannels: 12 } }),
+    /conv2d: invalid Winograd configuration/,
+  );
+  x.dispose();
+  w.dispose();
 });
 
 test('conv2d output comes from the pool and the op keeps nothing', async () => {

@@ -1,0 +1,324 @@
+/**
+ * Winograd convolution F(m×m, 3×3) for stride-1 3×3 convolutions, in four kernels: the weight
+ * transform U = G g Gᵀ, the input transform V = Bᵀ d B of every (a×a) input tile (a = m + 2,
+ * tiles overlapping by 2), one GEMM per tile position ξ (a² of them) over the input channels,
+ * M[ξ] = U[ξ]ᵀ V[ξ], and the output transform Y = Aᵀ M A with conv2d's fused epilogue. It does
+ * 9m²/a² of the direct convolution's multiplies (4× fewer for m = 4, 2.25× for m = 2) and, on
+ * CPU adapters where every per-invocation load is the expensive part, as many fewer loads.
+ *
+ * Layouts: U [a², Cin, Cout], V [a², Cin, T], M [a², Cout, T], T the tiles of the chunk of the
+ * problem being run (batch items × tile rows × tile columns, row-major).
+ */
+import { flatIndexFn } from './common.js';
+import { defineKernel } from './declare.js';
+
+export type WinogradTileSize = 2 | 4;
+
+export const WINOGRAD_WORKGROUP = 64;
+
+/**
+ * Transform matrices (Lavin & Gray, 2015) for the interpolation points 0, ±1 (m = 2) and
+ * 0, ±1, ±2 (m = 4), plus the point at infinity: Bᵀ (a×a), G (a×3), Aᵀ (m×a).
+ */
+const MATRICES: Record<WinogradTileSize, { BT: number[][]; G: number[][]; AT: number[][] }> = {
+  2: {
+    BT: [
+      [1, 0, -1, 0],
+      [0, 1, 1, 0],
+      [0, -1, 1, 0],
+      [0, 1, 0, -1],
+    ],
+    G: [
+      [1, 0, 0],
+      [0.5, 0.5, 0.5],
+      [0.5, -0.5, 0.5],
+      [0, 0, 1],
+    ],
+    AT: [
+      [1, 1, 1, 0],
+      [0, 1, -1, -1],
+    ],
+  },
+  4: {
+    BT: [
+      [4, 0, -5, 0, 1, 0],
+      [0, -4, -4, 1, 1, 0],
+      [0, 4, -4, -1, 1, 0],
+      [0, -2, -1, 2, 1, 0],
+      [0, 2, -1, -2, 1, 0],
+      [0, 4, 0, -5, 0, 1],
+    ],
+    G: [
+      [1 / 4, 0, 0],
+      [-1 / 6, -1 / 6, -1 / 6],
+      [-1 / 6, 1 / 6, -1 / 6],
+      [1 / 24, 1 / 12, 1 / 6],
+      [1 / 24, -1 / 12, 1 / 6],
+      [0, 0, 1],
+    ],
+    AT: [
+      [1, 1, 1, 1, 1, 0],
+      [0, 1, -1, 2, -2, 0],
+      [0, 1, 1, 4, 4, 0],
+      [0, 1, -1, 8, -8, 1],
+    ],
+  },
+};
+
+export const winogradMatrices = (m: WinogradTileSize) => MATRICES[m];
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/** Σ coefficient·term as WGSL, zero coefficients left out (an all-zero row gives 0.0). */
+function combination(coefficients: readonly number[], terms: readonly string[]): string {
+  const parts = coefficients.flatMap((c, k) => {
+    if (c === 0) return [];
+    if (c === 1) return [terms[k]];
+    if (c === -1) return [`-${terms[k]}`];
+    return [`${Number.isInteger(c) ? c.toFixed(1) : c.toPrecision(9)} * ${terms[k]}`];
+  });
+  return parts.length ? parts.join(' + ').replaceAll('+ -', '- ') : '0.0';
+}
+
+/**
+ * WGSL `let` lines computing out = L · X · Rᵀ from the named entries `x(i, j)` of X (rows × cols),
+ * L (p × rows), R (q × cols); the result entries are named `${out}${i}_${j}`.
+ */
+function sandwich(out: string, L: number[][], R: number[][], x: (i: number, j: number) => string, cols: number): string[] {
+  const lines: string[] = [];
+  for (const i of range(L.length)) {
+    for (const j of range(cols)) {
+      lines.push(
+        `  let ${out}t${i}_${j} = ${combination(
+          L[i],
+          range(L[i].length).map((k) => x(k, j)),
+        )};`,
+      );
+    }
+  }
+  for (const i of range(L.length)) {
+    for (const j of range(R.length)) {
+      lines.push(
+        `  let ${out}${i}_${j} = ${combination(
+          R[j],
+          range(cols).map((k) => `${out}t${i}_${k}`),
+        )};`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** U[ξ][ci][co] = (G g Gᵀ)[ξ] for the 3×3 filter g = w[co][ci]; one invocation per (ci, co). */
+export function winogradWeightKernel(m: WinogradTileSize) {
+  const { G } = MATRICES[m];
+  const a = m + 2;
+  return defineKernel({
+    name: 'winogradWeights',
+    uniforms: [
+      { name: 'in_channels', type: 'u32' },
+      { name: 'out_channels', type: 'u32' },
+      { name: 'w_offset', type: 'u32' },
+    ],
+    bindings: [
+      { name: 'w', type: 'f32', access: 'read' },
+      { name: 'u', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: WINOGRAD_WORKGROUP,
+    functions: flatIndexFn(WINOGRAD_WORKGROUP),
+    main: /* wgsl */ `
+  let i = flat_index(gid, nwg);
+  let pairs = p.in_channels * p.out_channels;
+  if (i >= pairs) { return; }
+  let co = i % p.out_channels;
+  let ci = i / p.out_channels;
+  let taps = p.w_offset + (co * p.in_channels + ci) * 9u;
+${range(9)
+  .map((t) => `  let g${t} = w[taps + ${t}u];`)
+  .join('\n')}
+${sandwich('u', G, G, (k, j) => `g${k * 3 + j}`, 3).join('\n')}
+${range(a * a)
+  .map((xi) => `  u[${xi}u * pairs + i] = u${Math.floor(xi / a)}_${xi % a};`)
+  .join('\n')}`,
+  });
+}
+
+/**
+ * The uniforms that locate a chunk's tiles: `tiles` = items × tile_rows × tiles_w tiles, the
+ * first of them at tile row `tile_row0` of the first item of the bound window.
+ */
+const TILE_UNIFORMS = [
+  ...(['tiles', 'tiles_w', 'tile_rows', 'tile_row0', 'in_height', 'in_width', 'out_height', 'out_width'] as const).map((name) => ({
+    name,
+    type: 'u32' as const,
+  })),
+] as const;
+
+/** WGSL: the tile `t` of the chunk as its item (relative to the bound window), output row and column. */
+const TILE_ORIGIN_WGSL = (m: number): string => /* wgsl */ `
+  let per_item = p.tile_rows * p.tiles_w;
+  let item = t / per_item;
+  let oy0 = (p.tile_row0 + (t % per_item) / p.tiles_w) * ${m}u;
+  let ox0 = (t % p.tiles_w) * ${m}u;`;
+
+/** V[ξ][ci][t] = (Bᵀ d B)[ξ] for the a×a input patch d of tile t; one invocation per (ci, t). */
+export function winogradInputKernel(m: WinogradTileSize) {
+  const { BT } = MATRICES[m];
+  const a = m + 2;
+  const loads = range(a).flatMap((dy) => range(a).map((dx) => `  let d${dy}_${dx} = load_x(plane, iy0 + ${dy}, ix0 + ${dx});`));
+  return defineKernel({
+    name: 'winogradInput',
+    uniforms: [
+      ...TILE_UNIFORMS,
+      { name: 'in_channels', type: 'u32' },
+      { name: 'pad_top', type: 'i32' },
+      { name: 'pad_left', type: 'i32' },
+      { name: 'x_offset', type: 'u32' },
+    ],
+    bindings: [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'v', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: WINOGRAD_WORKGROUP,
+    // Padding reads a clamped address masked to zero, so the load never branches.
+    functions: `${flatIndexFn(WINOGRAD_WORKGROUP)}
+fn load_x(plane: u32, iy: i32, ix: i32) -> f32 {
+  let inside = iy >= 0 && iy < i32(p.in_height) && ix >= 0 && ix < i32(p.in_width);
+  return select(0.0, x[plane + u32(select(0, iy * i32(p.in_width) + ix, inside))], inside);
+}`,
+    main: /* wgsl */ `
+  let i = flat_index(gid, nwg);
+  let count = p.in_channels * p.tiles;
+  if (i >= count) { return; }
+  let t = i % p.tiles;
+  let ci = i / p.tiles;
+${TILE_ORIGIN_WGSL(m)}
+  let plane = p.x_offset + (item * p.in_channels + ci) * p.in_height * p.in_width;
+  let iy0 = i32(oy0) - p.pad_top;
+  let ix0 = i32(ox0) - p.pad_left;
+${loads.join('\n')}
+${sandwich('v', BT, BT, (k, j) => `d${k}_${j}`, a).join('\n')}
+${range(a * a)
+  .map((xi) => `  v[${xi}u * count + i] = v${Math.floor(xi / a)}_${xi % a};`)
+  .join('\n')}`,
+  });
+}
+
+/**
+ * How the GEMM divides its work: a workgroup of one 8-lane subgroup computes `outChannels`
+ * output channels (a multiple of 8) × 8·`tilesPerLane` tiles of one position ξ; each lane keeps
+ * outChannels × tilesPerLane sums. Lane l loads the weight of output channel co0 + 8v + l and
+ * subgroupBroadcast hands it to the others, so a weight costs an eighth of a load.
+ */
+export interface WinogradGemmTiling {
+  outChannels: number;
+  tilesPerLane: number;
+}
+
+/** M[ξ][co][t] = Σ_ci U[ξ][ci][co] · V[ξ][ci][t], ξ = wid.z. */
+export function winogradGemmKernel(tiling: WinogradGemmTiling) {
+  const { outChannels: rows, tilesPerLane: cols } = tiling;
+  const lines: string[] = [];
+  for (const j of range(cols)) lines.push(`  let t${j} = wid.x * ${8 * cols}u + ${8 * j}u + lane;`);
+  for (const j of range(cols)) lines.push(`  let tc${j} = v_base + min(t${j}, p.tiles - 1u);`);
+  for (const v of range(rows / 8)) {
+    lines.push(`  let u_col${v} = u_base + min(co0 + ${8 * v}u + lane, p.out_channels - 1u);`);
+  }
+  for (const r of range(rows)) for (const j of range(cols)) lines.push(`  var acc${r}_${j} = 0.0;`);
+  lines.push(`  for (var ci = 0u; ci < p.in_channels; ci++) {`);
+  for (const j of range(cols)) lines.push(`    let x${j} = v[tc${j} + ci * p.tiles];`);
+  for (const v of range(rows / 8)) lines.push(`    let wl${v} = u[u_col${v} + ci * p.out_channels];`);
+  for (const r of range(rows)) {
+    const fmas = range(cols).map((j) => `acc${r}_${j} = fma(wt, x${j}, acc${r}_${j});`);
+    lines.push(`    { let wt = subgroupBroadcast(wl${r >> 3}, ${r & 7}u); ${fmas.join(' ')} }`);
+  }
+  lines.push('  }');
+  // Stores written out with constant indices so that the sums stay in registers.
+  for (const r of range(rows)) {
+    for (const j of range(cols)) {
+      lines.push(`  if (co0 + ${r}u < p.out_channels && t${j} < p.tiles) { mt[m_base + (co0 + ${r}u) * p.tiles + t${j}] = acc${r}_${j}; }`);
+    }
+  }
+  return defineKernel({
+    name: 'winogradGemm',
+    uniforms: [
+      { name: 'tiles', type: 'u32' },
+      { name: 'in_channels', type: 'u32' },
+      { name: 'out_channels', type: 'u32' },
+    ],
+    bindings: [
+      { name: 'u', type: 'f32', access: 'read' },
+      { name: 'v', type: 'f32', access: 'read' },
+      { name: 'mt', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: 8,
+    extensions: ['subgroups'],
+    extraBuiltins: ['@builtin(subgroup_invocation_id) lane: u32'],
+    main: /* wgsl */ `
+  let co0 = wid.y * ${rows}u;
+  let u_base = wid.z * p.in_channels * p.out_channels;
+  let v_base = wid.z * p.in_channels * p.tiles;
+  let m_base = wid.z * p.out_channels * p.tiles;
+${lines.join('\n')}`,
+  });
+}
+
+/** What the output transform adds to each sum; compile-time, so the stores never branch on it. */
+export interface WinogradEpilogue {
+  bias: boolean;
+  silu: boolean;
+  residual: boolean;
+}
+
+/**
+ * y = act((Aᵀ M A) + bias) + residual for the m×m outputs of tile t in channel co; one
+ * invocation per (co, t). Outputs past the edge of an odd-sized map are not stored.
+ */
+export function winogradOutputKernel(m: WinogradTileSize, epilogue: WinogradEpilogue) {
+  const { AT } = MATRICES[m];
+  const a = m + 2;
+  const loads = range(a * a).map((xi) => `  let s${Math.floor(xi / a)}_${xi % a} = mt[${xi}u * count + i];`);
+  const stores = range(m).flatMap((dy) =>
+    range(m).map((dx) => {
+      const at = `out_plane + (oy0 + ${dy}u) * p.out_width + ox0 + ${dx}u`;
+      const value = [
+        `var v = y${dy}_${dx}${epilogue.bias ? ' + b' : ''};`,
+        epilogue.silu ? 'v = v / (1.0 + exp(-v));' : '',
+        epilogue.residual ? `v += residual[p.residual_offset + ${at}];` : '',
+        `y[p.y_offset + ${at}] = v;`,
+      ];
+      return `  if (oy0 + ${dy}u < p.out_height && ox0 + ${dx}u < p.out_width) { ${value.filter(Boolean).join(' ')} }`;
+    }),
+  );
+  return defineKernel({
+    name: 'winogradOutput',
+    uniforms: [
+      ...TILE_UNIFORMS,
+      { name: 'out_channels', type: 'u32' },
+      { name: 'y_offset', type: 'u32' },
+      { name: 'residual_offset', type: 'u32' },
+      { name: 'bias_offset', type: 'u32' },
+    ],
+    // Bindings an epilogue does not read are left out: WebGPU drops unused ones from the layout.
+    bindings: [
+      { name: 'mt', type: 'f32', access: 'read' },
+      ...(epilogue.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []),
+      ...(epilogue.residual ? [{ name: 'residual', type: 'f32', access: 'read' } as const] : []),
+      { name: 'y', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: WINOGRAD_WORKGROUP,
+    functions: flatIndexFn(WINOGRAD_WORKGROUP),
+    main: /* wgsl */ `
+  let i = flat_index(gid, nwg);
+  let count = p.out_channels * p.tiles;
+  if (i >= count) { return; }
+  let t = i % p.tiles;
+  let co = i / p.tiles;
+${TILE_ORIGIN_WGSL(m)}
+  let out_plane = (item * p.out_channels + co) * p.out_height * p.out_width;
+${epilogue.bias ? '  let b = bias[p.bias_offset + co];' : ''}
+${loads.join('\n')}
+${sandwich('y', AT, AT, (k, j) => `s${k}_${j}`, a).join('\n')}
+${stores.join('\n')}`,
+  });
+}
