@@ -5,8 +5,9 @@
  *
  * `upscaler/node` hard-wires TF.js's native Node build; its shared core (the same code its browser
  * and Node builds run: patching, padding, pre- and post-processing) takes TF.js as an argument, so
- * it gets ours: tfjs-core + tfjs-layers on the WebGPU backend. Only the model file loading is
- * ours (TF.js without its native build cannot read `file://` paths).
+ * it gets ours: tfjs-core + tfjs-layers on the WebGPU backend. Ours are only the model file
+ * loading (TF.js without its native build cannot read `file://` paths), the tensor methods that
+ * `@tensorflow/tfjs` would add, and the image in and out (as a browser canvas hands them over).
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -16,6 +17,8 @@ import type { io, Tensor, Tensor3D } from '@tensorflow/tfjs-core';
 import type { RasterImage } from '../src/io/image.js';
 import { toRgb } from '../src/train/data.js';
 import { loadTfjsWebgpu } from './peer-tfjs.js';
+
+type Tf = typeof import('@tensorflow/tfjs-core');
 
 export type UpscalerJsModelName = 'slim' | 'medium' | 'thick';
 export const UPSCALERJS_MODEL_NAMES: readonly UpscalerJsModelName[] = ['slim', 'medium', 'thick'];
@@ -76,8 +79,6 @@ interface ModelDefinition {
   scale: number;
   _internals: { name: string; path: string; version: string };
 }
-
-type Tf = typeof import('@tensorflow/tfjs-core');
 
 /**
  * `@tensorflow/tfjs`, the package UpscalerJS imports, also gives tensors their chained methods

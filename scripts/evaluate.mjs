@@ -7,7 +7,7 @@
 // scored by the same `deltadiff eval`. Prints a Markdown table and writes the numbers as JSON.
 const USAGE = `usage: node scripts/evaluate.mjs [--data ../shared/data] [--work DIR] [--sets set5,set14,bsd100,deltadiff_set14]
          [--label NAME] [--json FILE [--force]] [--no-model]
-         [--upscalerjs slim,medium,thick] [--upscalerjs-patch SIZE,PADDING] [--timing-image FILE]
+         [--upscalerjs slim,medium,thick] [--upscalerjs-patch SIZE,PADDING] [--timing-image FILE | --no-timing]
          [-- <upscale flags, e.g. --unet run/checkpoint/ema.safetensors --kappa 2 --seed 1>]
   --no-model            skip the deltadiff model (bicubic and UpscalerJS rows only)
   --upscalerjs MODELS   also run these UpscalerJS ESRGAN ×4 models as its users do: each image whole
@@ -18,7 +18,7 @@ const USAGE = `usage: node scripts/evaluate.mjs [--data ../shared/data] [--work 
                         UpscalerJS's patchSize and padding (LR pixels) for those re-runs (default 128,16)
   --timing-image FILE   with --upscalerjs: the image whose top-left 256×170 crop (as the LR input)
                         each model upscales twice, first run and second run timed (default: the
-                        first BSD100 HR image)
+                        first BSD100 HR image); --no-timing leaves it out
   seconds: the model's whole \`deltadiff eval\` run (with model load); UpscalerJS's upscale calls
   (input upload to output readback, without model load), summed over the set`;
 import { spawnSync } from 'node:child_process';
@@ -38,7 +38,7 @@ const usageError = (message) => {
   process.exit(2);
 };
 const VALUED = ['data', 'work', 'sets', 'label', 'json', 'upscalerjs', 'upscalerjs-patch', 'timing-image'];
-const FLAGS = ['no-model', 'force', 'help'];
+const FLAGS = ['no-model', 'no-timing', 'force', 'help'];
 for (let i = 0; i < own.length; i++) {
   const name = own[i].replace(/^--/, '');
   if (VALUED.includes(name) && own[i].startsWith('--')) {
@@ -150,6 +150,18 @@ const timingImage = upscalerJs && cropTopLeft(await upscalerJs.io.readImageFile(
 const startLoad = loadavg()[0];
 const rows = [];
 const findings = [];
+const timings = [];
+/** The JSON so far, rewritten after each set so that a long run stopped midway keeps its sets. */
+function saveJson(complete) {
+  if (!jsonOut) return;
+  const upscalerJsRun = upscalerJs && { patchSize, padding, timingImage: timingImagePath, timings, findings };
+  const loadAverage = [startLoad, loadavg()[0]];
+  writeFileSync(
+    `${jsonOut}.partial`,
+    `${JSON.stringify({ label, upscaleFlags, complete, rows, upscalerJs: upscalerJsRun, loadAverage }, null, 2)}\n`,
+  );
+  renameSync(`${jsonOut}.partial`, jsonOut);
+}
 for (const set of sets) {
   const { gt, lr } = pairs(set);
   // Each upscaler runs once into a folder; the 4-pixel crop re-scores the same images.
@@ -201,10 +213,10 @@ for (const set of sets) {
     }
     addRows(name, pred, scores(['--gt', gt, '--pred', pred]), seconds, { images: names.length, patched });
   }
+  saveJson(false);
 }
 
-const timings = [];
-if (upscalerJs) {
+if (upscalerJs && !own.includes('--no-timing')) {
   const image = timingImage;
   const what = `${TIMING_SIZE.width}×${TIMING_SIZE.height} top-left crop of ${timingImagePath}`;
   for (const model of upscalerJs.models) {
@@ -219,6 +231,8 @@ if (upscalerJs) {
       patched: second.patched,
     });
   }
+}
+if (upscalerJs) {
   for (const model of upscalerJs.models) await model.dispose();
   upscalerJs.ctx.dispose();
 }
@@ -234,13 +248,15 @@ for (const r of rows) {
 }
 if (upscalerJs) {
   console.log(`\nUpscalerJS: each image whole (its default); patched re-runs use patchSize ${patchSize}, padding ${padding}.`);
-  console.log(`\n| upscaler | parameters | ${TIMING_SIZE.width}×${TIMING_SIZE.height}, first run (s) | second run (s) |`);
-  console.log('|---|---:|---:|---:|');
-  for (const t of timings)
-    console.log(
-      `| ${t.name}${t.patched ? ' (patched)' : ''} | ${t.parameters.toLocaleString('en')} | ${f(t.first, 1)} | ${f(t.second, 1)} |`,
-    );
-  console.log(`\ntiming image: ${TIMING_SIZE.width}×${TIMING_SIZE.height} top-left crop of ${timingImagePath}`);
+  if (timings.length) {
+    console.log(`\n| upscaler | parameters | ${TIMING_SIZE.width}×${TIMING_SIZE.height}, first run (s) | second run (s) |`);
+    console.log('|---|---:|---:|---:|');
+    for (const t of timings)
+      console.log(
+        `| ${t.name}${t.patched ? ' (patched)' : ''} | ${t.parameters.toLocaleString('en')} | ${f(t.first, 1)} | ${f(t.second, 1)} |`,
+      );
+    console.log(`\ntiming image: ${TIMING_SIZE.width}×${TIMING_SIZE.height} top-left crop of ${timingImagePath}`);
+  }
   console.log(
     findings.length === 0
       ? 'no silent failures: every whole-image run returned a non-black image'
@@ -249,10 +265,4 @@ if (upscalerJs) {
 }
 const load = [startLoad, loadavg()[0]];
 console.log(`\nload average (1 min) at start / end: ${f(load[0], 2)} / ${f(load[1], 2)}`);
-if (jsonOut) {
-  writeFileSync(
-    `${jsonOut}.partial`,
-    `${JSON.stringify({ label, upscaleFlags, rows, upscalerJs: upscalerJs ? { patchSize, padding, timingImage: timingImagePath, timings, findings } : undefined, loadAverage: load }, null, 2)}\n`,
-  );
-  renameSync(`${jsonOut}.partial`, jsonOut);
-}
+saveJson(true);
