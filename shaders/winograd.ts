@@ -205,60 +205,67 @@ ${range(a * a)
 }
 
 /**
- * How the GEMM divides its work: a workgroup of one 8-lane subgroup computes `outChannels`
- * output channels (a multiple of 8) × 8·`tilesPerLane` tiles of one position ξ; each lane keeps
- * outChannels × tilesPerLane sums. Lane l loads the weight of output channel co0 + 8v + l and
- * subgroupBroadcast hands it to the others, so a weight costs an eighth of a load.
+ * How the Winograd GEMM divides its work (see subgroupGemmKernel): `outChannels` output
+ * channels (a multiple of 8) × 8·`tilesPerLane` tiles of one position ξ per workgroup.
  */
 export interface WinogradGemmTiling {
   outChannels: number;
   tilesPerLane: number;
 }
 
-/** M[ξ][co][t] = Σ_ci U[ξ][ci][co] · V[ξ][ci][t], ξ = wid.z. */
-export function winogradGemmKernel(tiling: WinogradGemmTiling) {
-  const { outChannels: rows, tilesPerLane: cols } = tiling;
+/**
+ * A GEMM made for CPU adapters, where every per-invocation load is a scalar loop over the lanes
+ * and arithmetic is nearly free: C[z][r][c] = Σ_k A[z](k, r) · B[z](k, c) for a batch of
+ * problems z = wid.z, the operands read through strides (a[z·a_batch + r·a_row + k·a_k], b
+ * likewise with b_col), C row-major [rows, cols] per problem. A workgroup of one 8-lane
+ * subgroup computes `rows` rows (a multiple of 8) × 8·`colsPerLane` columns, each lane keeping
+ * rows × colsPerLane sums; per step of k a lane loads its colsPerLane values of B and one value
+ * of A per 8 rows, which subgroupBroadcast hands to the other lanes (an A value costs an eighth
+ * of a load). Out-of-range rows and columns compute on clamped addresses and are not stored.
+ * Winograd's M[ξ] = U[ξ]ᵀ V[ξ] is one (rows = output channels, columns = tiles, k = input
+ * channels); conv2d's weight gradient dy · im2col(x)ᵀ another.
+ */
+export function subgroupGemmKernel(rowsPerGroup: number, colsPerLane: number) {
   const lines: string[] = [];
-  for (const j of range(cols)) lines.push(`  let t${j} = wid.x * ${8 * cols}u + ${8 * j}u + lane;`);
-  for (const j of range(cols)) lines.push(`  let tc${j} = v_base + min(t${j}, p.tiles - 1u);`);
-  for (const v of range(rows / 8)) {
-    lines.push(`  let u_col${v} = u_base + min(co0 + ${8 * v}u + lane, p.out_channels - 1u);`);
+  for (const j of range(colsPerLane)) lines.push(`  let c${j} = wid.x * ${8 * colsPerLane}u + ${8 * j}u + lane;`);
+  for (const j of range(colsPerLane)) lines.push(`  let b_at${j} = b_base + min(c${j}, p.cols - 1u) * p.b_col;`);
+  for (const v of range(rowsPerGroup / 8)) {
+    lines.push(`  let a_at${v} = a_base + min(r0 + ${8 * v}u + lane, p.rows - 1u) * p.a_row;`);
   }
-  for (const r of range(rows)) for (const j of range(cols)) lines.push(`  var acc${r}_${j} = 0.0;`);
-  lines.push(`  for (var ci = 0u; ci < p.in_channels; ci++) {`);
-  for (const j of range(cols)) lines.push(`    let x${j} = v[tc${j} + ci * p.tiles];`);
-  for (const v of range(rows / 8)) lines.push(`    let wl${v} = u[u_col${v} + ci * p.out_channels];`);
-  for (const r of range(rows)) {
-    const fmas = range(cols).map((j) => `acc${r}_${j} = fma(wt, x${j}, acc${r}_${j});`);
-    lines.push(`    { let wt = subgroupBroadcast(wl${r >> 3}, ${r & 7}u); ${fmas.join(' ')} }`);
+  for (const r of range(rowsPerGroup)) for (const j of range(colsPerLane)) lines.push(`  var acc${r}_${j} = 0.0;`);
+  lines.push(`  for (var k = 0u; k < p.depth; k++) {`);
+  for (const j of range(colsPerLane)) lines.push(`    let x${j} = b[b_at${j} + k * p.b_k];`);
+  for (const v of range(rowsPerGroup / 8)) lines.push(`    let al${v} = a[a_at${v} + k * p.a_k];`);
+  for (const r of range(rowsPerGroup)) {
+    const fmas = range(colsPerLane).map((j) => `acc${r}_${j} = fma(ar, x${j}, acc${r}_${j});`);
+    lines.push(`    { let ar = subgroupBroadcast(al${r >> 3}, ${r & 7}u); ${fmas.join(' ')} }`);
   }
   lines.push('  }');
   // Stores written out with constant indices so that the sums stay in registers.
-  for (const r of range(rows)) {
-    for (const j of range(cols)) {
-      lines.push(`  if (co0 + ${r}u < p.out_channels && t${j} < p.tiles) { mt[m_base + (co0 + ${r}u) * p.tiles + t${j}] = acc${r}_${j}; }`);
+  for (const r of range(rowsPerGroup)) {
+    for (const j of range(colsPerLane)) {
+      lines.push(`  if (r0 + ${r}u < p.rows && c${j} < p.cols) { c[c_base + (r0 + ${r}u) * p.cols + c${j}] = acc${r}_${j}; }`);
     }
   }
   return defineKernel({
-    name: 'winogradGemm',
-    uniforms: [
-      { name: 'tiles', type: 'u32' },
-      { name: 'in_channels', type: 'u32' },
-      { name: 'out_channels', type: 'u32' },
-    ],
+    name: 'subgroupGemm',
+    uniforms: (['rows', 'cols', 'depth', 'a_row', 'a_k', 'a_batch', 'b_col', 'b_k', 'b_batch'] as const).map((name) => ({
+      name,
+      type: 'u32' as const,
+    })),
     bindings: [
-      { name: 'u', type: 'f32', access: 'read' },
-      { name: 'v', type: 'f32', access: 'read' },
-      { name: 'mt', type: 'f32', access: 'read_write' },
+      { name: 'a', type: 'f32', access: 'read' },
+      { name: 'b', type: 'f32', access: 'read' },
+      { name: 'c', type: 'f32', access: 'read_write' },
     ],
     workgroupSize: 8,
     extensions: ['subgroups'],
     extraBuiltins: ['@builtin(subgroup_invocation_id) lane: u32'],
     main: /* wgsl */ `
-  let co0 = wid.y * ${rows}u;
-  let u_base = wid.z * p.in_channels * p.out_channels;
-  let v_base = wid.z * p.in_channels * p.tiles;
-  let m_base = wid.z * p.out_channels * p.tiles;
+  let r0 = wid.y * ${rowsPerGroup}u;
+  let a_base = wid.z * p.a_batch;
+  let b_base = wid.z * p.b_batch;
+  let c_base = wid.z * p.rows * p.cols;
 ${lines.join('\n')}`,
   });
 }

@@ -14,7 +14,15 @@ import { GpuLimitError } from '../gpu/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from './conv2d-geometry.js';
 import { assertFloat, bindWindow, dispatchKernel, fitsAtAnyOffset, flatWorkgroups, planRuns, type Footprint } from './kernel.js';
-import { type Conv2dWinograd, chooseWinogradTileSize, planWinograd, runWinograd, winogradApplies } from './winograd.js';
+import {
+  type Conv2dWinograd,
+  chooseWinogradTileSize,
+  hasSubgroupsOf8,
+  isCpuAdapter,
+  planWinograd,
+  runWinograd,
+  winogradApplies,
+} from './winograd.js';
 
 export type { Conv2dWinograd } from './winograd.js';
 
@@ -63,17 +71,15 @@ interface ConvKernel {
 
 /** The tiling conv2d uses on this device. */
 export function defaultConv2dTiling(ctx: GpuContext): Conv2dTiling {
-  const subgroupMinSize = (ctx.device.adapterInfo as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
-  const weightSharing = ctx.features.subgroups && subgroupMinSize >= 8 ? 'subgroup' : 'workgroup';
+  const weightSharing = hasSubgroupsOf8(ctx) ? 'subgroup' : 'workgroup';
   // A software adapter runs 8 invocations as the SIMD lanes of a CPU core: every load costs
   // a scalar access per lane while arithmetic is nearly free and registers spill cheaply to
   // L1, so it gets the largest tile (32 × 8 sums per lane), in workgroups of one subgroup so
   // that the 64-pixel tiles waste nothing on the 8×8 feature maps of the deepest levels.
   // GPUs keep the register tile small enough for occupancy.
-  const software = ctx.adapter.isFallbackAdapter || ctx.adapter.architecture === 'software';
   // There, 3×3 stride-1 convolutions take Winograd where its estimated cost is lower
   // (src/ops/winograd.ts): it needs 2.25–4× fewer loads and multiplies.
-  return software
+  return isCpuAdapter(ctx)
     ? { outChannels: 32, pixelsPerInvocation: 8, workgroupSize: 8, weightSharing, winograd: weightSharing === 'subgroup' ? {} : null }
     : { outChannels: 16, pixelsPerInvocation: 2, workgroupSize: 64, weightSharing };
 }

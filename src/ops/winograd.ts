@@ -2,7 +2,7 @@ import {
   type WinogradGemmTiling,
   type WinogradTileSize,
   WINOGRAD_WORKGROUP,
-  winogradGemmKernel,
+  subgroupGemmKernel,
   winogradInputKernel,
   winogradOutputKernel,
   winogradWeightKernel,
@@ -63,10 +63,23 @@ export interface WinogradTensors {
   residual: Tensor | undefined;
 }
 
+/** Whether the device runs subgroups of at least 8 invocations (subgroupGemmKernel needs them). */
+export function hasSubgroupsOf8(ctx: GpuContext): boolean {
+  const subgroupMinSize = (ctx.device.adapterInfo as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
+  return ctx.features.subgroups && subgroupMinSize >= 8;
+}
+
+/**
+ * A software adapter (llvmpipe, SwiftShader) runs invocations as the SIMD lanes of CPU cores:
+ * there the kernels that count per-invocation loads (Winograd, subgroupGemmKernel) win.
+ */
+export function isCpuAdapter(ctx: GpuContext): boolean {
+  return ctx.adapter.isFallbackAdapter || ctx.adapter.architecture === 'software';
+}
+
 /** Whether Winograd can run this problem at all: 3×3, stride 1, subgroups of at least 8. */
 export function winogradApplies(ctx: GpuContext, g: Conv2dGeometry): boolean {
-  const subgroupMinSize = (ctx.device.adapterInfo as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
-  return g.kernelSize === 3 && g.stride === 1 && ctx.features.subgroups && subgroupMinSize >= 8;
+  return g.kernelSize === 3 && g.stride === 1 && hasSubgroupsOf8(ctx);
 }
 
 const outputFootprint = (g: Conv2dGeometry, tensor: Tensor, n0: number, n1: number): Footprint => {
@@ -197,10 +210,21 @@ export function runWinograd(
     });
     const products = Tensor.empty(ctx, [positions, g.outChannels, tiles], 'f32', 'winograd products');
     const gemm = winogradGemmTiling(g.outChannels, tiles, config);
-    dispatchKernel(ctx, winogradGemmKernel(gemm), {
+    // M[ξ][co][t] = Σ_ci U[ξ][ci][co] · V[ξ][ci][t].
+    dispatchKernel(ctx, subgroupGemmKernel(gemm.outChannels, gemm.tilesPerLane), {
       op,
-      uniforms: { tiles, in_channels: g.inChannels, out_channels: g.outChannels },
-      bindings: { u: u.binding(), v: v.binding(), mt: products.binding() },
+      uniforms: {
+        rows: g.outChannels,
+        cols: tiles,
+        depth: g.inChannels,
+        a_row: 1,
+        a_k: g.outChannels,
+        a_batch: g.inChannels * g.outChannels,
+        b_col: 1,
+        b_k: tiles,
+        b_batch: g.inChannels * tiles,
+      },
+      bindings: { a: u.binding(), b: v.binding(), c: products.binding() },
       workgroups: [Math.ceil(tiles / (8 * gemm.tilesPerLane)), Math.ceil(g.outChannels / gemm.outChannels), positions],
     });
     v.dispose();

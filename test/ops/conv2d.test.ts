@@ -4,6 +4,8 @@ import * as assert from 'uvu/assert';
 import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling } from '../../src/ops/conv2d.js';
 import { conv2dGeometry } from '../../src/ops/conv2d-geometry.js';
 import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
+import { conv2dBackwardRef } from '../../src/ops/cpu/grad-conv2d.js';
+import { conv2dBackward } from '../../src/ops/grad/conv2d.js';
 import { chooseWinogradTileSize, planWinograd, winogradGemmTiling } from '../../src/ops/winograd.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, gpu, randomArray, withBindingLimit } from '../helpers/gpu.js';
@@ -157,6 +159,39 @@ test('winograd: the per-problem choices', async () => {
   );
   x.dispose();
   w.dispose();
+});
+
+test('conv2dBackward: both weight-gradient products match the reference', async () => {
+  // The op table checks the default product; here both, at shapes that leave partial blocks.
+  const ctx = await gpu();
+  const problems: { x: number[]; cout: number; k: 1 | 3; stride?: 1 | 2; padding?: number | [number, number, number, number] }[] = [
+    { x: [3, 5, 9, 7], cout: 6, k: 3 },
+    { x: [1, 19, 6, 6], cout: 83, k: 3 },
+    { x: [2, 7, 8, 8], cout: 9, k: 3, stride: 2, padding: [0, 1, 1, 0] },
+    { x: [1, 12, 5, 4], cout: 10, k: 1 },
+  ];
+  for (const [i, { x: xShape, cout, k, stride, padding }] of problems.entries()) {
+    const wShape = [cout, xShape[1], k, k];
+    const g = conv2dGeometry('test', xShape, wShape, { stride, padding });
+    const yShape = [xShape[0], cout, g.outHeight, g.outWidth];
+    const data = [xShape, wShape, yShape].map((shape, j) =>
+      randomArray(
+        shape.reduce((a, b) => a * b, 1),
+        40 + 3 * i + j,
+      ),
+    );
+    const expected = conv2dBackwardRef(data[0], xShape, data[1], wShape, data[2], { stride, padding });
+    const [x, w, dy] = [xShape, wShape, yShape].map((shape, j) => Tensor.from(ctx, data[j], shape));
+    for (const weightGradProduct of ['matmul', 'subgroup'] as const) {
+      const grads = conv2dBackward(x, w, dy, { stride, padding, weightGradProduct });
+      const what = `${weightGradProduct} [${xShape}]→${cout} k${k} s${stride ?? 1}`;
+      assertClose(await grads.dw.readFloat(), expected.dw, TOLERANCE, `${what} dw`);
+      assertClose(await grads.db!.readFloat(), expected.db, TOLERANCE, `${what} db`);
+      assertClose(await grads.dx!.readFloat(), expected.dx, TOLERANCE, `${what} dx`);
+      for (const t of [grads.dx, grads.dw, grads.db]) t?.dispose();
+    }
+    for (const t of [x, w, dy]) t.dispose();
+  }
 });
 
 test('conv2d output comes from the pool and the op keeps nothing', async () => {

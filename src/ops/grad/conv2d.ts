@@ -8,6 +8,7 @@ import {
   im2colKernel,
   REDUCE_BATCH_KERNEL,
 } from '../../../shaders/grad-conv2d.js';
+import { subgroupGemmKernel } from '../../../shaders/winograd.js';
 import type { BufferRange } from '../../gpu/context.js';
 import { GpuLimitError } from '../../gpu/errors.js';
 import { Tensor } from '../../tensor/tensor.js';
@@ -15,6 +16,7 @@ import { conv2d } from '../conv2d.js';
 import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from '../conv2d-geometry.js';
 import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, planRuns, type Footprint } from '../kernel.js';
 import { matmul } from '../matmul.js';
+import { hasSubgroupsOf8, isCpuAdapter, winogradGemmTiling } from '../winograd.js';
 import { assertGradShape } from './chunks.js';
 
 export interface Conv2dBackwardOptions {
@@ -24,6 +26,11 @@ export interface Conv2dBackwardOptions {
   inputGrad?: boolean;
   /** Whether the forward had a bias (then db is returned). */
   bias?: boolean;
+  /**
+   * The product that makes dw on the fast path: the tiled matmul, or subgroupGemmKernel (the
+   * default on CPU adapters with subgroups of 8, where it is several times faster).
+   */
+  weightGradProduct?: 'matmul' | 'subgroup';
 }
 
 export interface Conv2dGrads {
@@ -55,7 +62,11 @@ export function conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, options: C
   if (!fits) return conv2dBackwardDirect(x, weight, dy, options);
   const wantDx = options.inputGrad ?? true;
   const dx = !wantDx ? null : g.stride === 1 ? transposedConv(weight, dy, g) : directInputGrad(x, weight, dy, g);
-  const { dw, db } = weightGradByMatmul(x, dy, g, options.bias ?? true);
+  const product = options.weightGradProduct ?? (isCpuAdapter(x.ctx) && hasSubgroupsOf8(x.ctx) ? 'subgroup' : 'matmul');
+  if (product === 'subgroup' && !hasSubgroupsOf8(x.ctx)) {
+    throw new Error(`${op}: the subgroup weight-gradient product needs subgroups of at least 8 invocations`);
+  }
+  const { dw, db } = weightGradByMatmul(x, dy, g, options.bias ?? true, product);
   return { dx, dw, db };
 }
 
@@ -77,7 +88,13 @@ function transposedConv(weight: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
 }
 
 /** dw = dy·im2col(x)ᵀ with the batch folded into K, and db = Σ dy over the batch and pixels. */
-function weightGradByMatmul(x: Tensor, dy: Tensor, g: Conv2dGeometry, bias: boolean): { dw: Tensor; db: Tensor | null } {
+function weightGradByMatmul(
+  x: Tensor,
+  dy: Tensor,
+  g: Conv2dGeometry,
+  bias: boolean,
+  product: 'matmul' | 'subgroup',
+): { dw: Tensor; db: Tensor | null } {
   const op = 'conv2dBackward';
   const ctx = x.ctx;
   const taps = g.kernelSize * g.kernelSize;
@@ -106,17 +123,39 @@ function weightGradByMatmul(x: Tensor, dy: Tensor, g: Conv2dGeometry, bias: bool
       workgroups: flatWorkgroups(ctx, dy.size, CONV2D_GRAD_HELPER_WORKGROUP),
     });
   }
-  const product = matmul(dyRows, cols, { transposeB: true });
+  let dw: Tensor;
+  if (product === 'subgroup') {
+    dw = Tensor.empty(ctx, [g.outChannels, g.inChannels, g.kernelSize, g.kernelSize], 'f32', `${op} dw`);
+    subgroupProduct(dyRows, cols, dw);
+  } else {
+    const rows = matmul(dyRows, cols, { transposeB: true });
+    dw = rows.reshape([g.outChannels, g.inChannels, g.kernelSize, g.kernelSize]);
+    rows.dispose();
+  }
   cols.dispose();
   dyRows.dispose();
-  const dw = product.reshape([g.outChannels, g.inChannels, g.kernelSize, g.kernelSize]);
-  product.dispose();
   let db: Tensor | null = null;
   if (bias) {
     db = Tensor.empty(ctx, [g.outChannels], 'f32', `${op} db`);
     reduceBatch(dy, db, g.batch, g.outChannels, outPlane);
   }
   return { dw, db };
+}
+
+/**
+ * out = a·bᵀ for a [M, K] and b [N, K] (out [M, N]) by subgroupGemmKernel: the columns of out
+ * (input channel × tap) spread over the lanes, the rows (output channels) shared by broadcast.
+ */
+function subgroupProduct(a: Tensor, b: Tensor, out: Tensor): void {
+  const [rows, depth] = a.shape;
+  const cols = b.shape[0];
+  const { outChannels: rowsPerGroup, tilesPerLane: colsPerLane } = winogradGemmTiling(rows, cols, {});
+  dispatchKernel(a.ctx, subgroupGemmKernel(rowsPerGroup, colsPerLane), {
+    op: 'conv2dBackward',
+    uniforms: { rows, cols, depth, a_row: depth, a_k: 1, a_batch: 0, b_col: depth, b_k: 1, b_batch: 0 },
+    bindings: { a: a.binding(), b: b.binding(), c: out.binding() },
+    workgroups: [Math.ceil(cols / (8 * colsPerLane)), Math.ceil(rows / rowsPerGroup), 1],
+  });
 }
 
 /** out[r] = Σ_n Σ_inner x[n, r, inner]. */
