@@ -175,7 +175,11 @@ export class GpuContext {
     constants?: Record<string, number>,
     workgroupSize?: readonly [number, number, number],
   ): GPUComputePipeline {
-    const key = `${entryPoint}\u0000${constants ? JSON.stringify(constants) : ''}\u0000${code}`;
+    // The common case is keyed by the source itself: a kernel declared once passes the same
+    // string every time, whose hash V8 keeps, while a composed key would be rebuilt and hashed
+    // (kilobytes of WGSL) on every dispatch. WGSL holds no NUL, so the two forms cannot collide.
+    const key =
+      entryPoint === 'main' && !constants ? code : `${entryPoint}\u0000${constants ? JSON.stringify(constants) : ''}\u0000${code}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
       if (workgroupSize) this.assertWorkgroupFits(op, workgroupSize);
