@@ -11,10 +11,13 @@
  * Usage: node dist/bench/conv2d.js [--variants tiled,f2,f4,default,reference] [--reps N] [name filter...]
  * `tiled` is the direct tiled kernel (the default before Winograd), `f2`/`f4` force Winograd
  * F(2×2, 3×3) / F(4×4, 3×3) where it applies, `default` is what conv2d() runs on this adapter.
+ * With --backward the rows time conv2dBackward (dx, dw and db; FLOP twice the forward's) and
+ * the variants are its weight-gradient products, `matmul` and `subgroup`.
  */
 import { loadavg } from 'node:os';
 import { createNodeGpuContext } from '../src/gpu/node.js';
 import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling, type Conv2dOptions } from '../src/ops/conv2d.js';
+import { conv2dBackward } from '../src/ops/grad/conv2d.js';
 import { conv2dGeometry } from '../src/ops/conv2d-geometry.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
@@ -40,7 +43,8 @@ const CASES: BenchCase[] = [
   { name: 'lite 3x3 32ch@64²', n: 1, cin: 32, size: 64, cout: 32, k: 3 },
 ];
 
-type Conv = (x: Tensor, w: Tensor, b: Tensor | null, o: Conv2dOptions) => Tensor;
+/** One timed run: returns what it made, to be disposed after the sync. */
+type Conv = (x: Tensor, w: Tensor, b: Tensor | null, o: Conv2dOptions) => Tensor | Tensor[];
 
 const args = process.argv.slice(2);
 const optionValue = (flag: string): string | undefined => {
@@ -48,7 +52,8 @@ const optionValue = (flag: string): string | undefined => {
   return at >= 0 ? args[at + 1] : undefined;
 };
 const reps = Number(optionValue('--reps') ?? 5);
-const chosen = (optionValue('--variants') ?? 'tiled,default').split(',');
+const backward = args.includes('--backward');
+const chosen = (optionValue('--variants') ?? (backward ? 'matmul,subgroup' : 'tiled,default')).split(',');
 const filters = args.filter((a, i) => !a.startsWith('--') && !['--reps', '--variants'].includes(args[i - 1]));
 
 const ctx = await createNodeGpuContext();
@@ -61,6 +66,15 @@ const variants: Record<string, Conv> = {
   default: conv2d,
   reference: conv2dDirect,
 };
+// The output gradient of the row being run (the forward's output: same shape and scale).
+let outputGrad: Tensor | undefined;
+const backwardWith =
+  (weightGradProduct: 'matmul' | 'subgroup'): Conv =>
+  (x, w, _b, o) => {
+    const { dx, dw, db } = conv2dBackward(x, w, outputGrad!, { stride: o.stride, padding: o.padding, weightGradProduct });
+    return [dx!, dw, db!];
+  };
+if (backward) Object.assign(variants, { matmul: backwardWith('matmul'), subgroup: backwardWith('subgroup') });
 for (const name of chosen) {
   if (!(name in variants)) throw new Error(`unknown variant ${name} (known: ${Object.keys(variants).join(', ')})`);
 }
@@ -71,13 +85,16 @@ const load = (): string =>
 console.log(`${ctx.adapter.description} — default conv2d ${JSON.stringify(tiling)}`);
 console.log(`load average at start: ${load()}`);
 
+const dispose = (made: Tensor | Tensor[]): void => {
+  for (const t of [made].flat()) t.dispose();
+};
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[values.length >> 1];
 
 for (const c of CASES.filter((c) => filters.length === 0 || filters.some((f) => c.name.includes(f)))) {
   const xShape = [c.n, c.cin, c.size, c.size];
   const wShape = [c.cout, c.cin, c.k, c.k];
   const g = conv2dGeometry(c.name, xShape, wShape, c);
-  const flop = 2 * c.n * c.cout * c.cin * c.k * c.k * g.outHeight * g.outWidth;
+  const flop = (backward ? 2 : 1) * 2 * c.n * c.cout * c.cin * c.k * c.k * g.outHeight * g.outWidth;
   const x = Tensor.from(
     ctx,
     Float32Array.from({ length: c.n * c.cin * c.size * c.size }, (_, i) => Math.sin(i)),
@@ -89,9 +106,10 @@ for (const c of CASES.filter((c) => filters.length === 0 || filters.some((f) => 
     wShape,
   );
   const b = Tensor.from(ctx, new Float32Array(c.cout).fill(0.1), [c.cout]);
+  if (backward) outputGrad = conv2d(x, w, b, { stride: c.stride, padding: c.padding, activation: 'silu' });
   const runs = chosen.map((name) => () => variants[name](x, w, b, { stride: c.stride, padding: c.padding, activation: 'silu' }));
   for (const run of runs) {
-    run().dispose();
+    dispose(run());
     await ctx.sync();
   }
   const wall: number[][] = runs.map(() => []);
@@ -101,7 +119,7 @@ for (const c of CASES.filter((c) => filters.length === 0 || filters.some((f) => 
       const y = run();
       await ctx.sync();
       wall[i].push(performance.now() - start);
-      y.dispose();
+      dispose(y);
     }
   }
   for (const [i, run] of runs.entries()) {
@@ -112,14 +130,14 @@ for (const c of CASES.filter((c) => filters.length === 0 || filters.some((f) => 
     await new Promise((resolve) => setTimeout(resolve, 3 * ms + 100));
     const used = process.cpuUsage(cpuStart);
     await ctx.sync();
-    y.dispose();
+    dispose(y);
     const cpuMs = (used.user + used.system) / 1000;
     console.log(
       `${c.name.padEnd(26)} ${chosen[i].padEnd(9)} ${(flop / 1e9).toFixed(2)} GFLOP ${ms.toFixed(1).padStart(8)} ms ` +
         `${(flop / ms / 1e6).toFixed(2).padStart(7)} GFLOP/s  (${(flop / cpuMs / 1e6).toFixed(2)} GFLOP per CPU-s)`,
     );
   }
-  for (const t of [x, w, b]) t.dispose();
+  for (const t of [x, w, b, outputGrad]) t?.dispose();
 }
 console.log(`load average at end: ${load()}`);
 ctx.dispose();

@@ -97,6 +97,9 @@ const outputFootprint = (g: Conv2dGeometry, tensor: Tensor, n0: number, n1: numb
  * inputs and 4 weights per tap and input channel.
  */
 export function winogradCost(g: Conv2dGeometry, m: WinogradTileSize, hasResidual: boolean): number {
+  // Its three more dispatches than the direct kernel (each ≈ 1 ms on lavapipe, the cost of
+  // ≈ 50,000 of the units below) decide the small problems.
+  const dispatches = 3 * WINOGRAD_DISPATCH_COST;
   const a2 = (m + 2) ** 2;
   const tiles = g.batch * Math.ceil(g.outHeight / m) * Math.ceil(g.outWidth / m);
   const { outChannels: block, tilesPerLane } = winogradGemmTiling(g.outChannels, tiles, {});
@@ -105,8 +108,11 @@ export function winogradCost(g: Conv2dGeometry, m: WinogradTileSize, hasResidual
   const gemm =
     a2 * g.inChannels * Math.ceil(tiles / (8 * tilesPerLane)) * Math.ceil(g.outChannels / block) * 8 * (tilesPerLane + block / 8);
   const output = g.outChannels * tiles * (a2 + m * m * (hasResidual ? 2 : 1));
-  return (weights + input + gemm + output) / 8;
+  return dispatches + (weights + input + gemm + output) / 8;
 }
+
+/** A dispatch's fixed cost on lavapipe in winogradCost's units (measured: ≈ 1 ms, ≈ 17 ns a unit). */
+const WINOGRAD_DISPATCH_COST = 50_000;
 
 export function directConvCost(g: Conv2dGeometry): number {
   return g.batch * g.inChannels * 9 * Math.ceil((g.outHeight * g.outWidth) / 64) * Math.ceil(g.outChannels / 32) * 12;
