@@ -43,7 +43,7 @@ export function winogradGemmTiling(outChannels: number, tiles: number, config: C
  * The most a chunk's transformed input or GEMM output may take: larger problems run in
  * chunks of batch items or tile rows, so the temporaries stay bounded whatever the image size.
  */
-export const WINOGRAD_TEMP_BYTES = 64 << 20;
+export const WINOGRAD_TEMP_BYTES = 32 << 20;
 
 /**
  * Batch items [n0, n0 + items), tile rows [row0, row0 + rows) of each: one pass of the three
