@@ -1,10 +1,14 @@
 // Times one UNet training step (forward + backward + AdamW update) and reports peak pool memory.
-// Usage: node dist/bench/train-step.js [small|lite|full] [batch] [steps]
+// Usage: node dist/bench/train-step.js [small|lite|full] [batch] [steps] [--profile]
 //   small: the fixture's small UNet at 32×32 (default batch 4); lite: the bundled
 //   deltadiff-lite-x4 at its 16×16 latent (default batch 16, the config it was trained with);
 //   full: PRESETS['deltadiff-x4'] at 64×64 latents (default batch 1). Random weights in the
-//   official layout. Also reports the dispatches, submits, bind groups and uniform writes per step.
+//   official layout. Also reports the dispatches, submits, bind groups and uniform writes per step,
+//   and the process CPU time per step (the adapter's threads included): on a shared machine it
+//   varies far less with the load than the wall time. --profile then records one more step and
+//   replays each of its dispatches alone, printing the CPU time per op: where a step's time goes.
 import { readFileSync } from 'node:fs';
+import type { KernelCall } from '../src/gpu/context.js';
 import { join } from 'node:path';
 import { createNodeGpuContext } from '../src/gpu/node.js';
 import { parseModelConfig, PRESETS } from '../src/nn/config.js';
@@ -15,7 +19,8 @@ import { AdamW } from '../src/train/optimizer.js';
 import { parameterTensors } from '../src/train/parameters.js';
 import { trainStep } from '../src/train/trainer.js';
 
-const [which = 'small', batchArg, stepsArg] = process.argv.slice(2);
+const profile = process.argv.includes('--profile');
+const [which = 'small', batchArg, stepsArg] = process.argv.slice(2).filter((a) => a !== '--profile');
 const root = join(import.meta.dirname, '..', '..');
 const configFile =
   which === 'lite' ? join(root, 'weights', 'deltadiff-lite-x4.json') : join(root, 'test', 'fixtures', 'model_small-deltadiff.json');
@@ -39,6 +44,8 @@ const data = {
 const timesteps = Array.from({ length: batch }, (_, i) => i % 4);
 const schedule = { peak: 1e-4, warmupSteps: 0, totalSteps: 1000, minimum: 1e-5 };
 const times: number[] = [];
+const cpuTimes: number[] = [];
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
 let counted = { dispatches: 0, submits: 0, bindGroupsCreated: 0, uniformWrites: 0 };
 for (let i = 0; i <= steps; i++) {
   if (i === 1) {
@@ -46,10 +53,16 @@ for (let i = 0; i <= steps; i++) {
     counted = { dispatches: ctx.dispatchCount, ...ctx.counters };
   }
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   const loss = trainStep(unet, optimizer, { ...data, timesteps }, schedule);
   const [value] = await loss.readFloat();
   loss.dispose();
-  if (i > 0) times.push((performance.now() - started) / 1000); // step 0 compiles the pipelines
+  const cpu = process.cpuUsage(cpuBefore);
+  if (i > 0) {
+    // step 0 compiles the pipelines
+    times.push((performance.now() - started) / 1000);
+    cpuTimes.push((cpu.user + cpu.system) / 1e6);
+  }
   console.log(`step ${i}: loss ${value.toExponential(4)}`);
 }
 const stats = ctx.poolStats();
@@ -60,9 +73,60 @@ console.log(
 );
 console.log(
   `${which} UNet (${unet.layout.parameterCount()} parameters), batch ${batch} at ${size}×${size}, ${ctx.adapter.description || ctx.adapter.architecture}: ` +
-    `${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2)} s/step (median of ${times.length}: ${times.sort((a, b) => a - b)[times.length >> 1].toFixed(2)} s), ` +
+    `${(times.reduce((a, b) => a + b, 0) / times.length).toFixed(2)} s/step (median of ${times.length}: ${median(times).toFixed(2)} s; ` +
+    `CPU ${median(cpuTimes).toFixed(2)} s/step), ` +
     `peak pool in use ${(stats.peakInUseBytes / 2 ** 20).toFixed(1)} MiB, allocated ${(stats.peakAllocatedBytes / 2 ** 20).toFixed(1)} MiB`,
 );
+if (profile) await profileStep();
 optimizer.dispose();
 unet.dispose();
 ctx.dispose();
+
+/**
+ * Records one more step, then runs each of its dispatches alone (a few times, after a sync) and
+ * charges the process CPU time, less an empty sync's, to its op. Replays read and write the
+ * step's buffers as they are, so only the timings mean anything.
+ */
+async function profileStep(): Promise<void> {
+  const calls: KernelCall[] = [];
+  const record = ctx.dispatch.bind(ctx);
+  ctx.dispatch = (call) => {
+    calls.push(call);
+    record(call);
+  };
+  trainStep(unet, optimizer, { ...data, timesteps }, schedule).dispose();
+  ctx.dispatch = record;
+  await ctx.sync();
+  const cpuMs = async (body: () => void): Promise<number> => {
+    const before = process.cpuUsage();
+    body();
+    await ctx.sync();
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / 1000;
+  };
+  const syncs = 20;
+  let syncMs = 0;
+  for (let i = 0; i < syncs; i++) syncMs += (await cpuMs(() => {})) / syncs;
+  const repeats = 3;
+  const byOp = new Map<string, { dispatches: number; ms: number; workgroups: Set<string> }>();
+  for (const call of calls) {
+    const ms =
+      (await cpuMs(() => {
+        for (let r = 0; r < repeats; r++) ctx.dispatch(call);
+      })) - syncMs;
+    const entry = byOp.get(call.op) ?? { dispatches: 0, ms: 0, workgroups: new Set<string>() };
+    entry.dispatches++;
+    entry.ms += Math.max(0, ms / repeats);
+    entry.workgroups.add(call.workgroups.map((n) => n ?? 1).join('×'));
+    byOp.set(call.op, entry);
+  }
+  const total = [...byOp.values()].reduce((sum, e) => sum + e.ms, 0);
+  console.log(`profile: ${calls.length} dispatches, ${total.toFixed(0)} CPU-ms replayed one by one`);
+  for (const [op, e] of [...byOp].sort((a, b) => b[1].ms - a[1].ms)) {
+    const shapes = [...e.workgroups];
+    console.log(
+      `${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)} % ${String(e.dispatches).padStart(4)}× ${op}` +
+        `  (workgroups ${shapes.slice(0, 4).join(', ')}${shapes.length > 4 ? ', …' : ''})`,
+    );
+  }
+}
