@@ -61,6 +61,7 @@ const label = option('label', 'model');
 const jsonOut = option('json', undefined);
 if (jsonOut && existsSync(jsonOut) && !own.includes('--force')) usageError(`--json ${jsonOut} exists (--force writes over it)`);
 const runModel = !own.includes('--no-model');
+if (!runModel && !own.includes('--upscalerjs')) usageError('--no-model leaves nothing to evaluate without --upscalerjs');
 const upscalerJsModels = option('upscalerjs', '').split(',').filter(Boolean);
 const [patchSize, padding] = option('upscalerjs-patch', '128,16').split(',').map(Number);
 if (!(Number.isInteger(patchSize) && patchSize > 0 && Number.isInteger(padding) && padding >= 0 && 2 * padding < patchSize)) {
@@ -130,23 +131,24 @@ function cropTopLeft(image, { width, height }) {
 }
 
 const upscalerJs = await startUpscalerJs();
-const timingImagePath = upscalerJs
-  ? resolve(
-      option(
-        'timing-image',
-        join(
-          data,
-          'bsd100',
-          'HR',
-          readdirSync(join(data, 'bsd100', 'HR'))
-            .filter(upscalerJs.io.isImageFileName)
-            .sort()[0],
-        ),
-      ),
-    )
-  : undefined;
+const timing = upscalerJs !== undefined && !own.includes('--no-timing');
+/** --timing-image, or the first BSD100 HR image. */
+function timingImageFile() {
+  const given = option('timing-image', undefined);
+  if (given) return resolve(given);
+  const dir = join(data, 'bsd100', 'HR');
+  return join(dir, readdirSync(dir).filter(upscalerJs.io.isImageFileName).sort()[0]);
+}
+const timingImagePath = timing ? timingImageFile() : undefined;
 // Read and cropped before any work, so that a wrong timing image stops the run at once.
-const timingImage = upscalerJs && cropTopLeft(await upscalerJs.io.readImageFile(timingImagePath), TIMING_SIZE);
+const timingImage =
+  timing &&
+  cropTopLeft(
+    await upscalerJs.io
+      .readImageFile(timingImagePath)
+      .catch((e) => usageError(`--timing-image: cannot read ${timingImagePath} (${e.message})`)),
+    TIMING_SIZE,
+  );
 const startLoad = loadavg()[0];
 const rows = [];
 const findings = [];
@@ -216,7 +218,7 @@ for (const set of sets) {
   saveJson(false);
 }
 
-if (upscalerJs && !own.includes('--no-timing')) {
+if (timing) {
   const image = timingImage;
   const what = `${TIMING_SIZE.width}×${TIMING_SIZE.height} top-left crop of ${timingImagePath}`;
   for (const model of upscalerJs.models) {
