@@ -153,7 +153,7 @@ const startLoad = loadavg()[0];
 const rows = [];
 const findings = [];
 const timings = [];
-/** The JSON so far, rewritten after each set so that a long run stopped midway keeps its sets. */
+/** The JSON so far, rewritten after each upscaler's set so that a long run stopped midway keeps them. */
 function saveJson(complete) {
   if (!jsonOut) return;
   const upscalerJsRun = upscalerJs && { patchSize, padding, timingImage: timingImagePath, timings, findings };
@@ -193,6 +193,7 @@ for (const set of sets) {
       });
     }
     console.error(`${name} ${set}: ${first.psnr.toFixed(3)} dB / ${first.ssim.toFixed(4)} in ${seconds.toFixed(1)} s`);
+    saveJson(false);
   };
   if (runModel) {
     const pred = outputs(label);
@@ -215,7 +216,6 @@ for (const set of sets) {
     }
     addRows(name, pred, scores(['--gt', gt, '--pred', pred]), seconds, { images: names.length, patched });
   }
-  saveJson(false);
 }
 
 if (timing) {
