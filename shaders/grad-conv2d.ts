@@ -182,23 +182,28 @@ export function im2colKernel(kernelSize: number, stride: number) {
 ${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}
 const K = ${kernelSize}u;
 const STRIDE = ${stride}i;`,
+    // One invocation per output row of one (row, item): on CPU adapters an integer division is
+    // a scalar loop over the lanes, so the index is taken apart once per row, not per element.
+    // Padding reads a clamped address masked to zero, so the loop never branches.
     main: /* wgsl */ `
   let i = flat_index(gid, nwg);
-  let out_plane = p.out_height * p.out_width;
   let rows = p.cin * K * K;
-  if (i >= p.batch * rows * out_plane) { return; }
-  let o = i % out_plane;
-  let n = (i / out_plane) % p.batch;
-  let row = i / (out_plane * p.batch);
+  if (i >= rows * p.batch * p.out_height) { return; }
+  let oy = i % p.out_height;
+  let n = (i / p.out_height) % p.batch;
+  let row = i / (p.out_height * p.batch);
   let ci = row / (K * K);
   let tap = row % (K * K);
-  let iy = i32(o / p.out_width) * STRIDE + i32(tap / K) - p.pad_top;
-  let ix = i32(o % p.out_width) * STRIDE + i32(tap % K) - p.pad_left;
-  var v = 0.0;
-  if (iy >= 0 && ix >= 0 && iy < i32(p.height) && ix < i32(p.width)) {
-    v = x[p.x_skip + ((n * p.cin + ci) * p.height + u32(iy)) * p.width + u32(ix)];
-  }
-  cols[i] = v;`,
+  let iy = i32(oy) * STRIDE + i32(tap / K) - p.pad_top;
+  let row_inside = iy >= 0 && iy < i32(p.height);
+  let x_row = p.x_skip + ((n * p.cin + ci) * p.height + u32(select(0, iy, row_inside))) * p.width;
+  let ix0 = i32(tap % K) - p.pad_left;
+  let out_row = (row * p.batch + n) * p.out_height * p.out_width + oy * p.out_width;
+  for (var ox = 0u; ox < p.out_width; ox++) {
+    let ix = i32(ox) * STRIDE + ix0;
+    let inside = row_inside && ix >= 0 && ix < i32(p.width);
+    cols[out_row + ox] = select(0.0, x[x_row + u32(select(0, ix, inside))], inside);
+  }`,
   });
 }
 
@@ -217,13 +222,16 @@ export const CHANNEL_MAJOR_KERNEL = defineKernel({
   workgroupSize: CONV2D_GRAD_HELPER_WORKGROUP,
   functions: /* wgsl */ `
 ${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}`,
+  // One invocation per (channel, item) plane: the index is taken apart once per plane (an
+  // integer division is a scalar loop over the lanes on CPU adapters).
   main: /* wgsl */ `
   let i = flat_index(gid, nwg);
-  if (i >= p.batch * p.channels * p.plane) { return; }
-  let o = i % p.plane;
-  let n = (i / p.plane) % p.batch;
-  let c = i / (p.plane * p.batch);
-  out[i] = x[(n * p.channels + c) * p.plane + o];`,
+  if (i >= p.channels * p.batch) { return; }
+  let n = i % p.batch;
+  let c = i / p.batch;
+  let src = (n * p.channels + c) * p.plane;
+  let dst = i * p.plane;
+  for (var o = 0u; o < p.plane; o++) { out[dst + o] = x[src + o]; }`,
 });
 
 /** out[r] = Σ_n Σ_o x[n, r, o]: a bias gradient from dy [N, C, P]. One workgroup per channel. */
@@ -245,8 +253,9 @@ var<workgroup> sums: array<f32, 64>;`,
   let r = wid.x + wid.y * nwg.x;
   var s = 0.0;
   if (r < p.rows) {
-    for (var q = lid; q < p.batch * p.inner; q += 64u) {
-      s += x[((q / p.inner) * p.rows + r) * p.inner + q % p.inner];
+    for (var n = 0u; n < p.batch; n++) {
+      let row = (n * p.rows + r) * p.inner;
+      for (var q = lid; q < p.inner; q += 64u) { s += x[row + q]; }
     }
   }
   sums[lid] = s;

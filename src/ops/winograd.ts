@@ -120,12 +120,15 @@ export function directConvCost(g: Conv2dGeometry): number {
 
 /**
  * The Winograd tile size for a problem, or null when the direct kernel costs less (deep layers
- * with few pixels, where transforming the weights on every call dominates).
+ * with few pixels, where transforming the weights on every call dominates). Decided for one
+ * batch item, so that an item's result never depends on what it is batched with (the
+ * algorithms round differently).
  */
 export function chooseWinogradTileSize(g: Conv2dGeometry, config: Conv2dWinograd, hasResidual: boolean): WinogradTileSize | null {
   if (config.tileSize) return config.tileSize;
-  const [f2, f4] = [winogradCost(g, 2, hasResidual), winogradCost(g, 4, hasResidual)];
-  if (Math.min(f2, f4) >= directConvCost(g)) return null;
+  const item = { ...g, batch: 1 };
+  const [f2, f4] = [winogradCost(item, 2, hasResidual), winogradCost(item, 4, hasResidual)];
+  if (Math.min(f2, f4) >= directConvCost(item)) return null;
   return f4 <= f2 ? 4 : 2;
 }
 

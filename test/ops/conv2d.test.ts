@@ -142,6 +142,8 @@ test('winograd: the per-problem choices', async () => {
   assert.is(chooseWinogradTileSize(geometry(1, 640, 16), {}, false), 2);
   assert.is(chooseWinogradTileSize(geometry(1, 640, 8), {}, false), null);
   assert.is(chooseWinogradTileSize(geometry(1, 640, 8), { tileSize: 4 }, false), 4);
+  // Per batch item: a batch runs each item as it would run alone.
+  assert.is(chooseWinogradTileSize(geometry(128, 32, 16), {}, false), chooseWinogradTileSize(geometry(1, 32, 16), {}, false));
   // The channel block that pads least, the largest of equals; fewer tiles per lane for few tiles.
   assert.equal(winogradGemmTiling(160, 256, {}), { outChannels: 80, tilesPerLane: 4 });
   assert.equal(winogradGemmTiling(128, 16, {}), { outChannels: 64, tilesPerLane: 2 });

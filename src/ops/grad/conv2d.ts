@@ -109,7 +109,8 @@ function weightGradByMatmul(
       op,
       uniforms: geometryUniforms(g, g.batch, 0, 0, 0),
       bindings: { x: x.binding(), cols: cols.binding() },
-      workgroups: flatWorkgroups(ctx, cols.size, CONV2D_GRAD_HELPER_WORKGROUP),
+      // One invocation per output row of each (input channel × tap, item).
+      workgroups: flatWorkgroups(ctx, g.inChannels * taps * g.batch * g.outHeight, CONV2D_GRAD_HELPER_WORKGROUP),
     });
   }
   let dyRows: Tensor;
@@ -120,7 +121,8 @@ function weightGradByMatmul(
       op,
       uniforms: { batch: g.batch, channels: g.outChannels, plane: outPlane },
       bindings: { x: dy.binding(), out: dyRows.binding() },
-      workgroups: flatWorkgroups(ctx, dy.size, CONV2D_GRAD_HELPER_WORKGROUP),
+      // One invocation per (channel, item) plane.
+      workgroups: flatWorkgroups(ctx, g.outChannels * g.batch, CONV2D_GRAD_HELPER_WORKGROUP),
     });
   }
   let dw: Tensor;
