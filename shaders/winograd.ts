@@ -9,7 +9,6 @@
  * Layouts: U [a², Cin, Cout], V [a², Cin, T], M [a², Cout, T], T the tiles of the chunk of the
  * problem being run (batch items × tile rows × tile columns, row-major).
  */
-import { flatIndexFn } from './common.js';
 import { defineKernel } from './declare.js';
 
 export type WinogradTileSize = 2 | 4;
@@ -125,13 +124,14 @@ export function winogradWeightKernel(m: WinogradTileSize) {
       { name: 'u', type: 'f32', access: 'read_write' },
     ],
     workgroupSize: WINOGRAD_WORKGROUP,
-    functions: flatIndexFn(WINOGRAD_WORKGROUP),
+    // Grid: output channels along x, input channels along y (no integer division, a scalar
+    // loop over the lanes on CPU adapters).
     main: /* wgsl */ `
-  let i = flat_index(gid, nwg);
+  let co = gid.x;
+  let ci = wid.y;
+  if (co >= p.out_channels) { return; }
   let pairs = p.in_channels * p.out_channels;
-  if (i >= pairs) { return; }
-  let co = i % p.out_channels;
-  let ci = i / p.out_channels;
+  let i = ci * p.out_channels + co;
   let taps = p.w_offset + (co * p.in_channels + ci) * 9u;
 ${range(9)
   .map((t) => `  let g${t} = w[taps + ${t}u];`)
@@ -152,14 +152,29 @@ const TILE_UNIFORMS = [
     name,
     type: 'u32' as const,
   })),
+  // 1 / (tile_rows · tiles_w) and 1 / tiles_w, for divide().
+  { name: 'inv_item_tiles', type: 'f32' },
+  { name: 'inv_tiles_w', type: 'f32' },
 ] as const;
+
+/**
+ * n / d for n < 2²² given inv ≈ 1/d: a float product corrected by one either way. On CPU
+ * adapters an integer division by a runtime value is a scalar loop over the lanes.
+ */
+const DIVIDE_WGSL = /* wgsl */ `
+fn divide(n: u32, d: u32, inv: f32) -> u32 {
+  var q = u32(f32(n) * inv);
+  q = select(q, q - 1u, q * d > n);
+  return select(q, q + 1u, (q + 1u) * d <= n);
+}`;
 
 /** WGSL: the tile `t` of the chunk as its item (relative to the bound window), output row and column. */
 const TILE_ORIGIN_WGSL = (m: number): string => /* wgsl */ `
-  let per_item = p.tile_rows * p.tiles_w;
-  let item = t / per_item;
-  let oy0 = (p.tile_row0 + (t % per_item) / p.tiles_w) * ${m}u;
-  let ox0 = (t % p.tiles_w) * ${m}u;`;
+  let item = divide(t, p.tile_rows * p.tiles_w, p.inv_item_tiles);
+  let in_item = t - item * p.tile_rows * p.tiles_w;
+  let tile_row = divide(in_item, p.tiles_w, p.inv_tiles_w);
+  let oy0 = (p.tile_row0 + tile_row) * ${m}u;
+  let ox0 = (in_item - tile_row * p.tiles_w) * ${m}u;`;
 
 /** V[ξ][ci][t] = (Bᵀ d B)[ξ] for the a×a input patch d of tile t; one invocation per (ci, t). */
 export function winogradInputKernel(m: WinogradTileSize) {
@@ -181,17 +196,17 @@ export function winogradInputKernel(m: WinogradTileSize) {
     ],
     workgroupSize: WINOGRAD_WORKGROUP,
     // Padding reads a clamped address masked to zero, so the load never branches.
-    functions: `${flatIndexFn(WINOGRAD_WORKGROUP)}
+    functions: `${DIVIDE_WGSL}
 fn load_x(plane: u32, iy: i32, ix: i32) -> f32 {
   let inside = iy >= 0 && iy < i32(p.in_height) && ix >= 0 && ix < i32(p.in_width);
   return select(0.0, x[plane + u32(select(0, iy * i32(p.in_width) + ix, inside))], inside);
 }`,
     main: /* wgsl */ `
-  let i = flat_index(gid, nwg);
+  let t = gid.x;
+  let ci = wid.y;
+  if (t >= p.tiles) { return; }
   let count = p.in_channels * p.tiles;
-  if (i >= count) { return; }
-  let t = i % p.tiles;
-  let ci = i / p.tiles;
+  let i = ci * p.tiles + t;
 ${TILE_ORIGIN_WGSL(m)}
   let plane = p.x_offset + (item * p.in_channels + ci) * p.in_height * p.in_width;
   let iy0 = i32(oy0) - p.pad_top;
@@ -314,13 +329,13 @@ export function winogradOutputKernel(m: WinogradTileSize, epilogue: WinogradEpil
       { name: 'y', type: 'f32', access: 'read_write' },
     ],
     workgroupSize: WINOGRAD_WORKGROUP,
-    functions: flatIndexFn(WINOGRAD_WORKGROUP),
+    functions: DIVIDE_WGSL,
     main: /* wgsl */ `
-  let i = flat_index(gid, nwg);
+  let t = gid.x;
+  let co = wid.y;
+  if (t >= p.tiles) { return; }
   let count = p.out_channels * p.tiles;
-  if (i >= count) { return; }
-  let t = i % p.tiles;
-  let co = i / p.tiles;
+  let i = co * p.tiles + t;
 ${TILE_ORIGIN_WGSL(m)}
   let out_plane = (item * p.out_channels + co) * p.out_height * p.out_width;
 ${epilogue.bias ? '  let b = bias[p.bias_offset + co];' : ''}

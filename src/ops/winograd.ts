@@ -10,7 +10,7 @@ import {
 import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Conv2dGeometry } from './conv2d-geometry.js';
-import { bindWindow, dispatchKernel, fitsAtAnyOffset, flatWorkgroups, type Footprint, planRuns } from './kernel.js';
+import { bindWindow, dispatchKernel, fitsAtAnyOffset, type Footprint, planRuns } from './kernel.js';
 
 export type { WinogradGemmTiling, WinogradTileSize } from '../../shaders/winograd.js';
 
@@ -142,6 +142,8 @@ export function planWinograd(ctx: GpuContext, g: Conv2dGeometry, t: WinogradTens
   const limit = ctx.limits.maxStorageBufferBindingSize;
   const positions = (m + 2) ** 2;
   if (positions * g.inChannels * g.outChannels * 4 > limit) return null;
+  // The transforms' grids have a row of workgroups per channel.
+  if (Math.max(g.inChannels, g.outChannels) > ctx.limits.maxComputeWorkgroupsPerDimension) return null;
   const inItem = g.inChannels * g.inHeight * g.inWidth;
   const footprints = (n0: number, n1: number): Footprint[] => [
     { tensor: t.x, start: n0 * inItem, end: n1 * inItem },
@@ -192,7 +194,7 @@ export function runWinograd(
     op,
     uniforms: { in_channels: g.inChannels, out_channels: g.outChannels, w_offset: w.skip },
     bindings: { w: w.binding, u: u.binding() },
-    workgroups: flatWorkgroups(ctx, g.inChannels * g.outChannels, WINOGRAD_WORKGROUP),
+    workgroups: [Math.ceil(g.outChannels / WINOGRAD_WORKGROUP), g.inChannels, 1],
   });
   const outputKernel = winogradOutputKernel(m, { bias: t.bias !== null, silu: activation === 'silu', residual: t.residual !== undefined });
   const tilesW = Math.ceil(g.outWidth / m);
@@ -208,6 +210,8 @@ export function runWinograd(
       in_width: g.inWidth,
       out_height: g.outHeight,
       out_width: g.outWidth,
+      inv_item_tiles: 1 / (chunk.rows * tilesW),
+      inv_tiles_w: 1 / tilesW,
     };
     const xw = bindWindow({ tensor: t.x, start: chunk.n0 * inItem, end: (chunk.n0 + chunk.items) * inItem });
     const v = Tensor.empty(ctx, [positions, g.inChannels, tiles], 'f32', 'winograd input');
@@ -215,7 +219,7 @@ export function runWinograd(
       op,
       uniforms: { ...placement, in_channels: g.inChannels, pad_top: g.padTop, pad_left: g.padLeft, x_offset: xw.skip },
       bindings: { x: xw.binding, v: v.binding() },
-      workgroups: flatWorkgroups(ctx, g.inChannels * tiles, WINOGRAD_WORKGROUP),
+      workgroups: [Math.ceil(tiles / WINOGRAD_WORKGROUP), g.inChannels, 1],
     });
     const products = Tensor.empty(ctx, [positions, g.outChannels, tiles], 'f32', 'winograd products');
     const gemm = winogradGemmTiling(g.outChannels, tiles, config);
@@ -254,7 +258,7 @@ export function runWinograd(
         'mt' | 'y' | 'bias' | 'residual',
         BufferRange
       >,
-      workgroups: flatWorkgroups(ctx, g.outChannels * tiles, WINOGRAD_WORKGROUP),
+      workgroups: [Math.ceil(tiles / WINOGRAD_WORKGROUP), g.outChannels, 1],
     });
     products.dispose();
   }
