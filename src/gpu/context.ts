@@ -385,13 +385,13 @@ export class GpuContext {
   private bindGroup(call: KernelCall, pipeline: GPUComputePipeline): GPUBindGroup {
     let siteKey = String(this.objectId(pipeline));
     for (const b of call.bindings) siteKey += `,${this.objectId(b.buffer)}:${b.offset ?? 0}:${b.size ?? ''}`;
-    const paramsKey = call.params ? contentKey(call.params) : '';
+    const params = call.params ? new Uint32Array(call.params) : undefined;
     let slots = this.sites.get(siteKey);
     if (slots)
       this.sites.delete(siteKey); // re-inserted below as the most recently used
     else slots = [];
     this.sites.set(siteKey, slots);
-    let index = slots.findIndex((slot) => slot.paramsKey === paramsKey);
+    let index = slots.findIndex((slot) => sameWords(slot.params, params));
     if (index < 0 && slots.length >= SLOTS_PER_SITE) {
       index = 0;
       const slot = slots[0];
@@ -399,11 +399,11 @@ export class GpuContext {
       if (slot.recordedIn === this.submission) this.flush();
       this.device.queue.writeBuffer(slot.uniform!, 0, call.params!);
       this.counters.uniformWrites++;
-      slot.paramsKey = paramsKey;
+      slot.params = params!.slice();
     }
     let slot: BindingSlot;
     if (index < 0) {
-      slot = this.createSlot(call, pipeline, paramsKey);
+      slot = this.createSlot(call, pipeline, params?.slice());
       this.counters.bindGroupsCreated++;
       this.siteSlots++;
       this.evictSites(siteKey);
@@ -415,7 +415,7 @@ export class GpuContext {
     return slot.bindGroup;
   }
 
-  private createSlot(call: KernelCall, pipeline: GPUComputePipeline, paramsKey: string): BindingSlot {
+  private createSlot(call: KernelCall, pipeline: GPUComputePipeline, params: Uint32Array | undefined): BindingSlot {
     const entries: GPUBindGroupEntry[] = [];
     let uniform: GPUBuffer | undefined;
     if (call.params) {
@@ -438,7 +438,7 @@ export class GpuContext {
     const bindGroup = this.scoped(call.op, 'validation', () =>
       this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label: call.op }),
     );
-    return { bindGroup, uniform, paramsKey, recordedIn: this.submission };
+    return { bindGroup, uniform, params, recordedIn: this.submission };
   }
 
   /**
@@ -476,14 +476,18 @@ export class GpuContext {
 interface BindingSlot {
   bindGroup: GPUBindGroup;
   uniform: GPUBuffer | undefined;
-  paramsKey: string;
+  /** A copy of the uniform block's contents, as words. */
+  params: Uint32Array | undefined;
   /** The value of GpuContext.submission when it was last recorded. */
   recordedIn: number;
 }
 
-/** A params block as a string, for use as a map key. */
-function contentKey(params: ArrayBuffer): string {
-  return String.fromCharCode(...new Uint16Array(params, 0, params.byteLength >> 1));
+/** Whether two uniform blocks hold the same words (compared in place: no key string per dispatch). */
+function sameWords(a: Uint32Array | undefined, b: Uint32Array | undefined): boolean {
+  if (!a || !b) return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function summariseOps(ops: string[]): string {
