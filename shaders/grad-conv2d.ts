@@ -153,15 +153,15 @@ export const FLIP_WEIGHT_KERNEL = defineKernel({
     { name: 'flipped', type: 'f32', access: 'read_write' },
   ],
   workgroupSize: CONV2D_GRAD_HELPER_WORKGROUP,
-  functions: /* wgsl */ `
-${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}`,
+  // One invocation per (output channel, input channel) filter, output channels along x and
+  // input channels along y: no integer division (a scalar loop over the lanes on CPU adapters).
   main: /* wgsl */ `
-  let i = flat_index(gid, nwg);
-  if (i >= p.cout * p.cin * p.taps) { return; }
-  let t = i % p.taps;
-  let co = (i / p.taps) % p.cout;
-  let ci = i / (p.taps * p.cout);
-  flipped[i] = weight[(co * p.cin + ci) * p.taps + (p.taps - 1u - t)];`,
+  let co = gid.x;
+  let ci = wid.y;
+  if (co >= p.cout) { return; }
+  let from_filter = (co * p.cin + ci) * p.taps;
+  let to_filter = (ci * p.cout + co) * p.taps;
+  for (var t = 0u; t < p.taps; t++) { flipped[to_filter + t] = weight[from_filter + p.taps - 1u - t]; }`,
 });
 
 /**

@@ -79,7 +79,7 @@ function transposedConv(weight: Tensor, dy: Tensor, g: Conv2dGeometry): Tensor {
     op: 'conv2dBackward',
     uniforms: { cout: g.outChannels, cin: g.inChannels, taps },
     bindings: { weight: weight.binding(), flipped: flipped.binding() },
-    workgroups: flatWorkgroups(ctx, weight.size, CONV2D_GRAD_HELPER_WORKGROUP),
+    workgroups: [Math.ceil(g.outChannels / CONV2D_GRAD_HELPER_WORKGROUP), g.inChannels, 1],
   });
   const k1 = g.kernelSize - 1;
   const dx = conv2d(dy, flipped, null, { padding: [k1 - g.padTop, k1 - g.padRight, k1 - g.padBottom, k1 - g.padLeft] });
