@@ -16,7 +16,7 @@ export type { WinogradGemmTiling, WinogradTileSize } from '../../shaders/winogra
 
 /**
  * Winograd F(m×m, 3×3): the output tile size m and how its GEMM divides the work; what is left
- * out is chosen per problem (chooseWinograd, winogradGemmTiling).
+ * out is chosen per problem (chooseWinogradTileSize, winogradGemmTiling).
  */
 export interface Conv2dWinograd extends Partial<WinogradGemmTiling> {
   tileSize?: WinogradTileSize;
