@@ -8,7 +8,6 @@
 //   varies far less with the load than the wall time. --profile then records one more step and
 //   replays each of its dispatches alone, printing the CPU time per op: where a step's time goes.
 import { readFileSync } from 'node:fs';
-import type { KernelCall } from '../src/gpu/context.js';
 import { join } from 'node:path';
 import { createNodeGpuContext } from '../src/gpu/node.js';
 import { parseModelConfig, PRESETS } from '../src/nn/config.js';
@@ -18,6 +17,7 @@ import { initialWeights } from '../src/train/init.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { parameterTensors } from '../src/train/parameters.js';
 import { trainStep } from '../src/train/trainer.js';
+import { formatProfile, profileDispatches } from './profile.js';
 
 const profile = process.argv.includes('--profile');
 const [which = 'small', batchArg, stepsArg] = process.argv.slice(2).filter((a) => a !== '--profile');
@@ -82,51 +82,8 @@ optimizer.dispose();
 unet.dispose();
 ctx.dispose();
 
-/**
- * Records one more step, then runs each of its dispatches alone (a few times, after a sync) and
- * charges the process CPU time, less an empty sync's, to its op. Replays read and write the
- * step's buffers as they are, so only the timings mean anything.
- */
+/** Records one more step and prints where its CPU time goes, per op. */
 async function profileStep(): Promise<void> {
-  const calls: KernelCall[] = [];
-  const record = ctx.dispatch.bind(ctx);
-  ctx.dispatch = (call) => {
-    calls.push(call);
-    record(call);
-  };
-  trainStep(unet, optimizer, { ...data, timesteps }, schedule).dispose();
-  ctx.dispatch = record;
-  await ctx.sync();
-  const cpuMs = async (body: () => void): Promise<number> => {
-    const before = process.cpuUsage();
-    body();
-    await ctx.sync();
-    const used = process.cpuUsage(before);
-    return (used.user + used.system) / 1000;
-  };
-  const syncs = 20;
-  let syncMs = 0;
-  for (let i = 0; i < syncs; i++) syncMs += (await cpuMs(() => {})) / syncs;
-  const repeats = 3;
-  const byOp = new Map<string, { dispatches: number; ms: number; workgroups: Set<string> }>();
-  for (const call of calls) {
-    const ms =
-      (await cpuMs(() => {
-        for (let r = 0; r < repeats; r++) ctx.dispatch(call);
-      })) - syncMs;
-    const entry = byOp.get(call.op) ?? { dispatches: 0, ms: 0, workgroups: new Set<string>() };
-    entry.dispatches++;
-    entry.ms += Math.max(0, ms / repeats);
-    entry.workgroups.add(call.workgroups.map((n) => n ?? 1).join('×'));
-    byOp.set(call.op, entry);
-  }
-  const total = [...byOp.values()].reduce((sum, e) => sum + e.ms, 0);
-  console.log(`profile: ${calls.length} dispatches, ${total.toFixed(0)} CPU-ms replayed one by one`);
-  for (const [op, e] of [...byOp].sort((a, b) => b[1].ms - a[1].ms)) {
-    const shapes = [...e.workgroups];
-    console.log(
-      `${e.ms.toFixed(1).padStart(9)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)} % ${String(e.dispatches).padStart(4)}× ${op}` +
-        `  (workgroups ${shapes.slice(0, 4).join(', ')}${shapes.length > 4 ? ', …' : ''})`,
-    );
-  }
+  const result = await profileDispatches(ctx, () => trainStep(unet, optimizer, { ...data, timesteps }, schedule).dispose());
+  for (const line of formatProfile(result)) console.log(line);
 }
