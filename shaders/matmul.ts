@@ -39,6 +39,90 @@ function unrolled(count: number, line: (i: number) => string): string {
   return Array.from({ length: count }, (_, i) => line(i)).join('\n');
 }
 
+/** The activations and the bounds-checked operand loads (input activation applied) both kernels use. */
+function operandFunctions(options: MatmulShaderOptions): string {
+  return wgsl`
+#if ${options.inputActivation === 'silu'}
+${siluWgsl('f32')}
+#endif
+#if ${options.activation === 'silu'}
+${siluWgsl('vec4<f32>', 'silu4')}
+#endif
+#if ${options.activation === 'gelu'}
+${GELU_WGSL}
+#endif
+
+fn load_a(base: u32, row: u32, k: u32) -> f32 {
+  if (row >= p.M || k >= p.K) { return 0.0; }
+#if ${options.inputActivation === 'silu'}
+  return silu(a[base + row * p.K + k]);
+#else
+  return a[base + row * p.K + k];
+#endif
+}
+
+fn load_b(base: u32, k: u32, col: u32) -> f32 {
+  if (k >= p.K || col >= p.N) { return 0.0; }
+#if ${options.transposeB}
+  return b[base + col * p.K + k];
+#else
+  return b[base + k * p.N + col];
+#endif
+}`;
+}
+
+/** Rows a product may have for matmulFewRowsKernel to run it (the tiled kernel computes 64). */
+export const MATMUL_FEW_ROWS = 8;
+/** Invocations per workgroup of matmulFewRowsKernel: output columns of one row. */
+export const MATMUL_FEW_ROWS_WORKGROUP = 64;
+
+/**
+ * C = alpha·A·B (+ bias, activation) for products of few rows (the UNet's FiLM projections
+ * have one per batch item): one invocation per output element (column gid.x, row wid.y, batch
+ * wid.z) with a plain loop over K, the row's A values the same for the whole workgroup. The
+ * tiled kernel would compute 64 rows and stage them through workgroup memory for each.
+ */
+export function matmulFewRowsKernel(options: MatmulShaderOptions) {
+  return defineKernel({
+    name: 'matmulFewRows',
+    uniforms: [
+      ...(['M', 'N', 'K', 'stride_a', 'stride_b', 'stride_c', 'base_a', 'base_b', 'base_c'] as const).map((name) => ({
+        name,
+        type: 'u32' as const,
+      })),
+      { name: 'alpha', type: 'f32' },
+    ],
+    bindings: [
+      { name: 'a', type: 'f32', access: 'read' },
+      { name: 'b', type: 'f32', access: 'read' },
+      ...(options.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []),
+      { name: 'c', type: 'f32', access: 'read_write' },
+    ],
+    workgroupSize: MATMUL_FEW_ROWS_WORKGROUP,
+    functions: operandFunctions(options),
+    main: wgsl`
+  let col = gid.x;
+  let row = wid.y;
+  if (col >= p.N) { return; }
+  let base_a = p.base_a + wid.z * p.stride_a;
+  let base_b = p.base_b + wid.z * p.stride_b;
+  var acc = 0.0;
+  for (var k = 0u; k < p.K; k++) {
+    acc = fma(load_a(base_a, row, k), load_b(base_b, k, col), acc);
+  }
+  var v = acc * p.alpha;
+#if ${options.bias}
+  v += bias[col];
+#endif
+#if ${options.activation === 'silu'}
+  v = silu4(vec4<f32>(v)).x;
+#elif ${options.activation === 'gelu'}
+  v = gelu(vec4<f32>(v)).x;
+#endif
+  c[p.base_c + wid.z * p.stride_c + row * p.N + col] = v;`,
+  });
+}
+
 /**
  * Batched C = alpha·A·B (+ bias, activation) with A [M, K] and B [K, N] (or [N, K]) row-major.
  * Each workgroup stages tileM×tileK of A and tileK×tileN of B in workgroup memory, stored as
@@ -97,34 +181,7 @@ export function matmulKernel(options: MatmulShaderOptions) {
     functions: wgsl`
 var<workgroup> tile_a: array<vec4<f32>, ${tileK * vecM}>;
 var<workgroup> tile_b: array<vec4<f32>, ${tileK * vecN}>;
-#if ${options.inputActivation === 'silu'}
-${siluWgsl('f32')}
-#endif
-#if ${options.activation === 'silu'}
-${siluWgsl('vec4<f32>', 'silu4')}
-#endif
-#if ${options.activation === 'gelu'}
-${GELU_WGSL}
-#endif
-
-fn load_a(base: u32, row: u32, k: u32) -> f32 {
-  if (row >= p.M || k >= p.K) { return 0.0; }
-#if ${options.inputActivation === 'silu'}
-  return silu(a[base + row * p.K + k]);
-#else
-  return a[base + row * p.K + k];
-#endif
-}
-
-fn load_b(base: u32, k: u32, col: u32) -> f32 {
-  if (k >= p.K || col >= p.N) { return 0.0; }
-#if ${options.transposeB}
-  return b[base + col * p.K + k];
-#else
-  return b[base + k * p.N + col];
-#endif
-}
-
+${operandFunctions(options)}
 fn store(base: u32, row: u32, col: u32, acc: vec4<f32>) {
   if (row >= p.M || col >= p.N) { return; }
   var v = acc * p.alpha;

@@ -1,4 +1,12 @@
-import { MATMUL_TILING, matmulKernel, type Activation, type MatmulShaderOptions } from '../../shaders/matmul.js';
+import {
+  MATMUL_FEW_ROWS,
+  MATMUL_FEW_ROWS_WORKGROUP,
+  MATMUL_TILING,
+  matmulFewRowsKernel,
+  matmulKernel,
+  type Activation,
+  type MatmulShaderOptions,
+} from '../../shaders/matmul.js';
 import type { BufferRange } from '../gpu/context.js';
 import { GpuLimitError } from '../gpu/errors.js';
 import { shapeSize, Tensor } from '../tensor/tensor.js';
@@ -115,16 +123,19 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
 
 /**
  * Records the product in as few dispatches as the limits allow: whole batches per dispatch
- * while every binding fits, otherwise one batch at a time in runs of rows.
+ * while every binding fits, otherwise one batch at a time in runs of rows. Products of at most
+ * MATMUL_FEW_ROWS rows take the few-rows kernel, the others the tiled one.
  */
 function runGemm(g: Gemm): void {
   const ctx = g.out.ctx;
-  const { tileM, tileN } = g.shader.tiling ?? MATMUL_TILING;
+  const fewRows = g.m <= MATMUL_FEW_ROWS;
+  // A workgroup of the few-rows kernel covers one row and MATMUL_FEW_ROWS_WORKGROUP columns.
+  const { tileM, tileN } = fewRows ? { tileM: 1, tileN: MATMUL_FEW_ROWS_WORKGROUP } : (g.shader.tiling ?? MATMUL_TILING);
   const maxGroups = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (Math.ceil(g.n / tileN) > maxGroups) {
     throw new GpuLimitError(`operand b ${describe(g.b)} is too large for one dispatch`, g.op);
   }
-  const kernel = matmulKernel(g.shader);
+  const kernel = fewRows ? matmulFewRowsKernel(g.shader) : matmulKernel(g.shader);
   const strideA = g.aBatched ? g.m * g.k : 0;
   const strideB = g.bBatched ? g.k * g.n : 0;
   const strideC = g.m * g.n;

@@ -289,6 +289,9 @@ function matmulCases(): OpCase[] {
     { lead: [5], k: 8, n: 12, bias: true, options: { inputActivation: 'silu', activation: 'silu' } },
     { lead: [70], k: 96, n: 40, bias: false, options: { activation: 'gelu' } },
     { lead: [], k: 3, n: 2, bias: true, options: { activation: 'silu' } },
+    // The most rows the few-rows kernel takes, and one more (the tiled kernel), fully fused.
+    { lead: [2, 4], k: 70, n: 66, bias: true, options: { inputActivation: 'silu', activation: 'gelu' } },
+    { lead: [9], k: 70, n: 66, bias: true, options: { inputActivation: 'silu', activation: 'gelu' } },
   ];
   cases.push(...linears.map((p, i) => linearCase(p, 10 + i)));
   cases.push(
@@ -985,6 +988,8 @@ function windowAttentionCases(): OpCase[] {
     { windowSize: 3, shift: 0, headDim: 3, heads: 2, batch: 1, height: 6, width: 3 },
     { windowSize: 4, shift: 2, headDim: 2, heads: 1, batch: 2, height: 8, width: 8 },
     { windowSize: 8, shift: 4, headDim: 32, heads: 1, batch: 1, height: 8, width: 8 },
+    // Shifted windows wrapping around a non-square plane (rows and columns wrap apart).
+    { windowSize: 2, shift: 1, headDim: 3, heads: 2, batch: 2, height: 4, width: 6 },
   ];
   const cases = forward.map((p, i) => windowAttentionCase(p, 10 + i));
   for (const [i, p] of backward.entries()) {
