@@ -1,13 +1,13 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-import { flatIndexFn } from './common.js';
 import { siluWgsl } from './common.js';
 import { defineKernel, type ElementType } from './declare.js';
+import { DIVIDE_WGSL } from './winograd.js';
 
 export const GROUPNORM_STATS_WORKGROUP = 256;
 /** Elements one statistics workgroup reduces: a group's slices are reduced in parallel. */
 export const GROUPNORM_SLICE = 16384;
 export const GROUPNORM_FINALIZE_WORKGROUP = 64;
-export const GROUPNORM_APPLY_WORKGROUP = 256;
+export const GROUPNORM_APPLY_WORKGROUP = 64;
 
 /**
  * Element type of the kernels: vec4 when a channel's positions come in fours, so four
@@ -121,9 +121,17 @@ export const GROUPNORM_FINALIZE_KERNEL = defineKernel({
   stats[row] = vec2<f32>(m.mean, inverseSqrt(max(m.m2 / m.n, 0.0) + p.eps));`,
 });
 
+/** Vectors each invocation of the apply kernel writes, one workgroup width apart. */
+export const GROUPNORM_APPLY_VECTORS = 4;
+
 /**
  * Pass 3: y = (x − mean)·rstd·gamma·(1 + scale) + beta·(1 + scale) + shift, then SiLU.
- * Rows are local to the chunk; row_offset makes them global for the channel and sample.
+ * One workgroup row per (sample, channel) plane of the chunk (wid.y, folded into wid.z past
+ * the per-dimension limit): the channel's factors are worked out once per invocation, which
+ * then writes GROUPNORM_APPLY_VECTORS vectors of the plane. The plane's sample and channel
+ * come from the plane index by two float-reciprocal divisions per invocation, where a flat
+ * index took five integer divisions per element.
+ * Rows (sample, group) are local to the chunk; planes_offset makes planes global.
  * Without `normalize` there are no statistics (mean 0, rstd 1): the affine, FiLM and SiLU alone.
  */
 export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean, normalize = true) {
@@ -131,11 +139,16 @@ export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean
   return defineKernel({
     name: 'groupNorm apply',
     uniforms: [
-      ...(['n', 'row_len', 'spatial', 'channels_per_group', 'groups', 'channels', 'row_offset'] as const).map((name) => ({
+      ...(['planes', 'spatial', 'channels_per_group', 'channels', 'planes_offset'] as const).map((name) => ({
         name,
         type: 'u32' as const,
       })),
       { name: 'skip', type: 'u32' }, // vectors of x and y before the first row
+      // elements of scale and shift before the chunk's first plane
+      { name: 'scale_skip', type: 'u32' },
+      { name: 'shift_skip', type: 'u32' },
+      { name: 'inv_channels_per_group', type: 'f32' },
+      { name: 'inv_channels', type: 'f32' },
     ],
     bindings: [
       { name: 'x', type: V, access: 'read' },
@@ -151,31 +164,35 @@ export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean
       { name: 'y', type: V, access: 'read_write' },
     ],
     workgroupSize: GROUPNORM_APPLY_WORKGROUP,
-    functions: flatIndexFn(GROUPNORM_APPLY_WORKGROUP) + (silu ? siluWgsl(V) : ''),
+    functions: DIVIDE_WGSL + (silu ? siluWgsl(V) : ''),
     main: wgsl`
-  let i = flat_index(gid, nwg);
-  if (i >= p.n) { return; }
-  let row = i / p.row_len;
-  let global_row = row + p.row_offset;
-  let channel = (global_row % p.groups) * p.channels_per_group + (i % p.row_len) / p.spatial;
+  let plane = wid.y + wid.z * nwg.y;
+  if (plane >= p.planes) { return; }
+  let global_plane = plane + p.planes_offset;
+  let sample = divide(global_plane, p.channels, p.inv_channels);
+  let channel = global_plane - sample * p.channels;
 #if ${normalize}
-  let s = stats[row];
+  let s = stats[divide(plane, p.channels_per_group, p.inv_channels_per_group)];
 #else
   let s = vec2<f32>(0.0, 1.0);
 #endif
   var a = s.y * gamma[channel];
   var b = beta[channel];
 #if ${film}
-  let sample_channel = (global_row / p.groups) * p.channels + channel;
-  let film_scale = 1.0 + scale[sample_channel];
+  let film_scale = 1.0 + scale[p.scale_skip + plane];
   a *= film_scale;
-  b = b * film_scale + shift[sample_channel];
+  b = b * film_scale + shift[p.shift_skip + plane];
 #endif
-  let v = (x[p.skip + i] - s.x) * a + b;
+  let plane_start = p.skip + plane * p.spatial;
+  for (var k = 0u; k < ${GROUPNORM_APPLY_VECTORS}u; k++) {
+    let at = (wid.x * ${GROUPNORM_APPLY_VECTORS}u + k) * ${GROUPNORM_APPLY_WORKGROUP}u + lid;
+    if (at >= p.spatial) { return; }
+    let v = (x[plane_start + at] - s.x) * a + b;
 #if ${silu}
-  y[p.skip + i] = silu(v);
+    y[plane_start + at] = silu(v);
 #else
-  y[p.skip + i] = v;
-#endif`,
+    y[plane_start + at] = v;
+#endif
+  }`,
   });
 }

@@ -9,7 +9,7 @@
  * Layouts: U [a², Cin, Cout], V [a², Cin, T], M [a², Cout, T], T the tiles of the chunk of the
  * problem being run (batch items × tile rows × tile columns, row-major).
  */
-import { defineKernel } from './declare.js';
+import { defineKernel, type Kernel } from './declare.js';
 
 export type WinogradTileSize = 2 | 4;
 
@@ -161,7 +161,7 @@ const TILE_UNIFORMS = [
  * n / d for n < 2²² given inv ≈ 1/d: a float product corrected by one either way. On CPU
  * adapters an integer division by a runtime value is a scalar loop over the lanes.
  */
-const DIVIDE_WGSL = /* wgsl */ `
+export const DIVIDE_WGSL = /* wgsl */ `
 fn divide(n: u32, d: u32, inv: f32) -> u32 {
   var q = u32(f32(n) * inv);
   q = select(q, q - 1u, q * d > n);
@@ -228,6 +228,11 @@ export interface WinogradGemmTiling {
   tilesPerLane: number;
 }
 
+const GEMM_UNIFORMS = ['rows', 'cols', 'depth', 'a_row', 'a_k', 'a_batch', 'b_col', 'b_k', 'b_batch'] as const;
+/** Uniforms of subgroupGemmKernel's placed variant besides the others. */
+const PLACED_GEMM_UNIFORMS = ['a_offset', 'b_offset', 'c_offset', 'c_row', 'alpha'] as const;
+type GemmKernel<U extends string> = Kernel<U, 'a' | 'b' | 'c'>;
+
 /**
  * A GEMM made for CPU adapters, where every per-invocation load is a scalar loop over the lanes
  * and arithmetic is nearly free: C[z][r][c] = Σ_k A[z](k, r) · B[z](k, c) for a batch of
@@ -239,8 +244,20 @@ export interface WinogradGemmTiling {
  * of a load). Out-of-range rows and columns compute on clamped addresses and are not stored.
  * Winograd's M[ξ] = U[ξ]ᵀ V[ξ] is one (rows = output channels, columns = tiles, k = input
  * channels); conv2d's weight gradient dy · im2col(x)ᵀ another.
+ *
+ * The `placed` variant reads and writes inside larger tensors: a, b and C start a_offset,
+ * b_offset and c_offset elements into their bindings, C's rows are c_row apart, and the sums
+ * are scaled by alpha (attention's score and output products on blocks of queries).
  */
-export function subgroupGemmKernel(rowsPerGroup: number, colsPerLane: number) {
+export function subgroupGemmKernel(rowsPerGroup: number, colsPerLane: number): GemmKernel<(typeof GEMM_UNIFORMS)[number]>;
+export function subgroupGemmKernel(
+  rowsPerGroup: number,
+  colsPerLane: number,
+  placed: true,
+): GemmKernel<(typeof GEMM_UNIFORMS)[number] | (typeof PLACED_GEMM_UNIFORMS)[number]>;
+export function subgroupGemmKernel(rowsPerGroup: number, colsPerLane: number, placed = false): GemmKernel<string> {
+  const cRow = placed ? 'p.c_row' : 'p.cols';
+  const scaled = (sum: string): string => (placed ? `p.alpha * ${sum}` : sum);
   const lines: string[] = [];
   for (const j of range(colsPerLane)) lines.push(`  let c${j} = wid.x * ${8 * colsPerLane}u + ${8 * j}u + lane;`);
   for (const j of range(colsPerLane)) lines.push(`  let b_at${j} = b_base + min(c${j}, p.cols - 1u) * p.b_col;`);
@@ -259,14 +276,16 @@ export function subgroupGemmKernel(rowsPerGroup: number, colsPerLane: number) {
   // Stores written out with constant indices so that the sums stay in registers.
   for (const r of range(rowsPerGroup)) {
     for (const j of range(colsPerLane)) {
-      lines.push(`  if (r0 + ${r}u < p.rows && c${j} < p.cols) { c[c_base + (r0 + ${r}u) * p.cols + c${j}] = acc${r}_${j}; }`);
+      lines.push(
+        `  if (r0 + ${r}u < p.rows && c${j} < p.cols) { c[c_base + (r0 + ${r}u) * ${cRow} + c${j}] = ${scaled(`acc${r}_${j}`)}; }`,
+      );
     }
   }
   return defineKernel({
     name: 'subgroupGemm',
-    uniforms: (['rows', 'cols', 'depth', 'a_row', 'a_k', 'a_batch', 'b_col', 'b_k', 'b_batch'] as const).map((name) => ({
+    uniforms: [...GEMM_UNIFORMS, ...(placed ? PLACED_GEMM_UNIFORMS : [])].map((name) => ({
       name,
-      type: 'u32' as const,
+      type: name === 'alpha' ? ('f32' as const) : ('u32' as const),
     })),
     bindings: [
       { name: 'a', type: 'f32', access: 'read' },
@@ -278,9 +297,9 @@ export function subgroupGemmKernel(rowsPerGroup: number, colsPerLane: number) {
     extraBuiltins: ['@builtin(subgroup_invocation_id) lane: u32'],
     main: /* wgsl */ `
   let r0 = wid.y * ${rowsPerGroup}u;
-  let a_base = wid.z * p.a_batch;
-  let b_base = wid.z * p.b_batch;
-  let c_base = wid.z * p.rows * p.cols;
+  let a_base = ${placed ? 'p.a_offset + ' : ''}wid.z * p.a_batch;
+  let b_base = ${placed ? 'p.b_offset + ' : ''}wid.z * p.b_batch;
+  let c_base = ${placed ? 'p.c_offset + wid.z * p.rows * p.c_row' : 'wid.z * p.rows * p.cols'};
 ${lines.join('\n')}`,
   });
 }

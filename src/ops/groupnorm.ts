@@ -1,4 +1,5 @@
 import {
+  GROUPNORM_APPLY_VECTORS,
   GROUPNORM_APPLY_WORKGROUP,
   GROUPNORM_FINALIZE_WORKGROUP,
   GROUPNORM_SLICE,
@@ -107,23 +108,37 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
     // The kernel declares stats only when it normalizes, scale and shift only with FiLM.
     const statsBinding = (stats ? { stats: stats.binding() } : {}) as { stats: BufferRange };
     const bindings = { x: xw.binding, ...statsBinding, gamma: gamma.binding(), beta: beta.binding(), y: yw.binding };
+    const planes = count * channelsPerGroup;
+    // FiLM's [N, C] values of the chunk's planes: no more elements than its x, which fits.
+    const film = (t: Tensor | undefined) =>
+      t ? bindWindow({ tensor: t, start: start * channelsPerGroup, end: start * channelsPerGroup + planes }) : null;
+    const [scaleWindow, shiftWindow] = [film(scale), film(shift)];
+    const planeRows = Math.min(planes, ctx.limits.maxComputeWorkgroupsPerDimension);
     dispatchKernel(ctx, applyKernel, {
       op,
       uniforms: {
-        n: count * rowVectors,
-        row_len: rowVectors,
+        planes,
         spatial: spatial / lanes,
         channels_per_group: channelsPerGroup,
-        groups,
         channels,
-        row_offset: start,
+        planes_offset: start * channelsPerGroup,
         skip,
+        scale_skip: scaleWindow?.skip ?? 0,
+        shift_skip: shiftWindow?.skip ?? 0,
+        inv_channels_per_group: 1 / channelsPerGroup,
+        inv_channels: 1 / channels,
       },
-      bindings: (scale && shift ? { ...bindings, scale: scale.binding(), shift: shift.binding() } : bindings) as typeof bindings & {
+      bindings: (scaleWindow && shiftWindow
+        ? { ...bindings, scale: scaleWindow.binding, shift: shiftWindow.binding }
+        : bindings) as typeof bindings & {
         scale: BufferRange;
         shift: BufferRange;
       },
-      workgroups: flatWorkgroups(ctx, count * rowVectors, GROUPNORM_APPLY_WORKGROUP),
+      workgroups: [
+        Math.ceil(spatial / lanes / (GROUPNORM_APPLY_WORKGROUP * GROUPNORM_APPLY_VECTORS)),
+        planeRows,
+        Math.ceil(planes / planeRows),
+      ],
     });
   }
   stats?.dispose();

@@ -7,7 +7,7 @@
  */
 import { conv2dGeometry, type Conv2dPadding } from '../../src/ops/conv2d-geometry.js';
 import { conv2d, conv2dDirect, conv2dTiled, defaultConv2dTiling, type Conv2dOptions, type Conv2dTiling } from '../../src/ops/conv2d.js';
-import { attention } from '../../src/ops/attention.js';
+import { type AttentionKernel, attention } from '../../src/ops/attention.js';
 import { attentionRef } from '../../src/ops/cpu/attention.js';
 import { conv2dRef } from '../../src/ops/cpu/conv2d.js';
 import { addRef, geluRef, mulRef, siluRef } from '../../src/ops/cpu/elementwise.js';
@@ -427,6 +427,8 @@ function groupNormCases(): OpCase[] {
     groupNormCase({ shape: [2, 32, 8, 8], eps: 1e-5, film: true, silu: true, normalize: false, lo: 3, hi: 5 }, 23),
     groupNormCase({ shape: [1, 12, 5, 7], groups: 4, eps: 1e-5, normalize: false }, 24),
     groupNormCase({ shape: [4, 64, 17, 13], eps: 1e-5, film: true, silu: true, normalize: false }, 25),
+    // 67,200 (sample, channel) planes, more than one grid dimension holds: they fold into z.
+    groupNormCase({ shape: [2100, 32, 4], eps: 1e-5, film: true }, 26),
   );
   const backward: GroupNormProblem[] = [
     { shape: [1, 4, 1, 1], groups: 1, eps: 1e-5, lo: -2, hi: 3 },
@@ -668,13 +670,13 @@ function attentionCase(
   channels: number,
   tokens: number,
   seed: number,
-  options: { heads?: number; scale?: number } = {},
+  options: { heads?: number; scale?: number; kernel?: AttentionKernel } = {},
 ): OpCase {
   const shape = [batch, channels, tokens];
   // ±2 inputs make scores of a few units: peaked but not one-hot softmax rows.
   const input: OpInput = { shape, lo: -2, hi: 2 };
   return {
-    name: `attention N ${batch} C ${channels} T ${tokens} heads ${options.heads ?? 1}${options.scale ? ` scale ${options.scale}` : ''}`,
+    name: `attention N ${batch} C ${channels} T ${tokens} heads ${options.heads ?? 1}${options.scale ? ` scale ${options.scale}` : ''} ${options.kernel}`,
     inputs: [input, input, input],
     seed,
     outputShape: shape,
@@ -687,25 +689,26 @@ function attentionCase(
 }
 
 function attentionCases(): OpCase[] {
-  return [
-    attentionCase(1, 3, 1, 1),
-    attentionCase(2, 3, 7, 2),
-    attentionCase(1, 32, 64, 3),
-    attentionCase(2, 32, 7, 4, { heads: 2 }),
-    attentionCase(1, 64, 300, 5),
-    attentionCase(2, 64, 64, 6, { heads: 2 }),
-    attentionCase(1, 32, 300, 7, { heads: 2 }),
-    attentionCase(1, 6, 300, 8, { heads: 2 }),
-    attentionCase(1, 100, 33, 9),
-    attentionCase(1, 32, 64, 10, { scale: 0.5 }),
+  // Every case on both kernels (the products kernel is the CPU adapters' default).
+  return (['streaming', 'products'] as const).flatMap((kernel) => [
+    attentionCase(1, 3, 1, 1, { kernel }),
+    attentionCase(2, 3, 7, 2, { kernel }),
+    attentionCase(1, 32, 64, 3, { kernel }),
+    attentionCase(2, 32, 7, 4, { heads: 2, kernel }),
+    attentionCase(1, 64, 300, 5, { kernel }),
+    attentionCase(2, 64, 64, 6, { heads: 2, kernel }),
+    attentionCase(1, 32, 300, 7, { heads: 2, kernel }),
+    attentionCase(1, 6, 300, 8, { heads: 2, kernel }),
+    attentionCase(1, 100, 33, 9, { kernel }),
+    attentionCase(1, 32, 64, 10, { scale: 0.5, kernel }),
     // The autoencoder's width: the variant with two vec4 output columns per invocation.
-    attentionCase(1, 512, 40, 11),
+    attentionCase(1, 512, 40, 11, { kernel }),
     // Scores up to ±C·4·scale = ±256 would overflow exp() without the running max.
-    attentionCase(1, 16, 70, 30, { scale: 4 }),
+    attentionCase(1, 16, 70, 30, { scale: 4, kernel }),
     // Heads and batch items at odd offsets.
-    attentionCase(2, 32, 50, 40, { heads: 2 }),
-    attentionCase(3, 5, 33, 41),
-  ];
+    attentionCase(2, 32, 50, 40, { heads: 2, kernel }),
+    attentionCase(3, 5, 33, 41, { kernel }),
+  ]);
 }
 
 function residualStepCases(): OpCase[] {
