@@ -160,3 +160,49 @@ function assertUnique(kernel: string, what: string, names: readonly string[]): v
   const repeated = names.filter((name, i) => names.indexOf(name) !== i);
   if (repeated.length) throw new Error(`kernel ${kernel}: ${what} name ${repeated.join(', ')} is used twice (or is reserved)`);
 }
+
+/**
+ * A kernel factory built once per distinct argument list: a factory composes its WGSL (through
+ * wgsl-preprocessor and template strings) on every call, which cost ≈ 40 % of the host time of a
+ * batch-1 forward when done per dispatch. Arguments are primitives, arrays or small plain objects,
+ * compared by value (objects by their keys in order); the `limit` most recently used kernels are
+ * kept, so a factory called with ever-new sizes cannot grow without bound.
+ */
+export function kernelFamily<A extends readonly unknown[], K>(build: (...args: A) => K, limit = 64): (...args: A) => K {
+  if (!Number.isInteger(limit) || limit < 1) throw new Error(`kernelFamily: limit ${limit} is not a positive integer`);
+  const kernels = new Map<string, K>();
+  return (...args: A): K => {
+    const key = argumentsKey(args);
+    let kernel = kernels.get(key);
+    if (kernel === undefined) {
+      kernel = build(...args);
+      if (kernels.size >= limit) kernels.delete(kernels.keys().next().value as string);
+    } else {
+      // A Map iterates in insertion order: re-inserting makes the oldest entry the least recently used.
+      kernels.delete(key);
+    }
+    kernels.set(key, kernel);
+    return kernel;
+  };
+}
+
+/** A string that tells argument lists apart by value (unlike JSON, undefined ≠ null and NaN ≠ null). */
+function argumentsKey(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return String(value);
+    case 'string':
+      return JSON.stringify(value);
+    case 'object':
+      if (Array.isArray(value)) return `[${value.map(argumentsKey).join(',')}]`;
+      if (Object.getPrototypeOf(value) === Object.prototype) {
+        return `{${Object.entries(value)
+          .map(([k, v]) => `${JSON.stringify(k)}:${argumentsKey(v)}`)
+          .join(',')}}`;
+      }
+  }
+  throw new Error(`kernelFamily: argument ${String(value)} is not a primitive, an array or a plain object`);
+}

@@ -1,6 +1,7 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
+import { workgroupSumWgsl } from './reduce.js';
 
 export const CONV2D_INPUT_GRAD_WORKGROUP = 64;
 export const CONV2D_WEIGHT_GRAD_WORKGROUP = 64;
@@ -18,7 +19,7 @@ const GEOMETRY_UNIFORMS = [
  * whose window covers the input pixel (oy·stride + ky − pad_top = iy): a transposed
  * convolution, one invocation per input element.
  */
-export function conv2dInputGradKernel(kernelSize: number, stride: number) {
+export const conv2dInputGradKernel = kernelFamily((kernelSize: number, stride: number) => {
   return defineKernel({
     name: 'conv2dBackward dx',
     uniforms: GEOMETRY_UNIFORMS,
@@ -61,7 +62,7 @@ const STRIDE = ${stride}i;`,
   }
   dx[p.out_skip + i] = sum;`,
   });
-}
+});
 
 /**
  * dw[co, ci, ky, kx] = Σ_{n, oy, ox} dy[n, co, oy, ox]·x[n, ci, oy·stride + ky − pad_top, …] and,
@@ -69,7 +70,7 @@ const STRIDE = ${stride}i;`,
  * invocations split the output pixels, keep one partial sum per tap, then reduce in a tree.
  * With `accumulate` the sums are added to what earlier batch runs wrote.
  */
-export function conv2dWeightGradKernel(kernelSize: number, stride: number, bias: boolean, accumulate: boolean) {
+export const conv2dWeightGradKernel = kernelFamily((kernelSize: number, stride: number, bias: boolean, accumulate: boolean) => {
   const taps = kernelSize * kernelSize;
   const slots = taps + 1;
   return defineKernel({
@@ -114,26 +115,25 @@ var<workgroup> partial: array<f32, ${CONV2D_WEIGHT_GRAD_WORKGROUP * slots}>;`,
       }
     }
   }
+  // One barrier, then invocation t adds up slot t (and t + WG, …): a halving tree would need a
+  // barrier per level, each suspending every coroutine of the workgroup on CPU adapters.
   for (var t = 0u; t < SLOTS; t++) { partial[lid * SLOTS + t] = acc[t]; }
-  for (var reach = WG / 2u; reach > 0u; reach /= 2u) {
-    workgroupBarrier();
-    if (lid < reach) {
-      for (var t = 0u; t < SLOTS; t++) { partial[lid * SLOTS + t] += partial[(lid + reach) * SLOTS + t]; }
-    }
-  }
-  if (lid == 0u) {
-    let base = (co * p.cin + ci) * TAPS;
-    for (var t = 0u; t < TAPS; t++) {
-      if (ACCUMULATE) { dw[base + t] += partial[t]; } else { dw[base + t] = partial[t]; }
+  workgroupBarrier();
+  for (var t = lid; t < SLOTS; t += WG) {
+    var total = 0.0;
+    for (var l = 0u; l < WG; l++) { total += partial[l * SLOTS + t]; }
+    if (t < TAPS) {
+      let at = (co * p.cin + ci) * TAPS + t;
+      if (ACCUMULATE) { dw[at] += total; } else { dw[at] = total; }
     }
 #if ${bias}
-    if (ci == 0u) {
-      if (ACCUMULATE) { db[co] += partial[TAPS]; } else { db[co] = partial[TAPS]; }
+    if (t == TAPS && ci == 0u) {
+      if (ACCUMULATE) { db[co] += total; } else { db[co] = total; }
     }
 #endif
   }`,
   });
-}
+});
 
 export const CONV2D_GRAD_HELPER_WORKGROUP = 256;
 
@@ -169,7 +169,7 @@ export const FLIP_WEIGHT_KERNEL = defineKernel({
  * x[n, ci, oy·stride + ky − pad_top, ox·stride + kx − pad_left] (zero outside), so that with dy
  * as [co, n, o] the weight gradient dw = dy·colsᵀ is one matmul with K = N·Ho·Wo.
  */
-export function im2colKernel(kernelSize: number, stride: number) {
+export const im2colKernel = kernelFamily((kernelSize: number, stride: number) => {
   return defineKernel({
     name: 'conv2dBackward im2col',
     uniforms: GEOMETRY_UNIFORMS,
@@ -205,7 +205,7 @@ const STRIDE = ${stride}i;`,
     cols[out_row + ox] = select(0.0, x[x_row + u32(select(0, ix, inside))], inside);
   }`,
   });
-}
+});
 
 /** Channel-major copy of dy: out[c, n, o] = dy[n, c, o], the matmul operand of the weight gradient. */
 export const CHANNEL_MAJOR_KERNEL = defineKernel({
@@ -247,8 +247,7 @@ export const REDUCE_BATCH_KERNEL = defineKernel({
     { name: 'out', type: 'f32', access: 'read_write' },
   ],
   workgroupSize: 64,
-  functions: /* wgsl */ `
-var<workgroup> sums: array<f32, 64>;`,
+  functions: workgroupSumWgsl('workgroup_sum', 'f32', 64),
   main: /* wgsl */ `
   let r = wid.x + wid.y * nwg.x;
   var s = 0.0;
@@ -258,10 +257,6 @@ var<workgroup> sums: array<f32, 64>;`,
       for (var q = lid; q < p.inner; q += 64u) { s += x[row + q]; }
     }
   }
-  sums[lid] = s;
-  for (var reach = 32u; reach > 0u; reach /= 2u) {
-    workgroupBarrier();
-    if (lid < reach) { sums[lid] += sums[lid + reach]; }
-  }
-  if (lid == 0u && r < p.rows) { out[r] = sums[0]; }`,
+  let total = workgroup_sum(lid, s);
+  if (lid == 0u && r < p.rows) { out[r] = total; }`,
 });

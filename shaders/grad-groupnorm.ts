@@ -1,10 +1,13 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-import { flatIndexFn } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 import { SILU_GRAD_WGSL } from './grad-elementwise.js';
+import { workgroupSumWgsl } from './reduce.js';
 
-export const GROUPNORM_GRAD_WORKGROUP = 256;
-export const GROUPNORM_GRAD_SMALL_WORKGROUP = 64;
+/**
+ * Every pass: the reductions (statistics, channel sums) sum by workgroupSumWgsl, one barrier
+ * for 64 invocations (eight 8-lane coroutines on CPU adapters).
+ */
+export const GROUPNORM_GRAD_WORKGROUP = 64;
 
 /**
  * Uniforms shared by the passes. A run covers `samples` batch items starting at sample
@@ -27,19 +30,7 @@ export const GROUPNORM_GRAD_STATS_KERNEL = defineKernel({
     { name: 'stats', type: 'vec2<f32>', access: 'read_write' },
   ],
   workgroupSize: GROUPNORM_GRAD_WORKGROUP,
-  functions: /* wgsl */ `
-var<workgroup> sums: array<f32, ${GROUPNORM_GRAD_WORKGROUP}>;
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-  sums[lid] = v;
-  for (var reach = ${GROUPNORM_GRAD_WORKGROUP / 2}u; reach > 0u; reach /= 2u) {
-    workgroupBarrier();
-    if (lid < reach) { sums[lid] += sums[lid + reach]; }
-  }
-  workgroupBarrier();
-  let total = sums[0];
-  workgroupBarrier();
-  return total;
-}`,
+  functions: workgroupSumWgsl('workgroup_sum', 'f32', GROUPNORM_GRAD_WORKGROUP),
   main: /* wgsl */ `
   let row = wid.x;
   let len = (p.channels / p.groups) * p.spatial;
@@ -112,40 +103,36 @@ function filmBindings(film: boolean) {
  * Pass 2: per (sample, channel), Σdv (→ d shift), Σdv·u (→ d scale), Σdu (→ dβ) and Σdu·xhat
  * (→ dγ) over the channel's positions. One workgroup per (channel, sample of the run).
  */
-export function groupNormGradChannelSumsKernel(film: boolean, silu: boolean, normalize: boolean) {
-  return defineKernel({
+export const groupNormGradChannelSumsKernel = kernelFamily((film: boolean, silu: boolean, normalize: boolean) =>
+  defineKernel({
     name: 'groupNormBackward channel sums',
     uniforms: UNIFORMS,
     bindings: [...recomputeBindings(normalize), { name: 'sums', type: 'vec4<f32>', access: 'read_write' }, ...filmBindings(film)],
-    workgroupSize: GROUPNORM_GRAD_SMALL_WORKGROUP,
+    workgroupSize: GROUPNORM_GRAD_WORKGROUP,
     functions: /* wgsl */ `
 ${recomputeWgsl(film, silu, normalize)}
-var<workgroup> partial: array<vec4<f32>, ${GROUPNORM_GRAD_SMALL_WORKGROUP}>;`,
+${workgroupSumWgsl('workgroup_sum', 'vec4<f32>', GROUPNORM_GRAD_WORKGROUP)}`,
     main: /* wgsl */ `
   let channel = wid.x;
   let sample = p.first_sample + wid.y;
   let row = sample * p.groups + channel / (p.channels / p.groups);
   let offset = (wid.y * p.channels + channel) * p.spatial;
   var acc = vec4<f32>(0.0);
-  for (var i = lid; i < p.spatial; i += ${GROUPNORM_GRAD_SMALL_WORKGROUP}u) {
+  for (var i = lid; i < p.spatial; i += ${GROUPNORM_GRAD_WORKGROUP}u) {
     let l = local_grad(x[p.x_skip + offset + i], dy[p.dy_skip + offset + i], row, channel, sample);
     acc += vec4<f32>(l.dv, l.dv * l.u, l.du, l.du * l.xhat);
   }
-  partial[lid] = acc;
-  for (var reach = ${GROUPNORM_GRAD_SMALL_WORKGROUP / 2}u; reach > 0u; reach /= 2u) {
-    workgroupBarrier();
-    if (lid < reach) { partial[lid] += partial[lid + reach]; }
-  }
-  if (lid == 0u) { sums[sample * p.channels + channel] = partial[0]; }`,
-  });
-}
+  let total = workgroup_sum(lid, acc);
+  if (lid == 0u) { sums[sample * p.channels + channel] = total; }`,
+  }),
+);
 
 /**
  * Pass 3 (whole batch): invocation c < C sums dγ, dβ over the samples and writes the FiLM
  * gradients of channel c; invocation r < N·G forms its row's Σ γ·du and Σ γ·du·xhat.
  */
-export function groupNormGradFinalizeKernel(film: boolean) {
-  return defineKernel({
+export const groupNormGradFinalizeKernel = kernelFamily((film: boolean) =>
+  defineKernel({
     name: 'groupNormBackward finalize',
     uniforms: UNIFORMS,
     bindings: [
@@ -161,7 +148,7 @@ export function groupNormGradFinalizeKernel(film: boolean) {
           ] as const)
         : []),
     ],
-    workgroupSize: GROUPNORM_GRAD_SMALL_WORKGROUP,
+    workgroupSize: GROUPNORM_GRAD_WORKGROUP,
     main: wgsl`
   let i = gid.x;
   if (i < p.channels) {
@@ -189,15 +176,18 @@ export function groupNormGradFinalizeKernel(film: boolean) {
     }
     row_sums[i] = r;
   }`,
-  });
-}
+  }),
+);
 
 /**
  * Pass 4: dx = rstd·(du·γ − (Σγ·du + xhat·Σγ·du·xhat)/M) with M the row length; without
- * normalization dx = du·γ (no statistics, so no row sums).
+ * normalization dx = du·γ (no statistics, so no row sums). One workgroup per (channel, sample of
+ * the run), its invocations striding over the channel's positions: the indices are taken apart
+ * once per invocation, not per element (on CPU adapters an integer division is a scalar loop
+ * over the lanes).
  */
-export function groupNormGradInputKernel(film: boolean, silu: boolean, normalize: boolean) {
-  return defineKernel({
+export const groupNormGradInputKernel = kernelFamily((film: boolean, silu: boolean, normalize: boolean) =>
+  defineKernel({
     name: 'groupNormBackward dx',
     uniforms: UNIFORMS,
     bindings: [
@@ -207,21 +197,23 @@ export function groupNormGradInputKernel(film: boolean, silu: boolean, normalize
       ...filmBindings(film),
     ],
     workgroupSize: GROUPNORM_GRAD_WORKGROUP,
-    functions: recomputeWgsl(film, silu, normalize) + flatIndexFn(GROUPNORM_GRAD_WORKGROUP),
+    functions: recomputeWgsl(film, silu, normalize),
     main: wgsl`
-  let i = flat_index(gid, nwg);
-  let item = p.channels * p.spatial;
-  if (i >= p.samples * item) { return; }
-  let sample = p.first_sample + i / item;
-  let channel = (i % item) / p.spatial;
+  let channel = wid.x;
+  let sample = p.first_sample + wid.y;
   let row = sample * p.groups + channel / (p.channels / p.groups);
-  let l = local_grad(x[p.x_skip + i], dy[p.dy_skip + i], row, channel, sample);
+  let offset = (wid.y * p.channels + channel) * p.spatial;
 #if ${normalize}
   let r = row_sums[row];
   let m = f32((p.channels / p.groups) * p.spatial);
-  dx[p.dx_skip + i] = stats[row].y * (l.du * gamma[channel] - (r.x + l.xhat * r.y) / m);
+#endif
+  for (var i = offset + lid; i < offset + p.spatial; i += ${GROUPNORM_GRAD_WORKGROUP}u) {
+    let l = local_grad(x[p.x_skip + i], dy[p.dy_skip + i], row, channel, sample);
+#if ${normalize}
+    dx[p.dx_skip + i] = stats[row].y * (l.du * gamma[channel] - (r.x + l.xhat * r.y) / m);
 #else
-  dx[p.dx_skip + i] = l.du * gamma[channel];
-#endif`,
-  });
-}
+    dx[p.dx_skip + i] = l.du * gamma[channel];
+#endif
+  }`,
+  }),
+);

@@ -1,7 +1,8 @@
 import { flatIndexFn } from './common.js';
 import { defineKernel } from './declare.js';
+import { workgroupSumWgsl } from './reduce.js';
 
-export const GRAD_LOSS_WORKGROUP = 256;
+export const GRAD_LOSS_WORKGROUP = 64;
 
 /**
  * Pass 1 of the mean squared error: grad = 2·(pred − target)/count per element (`n` elements
@@ -24,7 +25,7 @@ export const MSE_LOSS_GRAD_KERNEL = defineKernel({
   ],
   workgroupSize: GRAD_LOSS_WORKGROUP,
   functions: /* wgsl */ `
-var<workgroup> sums: array<f32, ${GRAD_LOSS_WORKGROUP}>;
+${workgroupSumWgsl('workgroup_sum', 'f32', GRAD_LOSS_WORKGROUP)}
 ${flatIndexFn(GRAD_LOSS_WORKGROUP)}`,
   main: /* wgsl */ `
   let e = flat_index(gid, nwg);
@@ -35,12 +36,8 @@ ${flatIndexFn(GRAD_LOSS_WORKGROUP)}`,
     grad[i] = 2.0 * d * p.inv_count;
     square = d * d;
   }
-  sums[lid] = square;
-  for (var stride = ${GRAD_LOSS_WORKGROUP / 2}u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid < stride) { sums[lid] += sums[lid + stride]; }
-  }
-  if (lid == 0u) { partial[p.first_group + wid.x + wid.y * nwg.x] = sums[0]; }`,
+  let total = workgroup_sum(lid, square);
+  if (lid == 0u) { partial[p.first_group + wid.x + wid.y * nwg.x] = total; }`,
 });
 
 /** Pass 2: one workgroup sums the partials; out[0] = scale · Σ partial (a mean, or a norm's square). */
@@ -55,15 +52,10 @@ export const SUM_PARTIALS_KERNEL = defineKernel({
     { name: 'out', type: 'f32', access: 'read_write' },
   ],
   workgroupSize: GRAD_LOSS_WORKGROUP,
-  functions: /* wgsl */ `
-var<workgroup> sums: array<f32, ${GRAD_LOSS_WORKGROUP}>;`,
+  functions: workgroupSumWgsl('workgroup_sum', 'f32', GRAD_LOSS_WORKGROUP),
   main: /* wgsl */ `
   var s = 0.0;
   for (var i = lid; i < p.n; i += ${GRAD_LOSS_WORKGROUP}u) { s += partial[i]; }
-  sums[lid] = s;
-  for (var stride = ${GRAD_LOSS_WORKGROUP / 2}u; stride > 0u; stride /= 2u) {
-    workgroupBarrier();
-    if (lid < stride) { sums[lid] += sums[lid + stride]; }
-  }
-  if (lid == 0u) { out[0] = sums[0] * p.scale; }`,
+  let total = workgroup_sum(lid, s);
+  if (lid == 0u) { out[0] = total * p.scale; }`,
 });

@@ -2,7 +2,7 @@ import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
 import { SILU_GRAD_WGSL } from './grad-elementwise.js';
 import { siluWgsl } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 
 export const LINEAR_GRAD_WORKGROUP = 64;
 
@@ -16,8 +16,8 @@ const LINEAR_GRAD_UNIFORMS = [
  * dx[m, k] = a′(x[m, k])·Σ_o dz[m, o]·w[o, k] for z = a(x)·wᵀ + b, a = SiLU or identity
  * (the UNet's emb_layers apply SiLU to their input). One invocation per input element.
  */
-export function linearInputGradKernel(inputSilu: boolean) {
-  return defineKernel({
+export const linearInputGradKernel = kernelFamily((inputSilu: boolean) =>
+  defineKernel({
     name: 'linearBackward dx',
     uniforms: LINEAR_GRAD_UNIFORMS,
     bindings: [
@@ -40,15 +40,15 @@ export function linearInputGradKernel(inputSilu: boolean) {
 #else
   dx[i] = s;
 #endif`,
-  });
-}
+  }),
+);
 
 /**
  * dw[o, k] = Σ_m dz[m, o]·a(x[m, k]) and db[o] = Σ_m dz[m, o] (written by the invocations of
  * k = 0). One invocation per weight.
  */
-export function linearWeightGradKernel(inputSilu: boolean, bias: boolean) {
-  return defineKernel({
+export const linearWeightGradKernel = kernelFamily((inputSilu: boolean, bias: boolean) =>
+  defineKernel({
     name: 'linearBackward dw',
     uniforms: LINEAR_GRAD_UNIFORMS,
     bindings: [
@@ -79,5 +79,5 @@ export function linearWeightGradKernel(inputSilu: boolean, bias: boolean) {
 #if ${bias}
   if (k == 0u) { db[o] = sb; }
 #endif`,
-  });
-}
+  }),
+);

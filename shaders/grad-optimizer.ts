@@ -1,21 +1,18 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
+import { workgroupSumWgsl } from './reduce.js';
 
 export const OPTIMIZER_WORKGROUP = 256;
-
-const sumSquaresKernels = new Map<number, ReturnType<typeof declareSumSquares>>();
+/** One workgroup per gradient tensor, summed by workgroupSumWgsl. */
+const SUM_SQUARES_WORKGROUP = 64;
 
 /**
  * partial[slot + k] = Σ g² over gradient tensor k of `count` (one workgroup each), for the global
  * gradient norm: one dispatch for as many tensors as the device binds at once, since on lavapipe
  * a dispatch costs far more than these sums. Built once per count.
  */
-export function sumSquaresKernel(count: number) {
-  let kernel = sumSquaresKernels.get(count);
-  if (!kernel) sumSquaresKernels.set(count, (kernel = declareSumSquares(count)));
-  return kernel;
-}
+export const sumSquaresKernel = kernelFamily(declareSumSquares);
 
 function declareSumSquares(count: number) {
   const tensors = Array.from({ length: count }, (_, k) => k);
@@ -26,26 +23,21 @@ function declareSumSquares(count: number) {
       ...tensors.map((k) => ({ name: `grad${k}`, type: 'f32', access: 'read' }) as const),
       { name: 'partial', type: 'f32', access: 'read_write' },
     ],
-    workgroupSize: OPTIMIZER_WORKGROUP,
-    functions: /* wgsl */ `
-var<workgroup> sums: array<f32, ${OPTIMIZER_WORKGROUP}>;`,
+    workgroupSize: SUM_SQUARES_WORKGROUP,
+    functions: workgroupSumWgsl('workgroup_sum', 'f32', SUM_SQUARES_WORKGROUP),
     // WGSL cannot index bindings, so the workgroup picks its tensor by a switch.
     main: /* wgsl */ `
   var s = 0.0;
   switch wid.x {${tensors
     .map(
       (k) => `
-    case ${k}u: { for (var i = lid; i < p.n${k}; i += ${OPTIMIZER_WORKGROUP}u) { s += grad${k}[i] * grad${k}[i]; } }`,
+    case ${k}u: { for (var i = lid; i < p.n${k}; i += ${SUM_SQUARES_WORKGROUP}u) { s += grad${k}[i] * grad${k}[i]; } }`,
     )
     .join('')}
     default: {}
   }
-  sums[lid] = s;
-  for (var reach = ${OPTIMIZER_WORKGROUP / 2}u; reach > 0u; reach /= 2u) {
-    workgroupBarrier();
-    if (lid < reach) { sums[lid] += sums[lid + reach]; }
-  }
-  if (lid == 0u) { partial[p.slot + wid.x] = sums[0]; }`,
+  let total = workgroup_sum(lid, s);
+  if (lid == 0u) { partial[p.slot + wid.x] = total; }`,
   });
 }
 

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { defineKernel } from '../../shaders/declare.js';
+import { defineKernel, kernelFamily } from '../../shaders/declare.js';
+import { workgroupSumWgsl } from '../../shaders/reduce.js';
 import { bindWindow, dispatchKernel, itemFootprints, planRuns } from '../../src/ops/kernel.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { gpu, gpuWith } from '../helpers/gpu.js';
@@ -120,6 +121,72 @@ test('a declared kernel runs; its workgroup size is checked against the device a
     () => dispatchKernel(ctx, tooWide, { uniforms: {}, bindings: { y: y.binding() }, workgroups: [1] }),
     /too-wide.*workgroup size \d+×1×1: x exceeds maxComputeWorkgroupSizeX/,
   );
+  x.dispose();
+  y.dispose();
+});
+
+test('kernelFamily builds once per distinct argument list and keeps the most recently used', () => {
+  const built: string[] = [];
+  const family = kernelFamily((size: number, options?: { f16?: boolean } | null, tag = '') => {
+    built.push(`${size} ${JSON.stringify(options)} ${tag}`);
+    return { size, options, tag };
+  }, 3);
+  const first = family(8, { f16: true });
+  assert.is(family(8, { f16: true }), first);
+  assert.is.not(family(8, { f16: false }), first);
+  // undefined, null and NaN are told apart (JSON would print all three as null).
+  family(8, undefined);
+  family(8, null);
+  assert.is(built.length, 4);
+  family(Number.NaN, null);
+  family(8, null, 'a"b');
+  assert.is(built.length, 6);
+  // Limit 3: the last three lists are kept, and a hit makes its entry the most recent.
+  assert.is(family(8, null).size, 8);
+  family(8, null, 'a"b');
+  assert.is(built.length, 6);
+  // A new list evicts (NaN, null), the least recently used, though (8, null) was built before it.
+  family(16);
+  assert.is(built.length, 7);
+  family(8, null);
+  assert.is(built.length, 7);
+  family(Number.NaN, null);
+  assert.is(built.length, 8);
+  assert.throws(() => family(8, new Map() as never), /kernelFamily: argument .* is not a primitive, an array or a plain object/);
+  assert.throws(() => kernelFamily(() => 1, 0), /limit 0 is not a positive integer/);
+});
+
+test("workgroupSumWgsl gives every invocation the workgroup's total, twice in a row", async () => {
+  const ctx = await gpu();
+  const size = 64;
+  const kernel = defineKernel({
+    name: 'workgroup-sum',
+    uniforms: [],
+    bindings: [
+      { name: 'x', type: 'f32', access: 'read' },
+      { name: 'y', type: 'vec2<f32>', access: 'read_write' },
+    ],
+    workgroupSize: size,
+    functions: workgroupSumWgsl('total_of', 'f32', size),
+    main: `
+  let first = total_of(lid, x[gid.x]);
+  let second = total_of(lid, x[gid.x] * x[gid.x]);
+  y[gid.x] = vec2<f32>(first, second);`,
+  });
+  const values = Float32Array.from({ length: 2 * size }, (_, i) => (i % 7) - 3 + i / 16);
+  const x = Tensor.from(ctx, values, [2 * size]);
+  const y = Tensor.empty(ctx, [2 * size, 2], 'f32');
+  dispatchKernel(ctx, kernel, { uniforms: {}, bindings: { x: x.binding(), y: y.binding() }, workgroups: [2] });
+  const out = await y.readFloat();
+  for (let group = 0; group < 2; group++) {
+    const slice = values.slice(group * size, (group + 1) * size);
+    // Small integers and sixteenths: every partial sum is exact in f32, in any order.
+    const expected = [slice.reduce((a, v) => a + v, 0), slice.reduce((a, v) => a + v * v, 0)];
+    for (let lid = 0; lid < size; lid++) {
+      const at = 2 * (group * size + lid);
+      assert.equal([out[at], out[at + 1]], expected, `workgroup ${group} invocation ${lid}`);
+    }
+  }
   x.dispose();
   y.dispose();
 });

@@ -1,5 +1,4 @@
 import {
-  GROUPNORM_GRAD_SMALL_WORKGROUP,
   GROUPNORM_GRAD_WORKGROUP,
   GROUPNORM_GRAD_STATS_KERNEL,
   groupNormGradChannelSumsKernel,
@@ -9,7 +8,7 @@ import {
 import type { BufferRange } from '../../gpu/context.js';
 import { shapeSize, Tensor } from '../../tensor/tensor.js';
 import type { GroupNormOptions } from '../groupnorm.js';
-import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from '../kernel.js';
+import { assertFloat, bindWindow, dispatchKernel, itemFootprints, planRuns } from '../kernel.js';
 import { assertGradShape, describeShape } from './chunks.js';
 
 export interface GroupNormGrads {
@@ -119,7 +118,7 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
       dbeta: dbeta.binding(),
       ...filmGrads,
     },
-    workgroups: [Math.ceil(Math.max(channels, n * groups) / GROUPNORM_GRAD_SMALL_WORKGROUP)],
+    workgroups: [Math.ceil(Math.max(channels, n * groups) / GROUPNORM_GRAD_WORKGROUP)],
   });
   const input = groupNormGradInputKernel(film, silu, normalize);
   for (const { start, count } of runs) {
@@ -137,7 +136,7 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
         dx: dxw.binding,
         ...filmBindings,
       },
-      workgroups: flatWorkgroups(ctx, count * item, GROUPNORM_GRAD_WORKGROUP),
+      workgroups: [channels, count],
     });
   }
   stats?.dispose();
