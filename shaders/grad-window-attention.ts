@@ -4,9 +4,10 @@ import { WINDOW_ATTENTION_MAX_HEAD_DIM, WINDOW_ATTENTION_MAX_WINDOW } from './wi
 const MAX_TOKENS = WINDOW_ATTENTION_MAX_WINDOW ** 2;
 
 /**
- * Uniforms and helpers shared by the window-attention backward kernels. Token k of window
- * (wy, wx) lives at pixel ((wy·ws + k / ws + shift) mod H, (wx·ws + k mod ws + shift) mod W),
- * exactly as in the forward; the shift mask is constant and recomputed from the geometry.
+ * Uniforms and helpers shared by the window-attention backward kernels. Token k = ty·ws + tx of
+ * window (wy, wx) lives at pixel ((wy·ws + ty + shift) mod H, (wx·ws + tx + shift) mod W),
+ * exactly as in the forward; the shift mask is constant and recomputed from the geometry. The
+ * loops run over (ty, tx) so that no token index is divided (the kernels were 4× slower so).
  * The scratch holds, per (unit = n·heads + h, window, query i), the probabilities P[i][·] and
  * the score gradients dS[i][·].
  */
@@ -28,13 +29,18 @@ fn shift_region(row: u32) -> u32 {
   return 2u;
 }
 
-// Pixel offset (y·W + x) of token k of window w.
-fn token_pixel(w: u32, k: u32) -> u32 {
+// Column (.x) and row (.y) of window w's first token before the shift.
+fn window_corner(w: u32) -> vec2<u32> {
   let wy = w / p.windows_x;
-  let wx = w % p.windows_x;
-  let y = (wy * p.window + k / p.window + p.shift) % p.height;
-  let x = (wx * p.window + k % p.window + p.shift) % p.width;
-  return y * p.width + x;
+  return vec2<u32>(w - wy * p.windows_x, wy) * p.window;
+}
+
+// (v + shift) mod size for v < size, without the integer division of a % (on CPU adapters an
+// integer division is a scalar loop over the lanes). Token (ty, tx) of the window with corner c
+// lives at pixel shifted(c.y + ty, H)·W + shifted(c.x + tx, W).
+fn shifted(v: u32, size: u32) -> u32 {
+  let s = v + p.shift;
+  return select(s, s - size, s >= size);
 }
 
 // Element offsets in qkv (q, k, v) and in the output (o) of the channels of unit = n·heads + h.
@@ -70,28 +76,23 @@ export const WINDOW_ATTENTION_GRAD_QUERY_KERNEL = defineKernel({
   ],
   workgroupSize: MAX_TOKENS,
   functions: /* wgsl */ `
-${COMMON}
-// Bias plus mask added to the score of query i and key j in window w for head h.
-fn score_offset(w: u32, h: u32, i: u32, j: u32) -> f32 {
-  let ws = p.window;
-  let span = 2u * ws - 1u;
-  var s = bias_table[((i / ws + ws - 1u - j / ws) * span + (i % ws + ws - 1u - j % ws)) * p.heads + h];
-  let wy = w / p.windows_x;
-  if (p.shift > 0u && shift_region(wy * ws + i % ws) != shift_region(wy * ws + j % ws)) {
-    s += MASK_VALUE;
-  }
-  return s;
-}`,
+${COMMON}`,
   main: /* wgsl */ `
   let i = lid;
-  let tokens = p.window * p.window;
+  let ws = p.window;
+  let tokens = ws * ws;
   if (i >= tokens) { return; }
   let w = wid.x;
   let unit = wid.y;
   let h = unit % p.heads;
   let plane = p.height * p.width;
   let base = head_offsets(unit);
-  let pix_i = token_pixel(w, i);
+  let corner = window_corner(w);
+  let iy = i / ws;
+  let ix = i - iy * ws;
+  let pix_i = shifted(corner.y + iy, p.height) * p.width + shifted(corner.x + ix, p.width);
+  let span = 2u * ws - 1u;
+  let region_i = shift_region(corner.y + ix);
   var q: array<f32, ${WINDOW_ATTENTION_MAX_HEAD_DIM}>;
   var d_o: array<f32, ${WINDOW_ATTENTION_MAX_HEAD_DIM}>;
   for (var c = 0u; c < p.head_dim; c++) {
@@ -99,13 +100,23 @@ fn score_offset(w: u32, h: u32, i: u32, j: u32) -> f32 {
     d_o[c] = d_out[base.o + c * plane + pix_i];
   }
   var prob: array<f32, ${MAX_TOKENS}>;
+  var pix: array<u32, ${MAX_TOKENS}>;
   var top = -3.0e38;
-  for (var j = 0u; j < tokens; j++) {
-    let pix_j = token_pixel(w, j);
-    var dot = 0.0;
-    for (var c = 0u; c < p.head_dim; c++) { dot += q[c] * qkv[base.k + c * plane + pix_j]; }
-    prob[j] = dot * p.scale + score_offset(w, h, i, j);
-    top = max(top, prob[j]);
+  for (var ty = 0u; ty < ws; ty++) {
+    let row = shifted(corner.y + ty, p.height) * p.width;
+    let bias_row = (iy + ws - 1u - ty) * span + ix + ws - 1u;
+    for (var tx = 0u; tx < ws; tx++) {
+      let j = ty * ws + tx;
+      let pix_j = row + shifted(corner.x + tx, p.width);
+      pix[j] = pix_j;
+      var dot = 0.0;
+      for (var c = 0u; c < p.head_dim; c++) { dot += q[c] * qkv[base.k + c * plane + pix_j]; }
+      // The relative-position bias plus the shift mask, as the forward adds them.
+      var offset = bias_table[(bias_row - tx) * p.heads + h];
+      if (p.shift > 0u && shift_region(corner.y + tx) != region_i) { offset += MASK_VALUE; }
+      prob[j] = dot * p.scale + offset;
+      top = max(top, prob[j]);
+    }
   }
   var total = 0.0;
   for (var j = 0u; j < tokens; j++) {
@@ -116,9 +127,8 @@ fn score_offset(w: u32, h: u32, i: u32, j: u32) -> f32 {
   var weighted = 0.0;
   for (var j = 0u; j < tokens; j++) {
     prob[j] /= total;
-    let pix_j = token_pixel(w, j);
     var dot = 0.0;
-    for (var c = 0u; c < p.head_dim; c++) { dot += d_o[c] * qkv[base.v + c * plane + pix_j]; }
+    for (var c = 0u; c < p.head_dim; c++) { dot += d_o[c] * qkv[base.v + c * plane + pix[j]]; }
     d_prob[j] = dot;
     weighted += prob[j] * dot;
   }
@@ -130,7 +140,7 @@ fn score_offset(w: u32, h: u32, i: u32, j: u32) -> f32 {
   }
   for (var c = 0u; c < p.head_dim; c++) {
     var s = 0.0;
-    for (var j = 0u; j < tokens; j++) { s += d_prob[j] * qkv[base.k + c * plane + token_pixel(w, j)]; }
+    for (var j = 0u; j < tokens; j++) { s += d_prob[j] * qkv[base.k + c * plane + pix[j]]; }
     d_qkv[base.q + c * plane + pix_i] = s * p.scale;
   }`,
 });
@@ -151,21 +161,28 @@ export const WINDOW_ATTENTION_GRAD_KEY_KERNEL = defineKernel({
 ${COMMON}`,
   main: /* wgsl */ `
   let j = lid;
-  let tokens = p.window * p.window;
+  let ws = p.window;
+  let tokens = ws * ws;
   if (j >= tokens) { return; }
   let w = wid.x;
   let unit = wid.y;
   let plane = p.height * p.width;
   let base = head_offsets(unit);
-  let pix_j = token_pixel(w, j);
+  let corner = window_corner(w);
+  let jy = j / ws;
+  let pix_j = shifted(corner.y + jy, p.height) * p.width + shifted(corner.x + j - jy * ws, p.width);
   var prob: array<f32, ${MAX_TOKENS}>;
   var d_score: array<f32, ${MAX_TOKENS}>;
   var pix: array<u32, ${MAX_TOKENS}>;
-  for (var i = 0u; i < tokens; i++) {
-    let at = scratch_row(unit, w, i) + j;
-    prob[i] = probs[at];
-    d_score[i] = d_scores[at];
-    pix[i] = token_pixel(w, i);
+  for (var ty = 0u; ty < ws; ty++) {
+    let row = shifted(corner.y + ty, p.height) * p.width;
+    for (var tx = 0u; tx < ws; tx++) {
+      let i = ty * ws + tx;
+      let at = scratch_row(unit, w, i) + j;
+      prob[i] = probs[at];
+      d_score[i] = d_scores[at];
+      pix[i] = row + shifted(corner.x + tx, p.width);
+    }
   }
   for (var c = 0u; c < p.head_dim; c++) {
     var dk = 0.0;
@@ -208,11 +225,14 @@ ${COMMON}`,
   for (var n = 0u; n < p.batch; n++) {
     let unit = n * p.heads + h;
     for (var w = 0u; w < p.windows; w++) {
-      for (var i = 0u; i < ws * ws; i++) {
-        let rj = i32(i / ws) - dr;
-        let cj = i32(i % ws) - dc;
-        if (rj < 0 || cj < 0 || rj >= i32(ws) || cj >= i32(ws)) { continue; }
-        s += d_scores[scratch_row(unit, w, i) + u32(rj) * ws + u32(cj)];
+      for (var iy = 0u; iy < ws; iy++) {
+        let rj = i32(iy) - dr;
+        if (rj < 0 || rj >= i32(ws)) { continue; }
+        for (var ix = 0u; ix < ws; ix++) {
+          let cj = i32(ix) - dc;
+          if (cj < 0 || cj >= i32(ws)) { continue; }
+          s += d_scores[scratch_row(unit, w, iy * ws + ix) + u32(rj) * ws + u32(cj)];
+        }
       }
     }
   }
