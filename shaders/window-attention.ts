@@ -1,5 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { defineKernel } from './declare.js';
+import { DIVIDE_WGSL } from './winograd.js';
 
 /** Largest window side the kernel supports: one invocation per token, ws² ≤ 64. */
 export const WINDOW_ATTENTION_MAX_WINDOW = 8;
@@ -33,7 +34,8 @@ function unrolled(count: number, line: (i: number) => string): string {
  * q, k and v are bound separately (ranges of the same qkv buffer) and every binding carries its
  * origin: the global element it starts at, so chunked dispatches index with global positions.
  */
-export function windowAttentionKernel(headVecs: number) {
+export function windowAttentionKernel(headVecs: number, keys: WindowAttentionKeys = 'workgroup') {
+  const broadcast = keys === 'subgroup';
   return defineKernel({
     name: 'windowAttention',
     uniforms: [
@@ -51,6 +53,7 @@ export function windowAttentionKernel(headVecs: number) {
       { name: 'v_origin', type: 'u32' },
       { name: 'out_origin', type: 'u32' },
       { name: 'scale', type: 'f32' },
+      { name: 'inv_window', type: 'f32' },
     ],
     bindings: [
       { name: 'q_src', type: 'f32', access: 'read' },
@@ -60,7 +63,9 @@ export function windowAttentionKernel(headVecs: number) {
       { name: 'out', type: 'f32', access: 'read_write' },
     ],
     workgroupSize: MAX_TOKENS,
+    ...(broadcast ? { extensions: ['subgroups'], extraBuiltins: ['@builtin(subgroup_invocation_id) lane: u32'] } : {}),
     functions: wgsl`
+${broadcast ? DIVIDE_WGSL : ''}
 
 const VECS = ${headVecs}u;
 const MASK_VALUE = -100.0;
@@ -122,6 +127,31 @@ ${unrolled(headVecs, (v) => `  let q_${v} = tile[mine + ${v}u];`)}
   let region = shift_region(wy * ws + col);
   var scores: array<f32, ${MAX_TOKENS}>;
   var top = -3.0e38;
+#if ${broadcast}
+  // Keys in groups of 8: lane l loads key j0 + l (its vectors, bias offset and mask region)
+  // and hands them to the subgroup, so each lane loads an eighth of the keys.
+  let query_bias = (row + ws - 1u) * span + col + ws - 1u;
+  for (var j0 = 0u; j0 < tokens; j0 += 8u) {
+    let mine_key = min(j0 + lane, ${MAX_TOKENS - 1}u);
+    let key_row = divide(mine_key, ws, p.inv_window);
+    let key_col = mine_key - key_row * ws;
+    let key_bias = key_row * span + key_col;
+    let key_region = shift_region(wy * ws + key_col);
+${unrolled(headVecs, (v) => `    let k_${v} = tile[mine_key * VECS + ${v}u];`)}
+${unrolled(
+  8,
+  (l) => `    if (j0 + ${l}u < tokens) {
+      var s = bias[query_bias - subgroupBroadcast(key_bias, ${l}u)];
+${unrolled(headVecs, (v) => `      s += dot(q_${v}, subgroupBroadcast(k_${v}, ${l}u));`)}
+      if (masked && subgroupBroadcast(key_region, ${l}u) != region) {
+        s += MASK_VALUE;
+      }
+      scores[j0 + ${l}u] = s;
+      top = max(top, s);
+    }`,
+)}
+  }
+#else
   for (var jr = 0u; jr < ws; jr++) {
     // Relative position (row − jr + ws − 1, col − jc + ws − 1) in the bias table, jc = 0.
     let bias_row = (row + ws - 1u - jr) * span + col + ws - 1u;
@@ -137,6 +167,7 @@ ${unrolled(headVecs, (v) => `      s += dot(q_${v}, tile[at + ${v}u]);`)}
       top = max(top, s);
     }
   }
+#endif
   var sum = 0.0;
   for (var j = 0u; j < tokens; j++) {
     let e = exp(scores[j] - top);
@@ -153,11 +184,26 @@ ${unrolled(headVecs, (v) => `      s += dot(q_${v}, tile[at + ${v}u]);`)}
 
   let inv_sum = 1.0 / sum;
 ${unrolled(headVecs, (v) => `  var o_${v} = vec4<f32>(0.0);`)}
+#if ${broadcast}
+  // Values in groups of 8 keys as the scores were; the scores past the last key are 0.
+  for (var j0 = 0u; j0 < tokens; j0 += 8u) {
+    let mine_key = min(j0 + lane, ${MAX_TOKENS - 1}u);
+${unrolled(headVecs, (v) => `    let v_${v} = tile[mine_key * VECS + ${v}u];`)}
+${unrolled(
+  8,
+  (l) => `    {
+      let weight = vec4<f32>(scores[min(j0 + ${l}u, ${MAX_TOKENS - 1}u)] * inv_sum);
+${unrolled(headVecs, (v) => `      o_${v} = fma(weight, subgroupBroadcast(v_${v}, ${l}u), o_${v});`)}
+    }`,
+)}
+  }
+#else
   for (var j = 0u; j < tokens; j++) {
     let weight = vec4<f32>(scores[j] * inv_sum);
     let at = j * VECS;
 ${unrolled(headVecs, (v) => `    o_${v} = fma(weight, tile[at + ${v}u], o_${v});`)}
   }
+#endif
   workgroupBarrier();
 ${unrolled(headVecs, (v) => `  tile[mine + ${v}u] = o_${v};`)}
   if (in_window) {
@@ -168,6 +214,14 @@ ${unrolled(headVecs, (v) => `  tile[mine + ${v}u] = o_${v};`)}
   }`,
   });
 }
+
+/**
+ * How the score and output loops read the window's keys and values from workgroup memory:
+ * `workgroup`, every invocation reads each key; `subgroup`, for CPU adapters (where every load
+ * is a scalar access per lane), each lane of an 8-lane subgroup reads one key of eight and
+ * subgroupBroadcast hands it to the others.
+ */
+export type WindowAttentionKeys = 'workgroup' | 'subgroup';
 
 /** vec4 registers per invocation for a head width: the pipeline variant to use. */
 export const windowAttentionHeadVecs = (headDim: number): number => Math.ceil(headDim / 4);

@@ -2,11 +2,15 @@ import {
   WINDOW_ATTENTION_MAX_HEAD_DIM,
   WINDOW_ATTENTION_MAX_WINDOW,
   windowAttentionHeadVecs,
+  type WindowAttentionKeys,
   windowAttentionKernel,
 } from '../../shaders/window-attention.js';
 import { Tensor } from '../tensor/tensor.js';
 import { headFootprints } from './attention.js';
 import { assertFloat, assertShape, bindWindow, dispatchKernel, planRuns } from './kernel.js';
+import { hasSubgroupsOf8, isCpuAdapter } from './winograd.js';
+
+export type { WindowAttentionKeys } from '../../shaders/window-attention.js';
 
 export interface WindowAttentionOptions {
   /** ws (8 in the releases; smaller in the small fixture models; ws = ds when the level is <= window size, decided by the caller) */
@@ -15,6 +19,8 @@ export interface WindowAttentionOptions {
   shift: number;
   /** 32 (num_head_channels); heads = D / headDim */
   headDim: number;
+  /** How the kernel reads keys and values (see WindowAttentionKeys); default: subgroup on CPU adapters with subgroups of 8. */
+  keys?: WindowAttentionKeys;
 }
 
 /**
@@ -64,7 +70,11 @@ export function windowAttention(qkv: Tensor, biasTable: Tensor, options: WindowA
     { tensor: qkv, offset: 2 * dim * plane, ...head },
     { tensor: out, offset: 0, ...head, itemStride: dim * plane },
   ]);
-  const kernel = windowAttentionKernel(windowAttentionHeadVecs(headDim));
+  const keys = options.keys ?? (isCpuAdapter(qkv.ctx) && hasSubgroupsOf8(qkv.ctx) ? 'subgroup' : 'workgroup');
+  if (keys === 'subgroup' && !hasSubgroupsOf8(qkv.ctx)) {
+    throw new Error(`${op}: subgroup keys need a device with subgroups of at least 8 invocations (${describe})`);
+  }
+  const kernel = windowAttentionKernel(windowAttentionHeadVecs(headDim), keys);
   const windowsX = width / ws;
   const windows = (height / ws) * windowsX;
   for (const { start, count } of planRuns(qkv.ctx, op, batch * heads, footprints, { item: 'head of one batch item' })) {
@@ -85,6 +95,7 @@ export function windowAttention(qkv: Tensor, biasTable: Tensor, options: WindowA
         v_origin: vw.base,
         out_origin: ow.base,
         scale: 1 / Math.sqrt(headDim),
+        inv_window: 1 / ws,
       },
       bindings: { q_src: qw.binding, k_src: kw.binding, v_src: vw.binding, bias_table: biasTable.binding(), out: ow.binding },
       workgroups: [windows, count],

@@ -39,7 +39,7 @@ import { bicubicUpsample, upsampleNearest2x } from '../../src/ops/resample.js';
 import { residualStep } from '../../src/ops/residual-step.js';
 import { quantize } from '../../src/ops/quantize.js';
 import { softmax } from '../../src/ops/softmax.js';
-import { windowAttention } from '../../src/ops/window-attention.js';
+import { type WindowAttentionKeys, windowAttention } from '../../src/ops/window-attention.js';
 import type { GpuContext } from '../../src/gpu/context.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { uniform } from '../../src/train/init.js';
@@ -933,15 +933,15 @@ interface WindowProblem {
 }
 
 /** qkv [N, 3·heads·headDim, H, W] and the bias table [(2ws − 1)², heads]. */
-function windowAttentionCase(p: WindowProblem, seed: number, gradient = false): OpCase {
+function windowAttentionCase(p: WindowProblem, seed: number, gradient = false, keys?: WindowAttentionKeys): OpCase {
   const dim = p.heads * p.headDim;
   const shape = [p.batch, 3 * dim, p.height, p.width];
   const tableShape = [(2 * p.windowSize - 1) ** 2, p.heads];
-  const options = { windowSize: p.windowSize, shift: p.shift, headDim: p.headDim };
+  const options = { windowSize: p.windowSize, shift: p.shift, headDim: p.headDim, keys };
   // Scores of unit-variance q, k reach ±headDim^½; a spread of ±2 keeps softmax far from one-hot.
   const spread = gradient ? 1.5 : 2;
   return {
-    name: `windowAttention${gradient ? ' backward' : ''} ws ${p.windowSize} shift ${p.shift} heads ${p.heads}×${p.headDim} ${p.batch}×${p.height}×${p.width}`,
+    name: `windowAttention${gradient ? ' backward' : ''}${keys ? ` (${keys} keys)` : ''} ws ${p.windowSize} shift ${p.shift} heads ${p.heads}×${p.headDim} ${p.batch}×${p.height}×${p.width}`,
     inputs: [{ shape, lo: -spread, hi: spread }, { shape: tableShape }],
     seed,
     outputShape: [p.batch, dim, p.height, p.width],
@@ -994,7 +994,8 @@ function windowAttentionCases(): OpCase[] {
     // Shifted windows wrapping around a non-square plane (rows and columns wrap apart).
     { windowSize: 2, shift: 1, headDim: 3, heads: 2, batch: 2, height: 4, width: 6 },
   ];
-  const cases = forward.map((p, i) => windowAttentionCase(p, 10 + i));
+  // The forward cases on both ways of reading keys (subgroup is the CPU adapters' default).
+  const cases = (['workgroup', 'subgroup'] as const).flatMap((keys) => forward.map((p, i) => windowAttentionCase(p, 10 + i, false, keys)));
   for (const [i, p] of backward.entries()) {
     const c = windowAttentionCase(p, 10 * i, true);
     // Central differences of the reference on the small cases, of the GPU forward on the shifted one.
