@@ -101,18 +101,24 @@ function filmBindings(film: boolean) {
 
 /**
  * Pass 2: per (sample, channel), Σdv (→ d shift), Σdv·u (→ d scale), Σdu (→ dβ) and Σdu·xhat
- * (→ dγ) over the channel's positions. One workgroup per (channel, sample of the run).
+ * (→ dγ) over the channel's positions. One workgroup per (channel, sample of the run). Without
+ * normalization dx = du·γ needs no row sums, so this pass writes it too (no pass 4).
  */
 export const groupNormGradChannelSumsKernel = kernelFamily((film: boolean, silu: boolean, normalize: boolean) =>
   defineKernel({
     name: 'groupNormBackward channel sums',
     uniforms: UNIFORMS,
-    bindings: [...recomputeBindings(normalize), { name: 'sums', type: 'vec4<f32>', access: 'read_write' }, ...filmBindings(film)],
+    bindings: [
+      ...recomputeBindings(normalize),
+      { name: 'sums', type: 'vec4<f32>', access: 'read_write' },
+      ...(normalize ? [] : ([{ name: 'dx', type: 'f32', access: 'read_write' }] as const)),
+      ...filmBindings(film),
+    ],
     workgroupSize: GROUPNORM_GRAD_WORKGROUP,
     functions: /* wgsl */ `
 ${recomputeWgsl(film, silu, normalize)}
 ${workgroupSumWgsl('workgroup_sum', 'vec4<f32>', GROUPNORM_GRAD_WORKGROUP)}`,
-    main: /* wgsl */ `
+    main: wgsl`
   let channel = wid.x;
   let sample = p.first_sample + wid.y;
   let row = sample * p.groups + channel / (p.channels / p.groups);
@@ -121,6 +127,9 @@ ${workgroupSumWgsl('workgroup_sum', 'vec4<f32>', GROUPNORM_GRAD_WORKGROUP)}`,
   for (var i = lid; i < p.spatial; i += ${GROUPNORM_GRAD_WORKGROUP}u) {
     let l = local_grad(x[p.x_skip + offset + i], dy[p.dy_skip + offset + i], row, channel, sample);
     acc += vec4<f32>(l.dv, l.dv * l.u, l.du, l.du * l.xhat);
+#if ${!normalize}
+    dx[p.dx_skip + offset + i] = l.du * gamma[channel];
+#endif
   }
   let total = workgroup_sum(lid, acc);
   if (lid == 0u) { sums[sample * p.channels + channel] = total; }`,
@@ -180,40 +189,33 @@ export const groupNormGradFinalizeKernel = kernelFamily((film: boolean) =>
 );
 
 /**
- * Pass 4: dx = rstd·(du·γ − (Σγ·du + xhat·Σγ·du·xhat)/M) with M the row length; without
- * normalization dx = du·γ (no statistics, so no row sums). One workgroup per (channel, sample of
- * the run), its invocations striding over the channel's positions: the indices are taken apart
- * once per invocation, not per element (on CPU adapters an integer division is a scalar loop
- * over the lanes).
+ * Pass 4 (with normalization): dx = rstd·(du·γ − (Σγ·du + xhat·Σγ·du·xhat)/M) with M the row
+ * length. One workgroup per (channel, sample of the run), its invocations striding over the
+ * channel's positions: the indices are taken apart once per invocation, not per element (on CPU
+ * adapters an integer division is a scalar loop over the lanes).
  */
-export const groupNormGradInputKernel = kernelFamily((film: boolean, silu: boolean, normalize: boolean) =>
+export const groupNormGradInputKernel = kernelFamily((film: boolean, silu: boolean) =>
   defineKernel({
     name: 'groupNormBackward dx',
     uniforms: UNIFORMS,
     bindings: [
-      ...recomputeBindings(normalize),
-      ...(normalize ? ([{ name: 'row_sums', type: 'vec2<f32>', access: 'read' }] as const) : []),
+      ...recomputeBindings(true),
+      { name: 'row_sums', type: 'vec2<f32>', access: 'read' },
       { name: 'dx', type: 'f32', access: 'read_write' },
       ...filmBindings(film),
     ],
     workgroupSize: GROUPNORM_GRAD_WORKGROUP,
-    functions: recomputeWgsl(film, silu, normalize),
-    main: wgsl`
+    functions: recomputeWgsl(film, silu, true),
+    main: /* wgsl */ `
   let channel = wid.x;
   let sample = p.first_sample + wid.y;
   let row = sample * p.groups + channel / (p.channels / p.groups);
   let offset = (wid.y * p.channels + channel) * p.spatial;
-#if ${normalize}
   let r = row_sums[row];
   let m = f32((p.channels / p.groups) * p.spatial);
-#endif
   for (var i = offset + lid; i < offset + p.spatial; i += ${GROUPNORM_GRAD_WORKGROUP}u) {
     let l = local_grad(x[p.x_skip + i], dy[p.dy_skip + i], row, channel, sample);
-#if ${normalize}
     dx[p.dx_skip + i] = stats[row].y * (l.du * gamma[channel] - (r.x + l.xhat * r.y) / m);
-#else
-    dx[p.dx_skip + i] = l.du * gamma[channel];
-#endif
   }`,
   }),
 );

@@ -57,12 +57,11 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
   const stats = normalize ? Tensor.empty(ctx, [n * groups, 2], 'f32', `${op} stats`) : null;
   const sums = Tensor.empty(ctx, [n * channels, 4], 'f32', `${op} sums`);
   const rowSums = Tensor.empty(ctx, [n * groups, 2], 'f32', `${op} row sums`);
-  // The kernels declare scale / shift (dscale / dshift) only with FiLM, stats and row sums only
-  // when the forward normalizes.
+  // The kernels declare scale / shift (dscale / dshift) only with FiLM, stats only when the
+  // forward normalizes.
   type Film = { scale: BufferRange; shift: BufferRange };
   const filmBindings = (film ? { scale: scale.binding(), shift: shift.binding() } : {}) as Film;
   const statsBinding = (stats ? { stats: stats.binding() } : {}) as { stats: BufferRange };
-  const rowSumsBinding = (stats ? { row_sums: rowSums.binding() } : {}) as { row_sums: BufferRange };
   const uniforms = (samples: number, first: number, skips: [number, number, number]) => ({
     samples,
     first_sample: first,
@@ -78,8 +77,10 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
   const runs = planRuns(ctx, op, n, footprints, { item: 'sample' });
   const channelSums = groupNormGradChannelSumsKernel(film, silu, normalize);
   for (const { start, count } of runs) {
-    const [xw, dyw] = footprints(start, start + count).map(bindWindow);
-    const run = uniforms(count, start, [xw.skip, dyw.skip, 0]);
+    const [xw, dyw, dxw] = footprints(start, start + count).map(bindWindow);
+    const run = uniforms(count, start, [xw.skip, dyw.skip, dxw.skip]);
+    // Without normalization the channel-sums pass writes dx as well.
+    const dxBinding = (stats ? {} : { dx: dxw.binding }) as { dx: BufferRange };
     if (stats) {
       dispatchKernel(ctx, GROUPNORM_GRAD_STATS_KERNEL, {
         op,
@@ -98,6 +99,7 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
         gamma: gamma.binding(),
         beta: beta.binding(),
         sums: sums.binding(),
+        ...dxBinding,
         ...filmBindings,
       },
       workgroups: [channels, count],
@@ -120,24 +122,26 @@ export function groupNormBackward(x: Tensor, gamma: Tensor, beta: Tensor, dy: Te
     },
     workgroups: [Math.ceil(Math.max(channels, n * groups) / GROUPNORM_GRAD_WORKGROUP)],
   });
-  const input = groupNormGradInputKernel(film, silu, normalize);
-  for (const { start, count } of runs) {
-    const [xw, dyw, dxw] = footprints(start, start + count).map(bindWindow);
-    dispatchKernel(ctx, input, {
-      op,
-      uniforms: uniforms(count, start, [xw.skip, dyw.skip, dxw.skip]),
-      bindings: {
-        x: xw.binding,
-        dy: dyw.binding,
-        ...statsBinding,
-        gamma: gamma.binding(),
-        beta: beta.binding(),
-        ...rowSumsBinding,
-        dx: dxw.binding,
-        ...filmBindings,
-      },
-      workgroups: [channels, count],
-    });
+  if (stats) {
+    const input = groupNormGradInputKernel(film, silu);
+    for (const { start, count } of runs) {
+      const [xw, dyw, dxw] = footprints(start, start + count).map(bindWindow);
+      dispatchKernel(ctx, input, {
+        op,
+        uniforms: uniforms(count, start, [xw.skip, dyw.skip, dxw.skip]),
+        bindings: {
+          x: xw.binding,
+          dy: dyw.binding,
+          stats: stats.binding(),
+          gamma: gamma.binding(),
+          beta: beta.binding(),
+          row_sums: rowSums.binding(),
+          dx: dxw.binding,
+          ...filmBindings,
+        },
+        workgroups: [channels, count],
+      });
+    }
   }
   stats?.dispose();
   sums.dispose();
