@@ -3,7 +3,7 @@ import {
   GROUPNORM_APPLY_WORKGROUP,
   GROUPNORM_FINALIZE_WORKGROUP,
   GROUPNORM_SLICE,
-  GROUPNORM_STATS_WORKGROUP,
+  GROUPNORM_STATS_WORKGROUPS,
   GROUPNORM_FINALIZE_KERNEL,
   groupNormApplyKernel,
   groupNormStatsKernel,
@@ -11,6 +11,7 @@ import {
 import type { BufferRange } from '../gpu/context.js';
 import { shapeSize, Tensor } from '../tensor/tensor.js';
 import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from './kernel.js';
+import { isCpuAdapter } from './winograd.js';
 
 export interface GroupNormOptions {
   /** Number of groups (default 32); must divide the channel count. */
@@ -28,6 +29,8 @@ export interface GroupNormOptions {
    * output does not change with the tiling. Default true.
    */
   normalize?: boolean;
+  /** Invocations per statistics workgroup, a power of two (for tests; default per adapter class, see GROUPNORM_STATS_WORKGROUPS). */
+  statsWorkgroup?: number;
 }
 
 const describe = (t: Tensor): string => `[${t.shape.join(', ')}]`;
@@ -67,6 +70,12 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
   }
 
   const ctx = x.ctx;
+  const statsWorkgroup = options.statsWorkgroup ?? GROUPNORM_STATS_WORKGROUPS[isCpuAdapter(ctx) ? 'cpu' : 'gpu'];
+  if (!Number.isInteger(Math.log2(statsWorkgroup)) || statsWorkgroup < 2 || statsWorkgroup > ctx.limits.maxComputeInvocationsPerWorkgroup) {
+    throw new Error(
+      `${op}: statsWorkgroup ${statsWorkgroup} must be a power of two from 2 to ${ctx.limits.maxComputeInvocationsPerWorkgroup}`,
+    );
+  }
   const normalize = options.normalize ?? true;
   const spatial = shapeSize(x.shape.slice(2));
   const channelsPerGroup = channels / groups;
@@ -83,7 +92,7 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
   const chunkRows = Math.max(...chunks.map((c) => c.count));
   const stats = normalize ? Tensor.empty(ctx, [chunkRows, 2], 'f32', `${op} stats`) : null;
   const moments = normalize && slices > 1 ? Tensor.empty(ctx, [chunkRows, slices, 4], 'f32', `${op} moments`) : null;
-  const statsKernel = groupNormStatsKernel(vec4, moments === null);
+  const statsKernel = groupNormStatsKernel(vec4, moments === null, statsWorkgroup);
   const applyKernel = groupNormApplyKernel(vec4, scale !== undefined, options.silu ?? false, normalize);
   for (const { start, count } of chunks) {
     // x and y are bound from the same element: one skip, a whole number of vectors.
@@ -95,7 +104,7 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
         op,
         uniforms: { row_len: rowVectors, slices, slice_len: sliceVectors, workgroups: statsWorkgroups, skip, eps: options.eps },
         bindings: { x: xw.binding, result: (moments ?? stats).binding() },
-        workgroups: flatWorkgroups(ctx, statsWorkgroups * GROUPNORM_STATS_WORKGROUP, GROUPNORM_STATS_WORKGROUP),
+        workgroups: flatWorkgroups(ctx, statsWorkgroups * statsWorkgroup, statsWorkgroup),
       });
     if (stats && moments) {
       dispatchKernel(ctx, GROUPNORM_FINALIZE_KERNEL, {

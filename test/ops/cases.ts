@@ -349,6 +349,8 @@ interface GroupNormProblem {
   /** Input range: an offset far from zero stresses the variance computation. */
   lo?: number;
   hi?: number;
+  /** Forces the statistics workgroup size (GPU 256, CPU adapters 64). */
+  statsWorkgroup?: number;
 }
 
 type Range = [lo: number, hi: number];
@@ -370,13 +372,13 @@ function groupNormCase(p: GroupNormProblem, seed: number, gradient = false): OpC
   const values = p.shape.reduce((a, b) => a * b, 1);
   // The forward binds whole groups, the backward whole batch items.
   const splitLimit = limitFor((4 * values) / (gradient ? n : n * (p.groups ?? 32)));
-  const options = { groups: p.groups, eps: p.eps, silu: p.silu, normalize: p.normalize };
+  const options = { groups: p.groups, eps: p.eps, silu: p.silu, normalize: p.normalize, statsWorkgroup: p.statsWorkgroup };
   const ranges: { gamma: Range; beta: Range; shift: Range } = gradient
     ? { gamma: [0.5, 1.5], beta: [-1, 1], shift: [-1, 1] }
     : { gamma: [0.5, 1.5], beta: [-0.5, 0.5], shift: [-0.5, 0.5] };
   const withFilm = <T>(scaleValue: T | undefined, shiftValue: T | undefined) => (p.film ? { scale: scaleValue, shift: shiftValue } : {});
   return {
-    name: `groupNorm${gradient ? ' backward' : ''} ${dims(p.shape)} groups ${p.groups ?? 32} eps ${p.eps}${p.silu ? ' silu' : ''}${p.film ? ' film' : ''}${p.normalize === false ? ' unnormalized' : ''}${p.lo === undefined ? '' : ` in [${p.lo}, ${p.hi})`}`,
+    name: `groupNorm${gradient ? ' backward' : ''} ${dims(p.shape)} groups ${p.groups ?? 32} eps ${p.eps}${p.silu ? ' silu' : ''}${p.film ? ' film' : ''}${p.normalize === false ? ' unnormalized' : ''}${p.lo === undefined ? '' : ` in [${p.lo}, ${p.hi})`}${p.statsWorkgroup ? ` stats workgroup ${p.statsWorkgroup}` : ''}`,
     inputs: groupNormInputs(p, ranges),
     seed,
     outputShape: p.shape,
@@ -412,11 +414,13 @@ function groupNormCases(): OpCase[] {
     { shape: [1, 12, 6, 5], groups: 4, eps: 1e-5, silu: true },
     { shape: [1, 64, 9, 9], eps: 1e-5, lo: 10, hi: 11 },
   ];
-  const cases = forward.map((p, i) => groupNormCase(p, 100 + i));
+  // Every forward case with both statistics workgroup sizes (GPU, CPU adapter).
+  const cases = [256, 64].flatMap((statsWorkgroup) => forward.map((p, i) => groupNormCase({ ...p, statsWorkgroup }, 100 + i)));
   // Statistics over long groups: 20·64·64 = 81,920 values per group (UNet) and 4·512·512 =
   // 1,048,576 (autoencoder), offset from zero.
   cases.push(
     groupNormCase({ shape: [1, 40, 64, 64], groups: 2, eps: 1e-5, lo: 3, hi: 5 }, 7),
+    groupNormCase({ shape: [1, 40, 64, 64], groups: 2, eps: 1e-5, lo: 3, hi: 5, statsWorkgroup: 256 }, 7),
     groupNormCase({ shape: [1, 8, 512, 512], groups: 2, eps: 1e-6, lo: -1, hi: 3, silu: true }, 8),
     groupNormCase({ shape: [1, 4, 127, 129], groups: 1, eps: 1e-6, lo: 10, hi: 11 }, 9),
     // Runs of groups; groups reduced in slices.
