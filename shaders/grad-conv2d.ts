@@ -164,45 +164,62 @@ export const FLIP_WEIGHT_KERNEL = defineKernel({
   for (var t = 0u; t < p.taps; t++) { flipped[to_filter + t] = weight[from_filter + p.taps - 1u - t]; }`,
 });
 
+/** im2col: invocations per workgroup (one per (input channel × tap, item) plane). */
+export const IM2COL_WORKGROUP = 64;
+
 /**
  * im2col for the weight gradient, batch folded into the columns: cols[ci·k² + tap, n, o] =
  * x[n, ci, oy·stride + ky − pad_top, ox·stride + kx − pad_left] (zero outside), so that with dy
- * as [co, n, o] the weight gradient dw = dy·colsᵀ is one matmul with K = N·Ho·Wo.
+ * as [co, n, o] the weight gradient dw = dy·colsᵀ is one matmul with K = N·Ho·Wo. With `vec4`
+ * (output width a multiple of 4) cols is written four columns at a time.
  */
-export const im2colKernel = kernelFamily((kernelSize: number, stride: number) => {
+export const im2colKernel = kernelFamily((kernelSize: number, stride: number, vec4: boolean) => {
+  const lanes = vec4 ? 4 : 1;
   return defineKernel({
     name: 'conv2dBackward im2col',
     uniforms: GEOMETRY_UNIFORMS,
     bindings: [
       { name: 'x', type: 'f32', access: 'read' },
-      { name: 'cols', type: 'f32', access: 'read_write' },
+      { name: 'cols', type: vec4 ? 'vec4<f32>' : 'f32', access: 'read_write' },
     ],
-    workgroupSize: CONV2D_GRAD_HELPER_WORKGROUP,
+    workgroupSize: IM2COL_WORKGROUP,
     functions: /* wgsl */ `
-${flatIndexFn(CONV2D_GRAD_HELPER_WORKGROUP)}
+${flatIndexFn(IM2COL_WORKGROUP)}
 const K = ${kernelSize}u;
-const STRIDE = ${stride}i;`,
-    // One invocation per output row of one (row, item): on CPU adapters an integer division is
-    // a scalar loop over the lanes, so the index is taken apart once per row, not per element.
-    // Padding reads a clamped address masked to zero, so the loop never branches.
+const STRIDE = ${stride}i;
+// Padding reads a clamped address masked to zero, so the loop never branches.
+fn tap_value(x_row: u32, row_inside: bool, ix: i32) -> f32 {
+  let inside = row_inside && ix >= 0 && ix < i32(p.width);
+  return select(0.0, x[x_row + u32(select(0, ix, inside))], inside);
+}`,
+    // One invocation per (row, item) plane: on CPU adapters an integer division is a scalar loop
+    // over the lanes and every load or store one access per lane, so the index is taken apart
+    // once per plane and a vec4 store writes four columns (the op 1.7× faster than one
+    // invocation per output row with scalar stores at 16 × 32 ch @ 16², same run).
     main: /* wgsl */ `
   let i = flat_index(gid, nwg);
-  let rows = p.cin * K * K;
-  if (i >= rows * p.batch * p.out_height) { return; }
-  let oy = i % p.out_height;
-  let n = (i / p.out_height) % p.batch;
-  let row = i / (p.out_height * p.batch);
+  if (i >= p.cin * K * K * p.batch) { return; }
+  let n = i % p.batch;
+  let row = i / p.batch;
   let ci = row / (K * K);
   let tap = row % (K * K);
-  let iy = i32(oy) * STRIDE + i32(tap / K) - p.pad_top;
-  let row_inside = iy >= 0 && iy < i32(p.height);
-  let x_row = p.x_skip + ((n * p.cin + ci) * p.height + u32(select(0, iy, row_inside))) * p.width;
+  let x_plane = p.x_skip + (n * p.cin + ci) * p.height * p.width;
   let ix0 = i32(tap % K) - p.pad_left;
-  let out_row = (row * p.batch + n) * p.out_height * p.out_width + oy * p.out_width;
-  for (var ox = 0u; ox < p.out_width; ox++) {
-    let ix = i32(ox) * STRIDE + ix0;
-    let inside = row_inside && ix >= 0 && ix < i32(p.width);
-    cols[out_row + ox] = select(0.0, x[x_row + u32(select(0, ix, inside))], inside);
+  var out_at = i * p.out_height * p.out_width / ${lanes}u;
+  for (var oy = 0u; oy < p.out_height; oy++) {
+    let iy = i32(oy) * STRIDE + i32(tap / K) - p.pad_top;
+    let row_inside = iy >= 0 && iy < i32(p.height);
+    let x_row = x_plane + u32(select(0, iy, row_inside)) * p.width;
+    for (var ox = 0u; ox < p.out_width; ox += ${lanes}u) {
+      let ix = i32(ox) * STRIDE + ix0;
+      cols[out_at] = ${
+        vec4
+          ? `vec4<f32>(tap_value(x_row, row_inside, ix), tap_value(x_row, row_inside, ix + STRIDE),
+        tap_value(x_row, row_inside, ix + 2 * STRIDE), tap_value(x_row, row_inside, ix + 3 * STRIDE))`
+          : 'tap_value(x_row, row_inside, ix)'
+      };
+      out_at++;
+    }
   }`,
   });
 });

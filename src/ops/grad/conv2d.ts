@@ -5,6 +5,7 @@ import {
   conv2dInputGradKernel,
   conv2dWeightGradKernel,
   FLIP_WEIGHT_KERNEL,
+  IM2COL_WORKGROUP,
   im2colKernel,
   REDUCE_BATCH_KERNEL,
 } from '../../../shaders/grad-conv2d.js';
@@ -105,12 +106,12 @@ function weightGradByMatmul(
   if (plain && g.batch === 1) cols = x.reshape([g.inChannels, outPlane]);
   else {
     cols = Tensor.empty(ctx, [g.inChannels * taps, g.batch * outPlane], 'f32', `${op} im2col`);
-    dispatchKernel(ctx, im2colKernel(g.kernelSize, g.stride), {
+    dispatchKernel(ctx, im2colKernel(g.kernelSize, g.stride, g.outWidth % 4 === 0), {
       op,
       uniforms: geometryUniforms(g, g.batch, 0, 0, 0),
       bindings: { x: x.binding(), cols: cols.binding() },
-      // One invocation per output row of each (input channel × tap, item).
-      workgroups: flatWorkgroups(ctx, g.inChannels * taps * g.batch * g.outHeight, CONV2D_GRAD_HELPER_WORKGROUP),
+      // One invocation per (input channel × tap, item) plane.
+      workgroups: flatWorkgroups(ctx, g.inChannels * taps * g.batch, IM2COL_WORKGROUP),
     });
   }
   let dyRows: Tensor;
