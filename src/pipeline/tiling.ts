@@ -36,11 +36,12 @@ export interface TilingChoice {
 
 /**
  * Default tile and overlap (LR pixels) of tile-independent models. Any tile gives the same
- * output up to the overlap's blending; large tiles keep dispatches few and large. The overlap
- * covers the bundled model's receptive field well enough that tiled and whole-image outputs agree
- * to ≥ 45 dB (test/pipeline/tile-independence.test.ts measures it).
+ * output up to the overlap's blending, so tiles are large: few, large dispatches, little
+ * overlap recomputed, and most photos up to 256 pixels a side in one pass. The overlap covers the
+ * bundled model's receptive field well enough that tiled and whole-image outputs agree to
+ * ≥ 45 dB (test/pipeline/tile-independence.test.ts).
  */
-export const INDEPENDENT_TILE = 128;
+export const INDEPENDENT_TILE = 256;
 export const INDEPENDENT_OVERLAP = 16;
 
 /**

@@ -222,8 +222,9 @@ test('bad flags: exit 2 naming the flag and its range, before any work', () => {
   const upscale = (...flags: string[]) => ['upscale', input, '-o', join(work, 'flags-out.png'), ...flags];
   assertUsageError(upscale('--batch', '0'), /--batch must be a whole number ≥ 1, got 0/);
   assertUsageError(upscale('--batch', '1.5'), /--batch must be a whole number ≥ 1, got 1\.5/);
-  // The bundled model tiles at 16: the overlap is checked on this single-tile image too.
-  assertUsageError(upscale('--overlap', '16'), /--overlap must be a whole number ≥ 0 and < 16, got 16/);
+  // The bundled model tiles at 256: the overlap is checked on this single-tile image too.
+  assertUsageError(upscale('--overlap', '256'), /--overlap must be a whole number ≥ 0 and < 256, got 256/);
+  assertUsageError(upscale('--tile', '32', '--overlap', '28'), /--overlap must leave tiles at least 8 apart/);
   assertUsageError(upscale('--overlap', '-1'), /--overlap must be a whole number ≥ 0, got -1/);
   assertUsageError(upscale('--tile', '32', '--overlap', '2.5'), /--overlap must be a whole number/);
   assertUsageError(upscale('--tile', '0'), /--tile must be a whole number ≥ 1, got 0/);
@@ -277,9 +278,12 @@ test('train --data: a FIFO is skipped, never read; a data error leaves no run di
 
 test('an input needing many tiles announces the work before it starts', async () => {
   const input = join(work, 'big.png');
-  writePng(input, randomImage(80, 80, 9));
-  // Tiles of 16 at stride 1: 65 × 65 = 4,225 tiles × 4 steps, well above the 10,000 threshold.
-  const child = spawn(process.execPath, [CLI, 'upscale', input, '-o', join(work, 'big-out.png'), '--overlap', '15'], { cwd: work });
+  writePng(input, randomImage(440, 440, 9));
+  // The bundled model's tiles start on multiples of 8: tiles of 16 at stride 8 make 54 × 54 =
+  // 2,916 tiles × 4 steps, above the 10,000 threshold.
+  const child = spawn(process.execPath, [CLI, 'upscale', input, '-o', join(work, 'big-out.png'), '--tile', '16', '--overlap', '8'], {
+    cwd: work,
+  });
   let stderr = '';
   const announced = await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), 120_000);
@@ -297,7 +301,7 @@ test('an input needing many tiles announces the work before it starts', async ()
   });
   child.kill();
   assert.ok(announced, stderr);
-  assert.match(stderr, /80×80 needs 4,225 tiles of 16² × 4 steps, ≈ [\d,]+ GFLOP of UNet work: this may take hours/);
+  assert.match(stderr, /440×440 needs 2,916 tiles of 16² × 4 steps, ≈ [\d,]+ GFLOP of UNet work: this may take hours/);
   const firstTile = stderr.indexOf('tile 1/4225');
   assert.ok(firstTile === -1 || stderr.indexOf('GFLOP of UNet work') < firstTile, 'announced before the first tile');
 });

@@ -60,6 +60,7 @@ test('aligned axis plans: starts on the multiple, overlap at least as asked, the
   for (const [size, tile, overlap, multiple] of [
     [200, 64, 16, 8],
     [170, 128, 16, 8],
+    [700, 256, 16, 8],
     [257, 64, 20, 16],
     [1001, 32, 8, 8],
     [65, 64, 0, 8],
