@@ -1,5 +1,5 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 
 /** Queries per workgroup. */
 export const ATTENTION_BLOCK_QUERIES = 32;
@@ -45,7 +45,7 @@ function unrolled(count: number, line: (i: number) => string): string {
  * q, k, v and out are bound separately and each binding carries its origin (the global element
  * it starts at), so chunked dispatches index with global positions.
  */
-export function attentionKernel(columns: number) {
+export const attentionKernel = kernelFamily((columns: number) => {
   // Keys of v staged per step, so the staged slice of v is 8 KiB whatever the head width.
   const vKeys = 8 / columns;
   const vRow = OUTPUT_COLUMNS * columns;
@@ -198,4 +198,4 @@ ${unrolled(8, (a) => `  let inv_sum_${a} = 1.0 / row_sum[8u * oq + ${a}u];\n${un
     }
   }`,
   });
-}
+});

@@ -1,5 +1,5 @@
 import { flatIndexFn } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 
 export const CONV2D_DIRECT_WORKGROUP = 64;
 
@@ -94,7 +94,7 @@ fn store_output(sum: f32, co: u32, rel: u32) {
 }`;
 
 /** The readable reference kernel: one output element per invocation, loops over Cin·k·k. */
-export function conv2dDirectKernel(shape: Conv2dKernelShape) {
+export const conv2dDirectKernel = kernelFamily((shape: Conv2dKernelShape) => {
   const k = shape.kernelSize;
   return defineKernel({
     name: 'conv2dDirect',
@@ -127,7 +127,7 @@ export function conv2dDirectKernel(shape: Conv2dKernelShape) {
   }
   store_output(sum, co, b * p.y_batch_stride + co * npix + pix);`,
   });
-}
+}, 256);
 
 /**
  * The fast kernel: an implicit GEMM (M = output pixels, N = output channels, K = Cin·k·k)
@@ -140,7 +140,7 @@ export function conv2dDirectKernel(shape: Conv2dKernelShape) {
  * addresses and are not stored. No vec4 loads: on llvmpipe a vec4 storage load costs about
  * six scalar loads, and the tile's rows are not 16-byte aligned for 3×3 taps anyway.
  */
-export function conv2dTiledKernel(shape: Conv2dKernelShape, tiling: Conv2dTiling) {
+export const conv2dTiledKernel = kernelFamily((shape: Conv2dKernelShape, tiling: Conv2dTiling) => {
   const { outChannels: rows, pixelsPerInvocation: cols, workgroupSize: wg } = tiling;
   if (shape.shareRows && (shape.kernelSize !== 3 || shape.stride !== 1 || wg !== 8 || tiling.weightSharing !== 'subgroup')) {
     throw new Error('conv2d: shared input rows need a 3×3 stride-1 kernel and a workgroup of one 8-lane subgroup');
@@ -252,4 +252,4 @@ ${lines.join('\n')}
     }
   }`,
   });
-}
+}, 256);

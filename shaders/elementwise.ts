@@ -1,6 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 
 export const ELEMENTWISE_WORKGROUP = 256;
 
@@ -19,7 +19,7 @@ fn erf_approx(x: f32) -> f32 {
 }`;
 
 /** y = fn(x) elementwise over `n` elements from element `skip` of each binding. */
-export function unaryKernel(fn: UnaryFn) {
+export const unaryKernel = kernelFamily((fn: UnaryFn) => {
   return defineKernel({
     name: fn,
     uniforms: [
@@ -46,10 +46,10 @@ export function unaryKernel(fn: UnaryFn) {
   y[i] = v * p.alpha;
 #endif`,
   });
-}
+});
 
 /** y = a fn b elementwise over `n` elements from element `skip` of each binding. */
-export function binaryKernel(fn: BinaryFn) {
+export const binaryKernel = kernelFamily((fn: BinaryFn) => {
   return defineKernel({
     name: fn,
     uniforms: [
@@ -73,4 +73,4 @@ export function binaryKernel(fn: BinaryFn) {
   y[i] = a[i] * b[i];
 #endif`,
   });
-}
+});

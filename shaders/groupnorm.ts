@@ -1,6 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { siluWgsl } from './common.js';
-import { defineKernel, type ElementType } from './declare.js';
+import { defineKernel, kernelFamily, type ElementType } from './declare.js';
 import { DIVIDE_WGSL } from './winograd.js';
 
 /**
@@ -40,7 +40,7 @@ fn merge(a: Moments, b: Moments) -> Moments {
  * workgroup merges the invocations' moments in a tree. With one slice per row the kernel
  * writes (mean, rstd) directly; otherwise it writes the slice's moments for pass 2.
  */
-export function groupNormStatsKernel(vec4: boolean, final: boolean, workgroupSize: number) {
+export const groupNormStatsKernel = kernelFamily((vec4: boolean, final: boolean, workgroupSize: number) => {
   const V = elementType(vec4);
   return defineKernel({
     name: 'groupNorm stats',
@@ -99,7 +99,7 @@ var<workgroup> shared_moments: array<Moments, ${workgroupSize}>;`,
 #endif
   }`,
   });
-}
+});
 
 /** Pass 2 (only when rows have several slices): merges each row's slice moments into (mean, rstd). */
 export const GROUPNORM_FINALIZE_KERNEL = defineKernel({
@@ -139,7 +139,7 @@ export const GROUPNORM_APPLY_VECTORS = 4;
  * Rows (sample, group) are local to the chunk; planes_offset makes planes global.
  * Without `normalize` there are no statistics (mean 0, rstd 1): the affine, FiLM and SiLU alone.
  */
-export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean, normalize = true) {
+export const groupNormApplyKernel = kernelFamily((vec4: boolean, film: boolean, silu: boolean, normalize = true) => {
   const V = elementType(vec4);
   return defineKernel({
     name: 'groupNorm apply',
@@ -200,4 +200,4 @@ export function groupNormApplyKernel(vec4: boolean, film: boolean, silu: boolean
 #endif
   }`,
   });
-}
+});

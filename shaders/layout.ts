@@ -1,6 +1,6 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
-import { defineKernel, type UniformDeclaration } from './declare.js';
+import { defineKernel, kernelFamily, type UniformDeclaration } from './declare.js';
 
 export const GATHER_WORKGROUP = 256;
 
@@ -47,7 +47,7 @@ export type PadMode = 'reflect' | 'zero';
  * Output (oy, ox) reads input (oy − top, ox − left): padding for top, left ≥ 0, cropping with
  * negative offsets. Reflection follows torch (the edge row is not repeated).
  */
-export function windowKernel(mode: PadMode) {
+export const windowKernel = kernelFamily((mode: PadMode) => {
   return gatherKernel(
     `window-${mode}`,
     [
@@ -71,13 +71,13 @@ export function windowKernel(mode: PadMode) {
   y[o] = v;
 #endif`,
   );
-}
+});
 
 /**
  * torch pixel_unshuffle: out[n, c·r² + i·r + j, y, x] = in[n, c, y·r + i, x·r + j];
  * pixel_shuffle is its inverse.
  */
-export function shuffleKernel(direction: 'shuffle' | 'unshuffle') {
+export const shuffleKernel = kernelFamily((direction: 'shuffle' | 'unshuffle') => {
   return gatherKernel(
     direction,
     [
@@ -100,4 +100,4 @@ export function shuffleKernel(direction: 'shuffle' | 'unshuffle') {
 #endif
   y[o] = x[(src_plane * p.in_h + sy) * p.in_w + sx - p.in_base];`,
   );
-}
+});

@@ -1,7 +1,7 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { ERF_WGSL } from './elementwise.js';
 import { siluWgsl } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 
 export type Activation = 'silu' | 'gelu';
 
@@ -82,7 +82,7 @@ export const MATMUL_FEW_ROWS_WORKGROUP = 64;
  * wid.z) with a plain loop over K, the row's A values the same for the whole workgroup. The
  * tiled kernel would compute 64 rows and stage them through workgroup memory for each.
  */
-export function matmulFewRowsKernel(options: MatmulShaderOptions) {
+export const matmulFewRowsKernel = kernelFamily((options: MatmulShaderOptions) => {
   return defineKernel({
     name: 'matmulFewRows',
     uniforms: [
@@ -121,7 +121,7 @@ export function matmulFewRowsKernel(options: MatmulShaderOptions) {
 #endif
   c[p.base_c + wid.z * p.stride_c + row * p.N + col] = v;`,
   });
-}
+});
 
 /**
  * Batched C = alpha·A·B (+ bias, activation) with A [M, K] and B [K, N] (or [N, K]) row-major.
@@ -132,7 +132,7 @@ export function matmulFewRowsKernel(options: MatmulShaderOptions) {
  * start anywhere: they are bound at an aligned offset and base_* locate the data within them.
  * Bounds checks pad partial tiles with zeros, so any M, N, K works.
  */
-export function matmulKernel(options: MatmulShaderOptions) {
+export const matmulKernel = kernelFamily((options: MatmulShaderOptions) => {
   const { tileM, tileN, tileK, threadM, threadN } = options.tiling ?? MATMUL_TILING;
   const threadsN = tileN / threadN;
   const threadsM = tileM / threadM;
@@ -230,4 +230,4 @@ ${multiplyAdds}
   let base_c = p.base_c + wid.z * p.stride_c;
 ${stores}`,
   });
-}
+});

@@ -1,5 +1,5 @@
 import { flatIndexFn } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 
 export const QUANTIZE_WORKGROUP = 64;
 
@@ -17,7 +17,7 @@ export function quantizeTileCodes(dim: number): number {
  * a strictly smaller d wins, so ties go to the lowest index like torch.argmin. Codes are
  * staged in workgroup memory `tile` at a time with their norms.
  */
-export function quantizeKernel(dim: number, tile: number) {
+export const quantizeKernel = kernelFamily((dim: number, tile: number) => {
   return defineKernel({
     name: 'quantize',
     uniforms: [
@@ -91,4 +91,4 @@ ${flatIndexFn(QUANTIZE_WORKGROUP)}`,
   }
 `,
   });
-}
+});

@@ -1,11 +1,11 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { flatIndexFn } from './common.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 
 export const RESIDUAL_STEP_WORKGROUP = 256;
 
 /** The sampler's posterior step x = c1·xt + c2·x0 (+ sigma·noise), in torch's order of operations. */
-export function residualStepKernel(withNoise: boolean) {
+export const residualStepKernel = kernelFamily((withNoise: boolean) => {
   return defineKernel({
     name: 'residualStep',
     uniforms: [
@@ -34,4 +34,4 @@ export function residualStepKernel(withNoise: boolean) {
   y[i] = mean;
 #endif`,
   });
-}
+});

@@ -1,5 +1,5 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 
 /** Below every finite f32 input: the running maximum before any element has been seen. */
 const NO_MAX = '-3.4028234e38';
@@ -10,7 +10,7 @@ const NO_MAX = '-3.4028234e38';
  * grows; the workgroup merges the pairs in a tree, then writes exp(x − max) / sum. Two reads
  * of the row, and never exp of a positive number, so any input magnitude is safe.
  */
-export function softmaxKernel(workgroupSize: number, vec4: boolean) {
+export const softmaxKernel = kernelFamily((workgroupSize: number, vec4: boolean) => {
   const V = vec4 ? 'vec4<f32>' : 'f32';
   return defineKernel({
     name: 'softmax',
@@ -70,4 +70,4 @@ var<workgroup> shared_sum: array<f32, ${workgroupSize}>;`,
     y[start + i] = exp(x[start + i] - row_max) * inv_sum;
   }`,
   });
-}
+});

@@ -1,5 +1,5 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
-import { defineKernel } from './declare.js';
+import { defineKernel, kernelFamily } from './declare.js';
 import { DIVIDE_WGSL } from './winograd.js';
 
 /** Largest window side the kernel supports: one invocation per token, ws² ≤ 64. */
@@ -34,7 +34,7 @@ function unrolled(count: number, line: (i: number) => string): string {
  * q, k and v are bound separately (ranges of the same qkv buffer) and every binding carries its
  * origin: the global element it starts at, so chunked dispatches index with global positions.
  */
-export function windowAttentionKernel(headVecs: number, keys: WindowAttentionKeys = 'workgroup') {
+export const windowAttentionKernel = kernelFamily((headVecs: number, keys: WindowAttentionKeys = 'workgroup') => {
   const broadcast = keys === 'subgroup';
   return defineKernel({
     name: 'windowAttention',
@@ -213,7 +213,7 @@ ${unrolled(headVecs, (v) => `  tile[mine + ${v}u] = o_${v};`)}
     }
   }`,
   });
-}
+});
 
 /**
  * How the score and output loops read the window's keys and values from workgroup memory:

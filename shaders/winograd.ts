@@ -9,7 +9,7 @@
  * Layouts: U [a², Cin, Cout], V [a², Cin, T], M [a², Cout, T], T the tiles of the chunk of the
  * problem being run (batch items × tile rows × tile columns, row-major).
  */
-import { defineKernel, type Kernel } from './declare.js';
+import { defineKernel, kernelFamily, type Kernel } from './declare.js';
 
 export type WinogradTileSize = 2 | 4;
 
@@ -109,7 +109,7 @@ function sandwich(out: string, L: number[][], R: number[][], x: (i: number, j: n
 }
 
 /** U[ξ][ci][co] = (G g Gᵀ)[ξ] for the 3×3 filter g = w[co][ci]; one invocation per (ci, co). */
-export function winogradWeightKernel(m: WinogradTileSize) {
+export const winogradWeightKernel = kernelFamily((m: WinogradTileSize) => {
   const { G } = MATRICES[m];
   const a = m + 2;
   return defineKernel({
@@ -141,7 +141,7 @@ ${range(a * a)
   .map((xi) => `  u[${xi}u * pairs + i] = u${Math.floor(xi / a)}_${xi % a};`)
   .join('\n')}`,
   });
-}
+}, 256);
 
 /**
  * The uniforms that locate a chunk's tiles: `tiles` = items × tile_rows × tiles_w tiles, the
@@ -177,7 +177,7 @@ const TILE_ORIGIN_WGSL = (m: number): string => /* wgsl */ `
   let ox0 = (in_item - tile_row * p.tiles_w) * ${m}u;`;
 
 /** V[ξ][ci][t] = (Bᵀ d B)[ξ] for the a×a input patch d of tile t; one invocation per (ci, t). */
-export function winogradInputKernel(m: WinogradTileSize) {
+export const winogradInputKernel = kernelFamily((m: WinogradTileSize) => {
   const { BT } = MATRICES[m];
   const a = m + 2;
   const loads = range(a).flatMap((dy) => range(a).map((dx) => `  let d${dy}_${dx} = load_x(plane, iy0 + ${dy}, ix0 + ${dx});`));
@@ -217,7 +217,7 @@ ${range(a * a)
   .map((xi) => `  v[${xi}u * count + i] = v${Math.floor(xi / a)}_${xi % a};`)
   .join('\n')}`,
   });
-}
+}, 256);
 
 /**
  * How the Winograd GEMM divides its work (see subgroupGemmKernel): `outChannels` output
@@ -256,6 +256,10 @@ export function subgroupGemmKernel(
   placed: true,
 ): GemmKernel<(typeof GEMM_UNIFORMS)[number] | (typeof PLACED_GEMM_UNIFORMS)[number]>;
 export function subgroupGemmKernel(rowsPerGroup: number, colsPerLane: number, placed = false): GemmKernel<string> {
+  return subgroupGemmFamily(rowsPerGroup, colsPerLane, placed);
+}
+
+const subgroupGemmFamily = kernelFamily((rowsPerGroup: number, colsPerLane: number, placed: boolean): GemmKernel<string> => {
   const cRow = placed ? 'p.c_row' : 'p.cols';
   const scaled = (sum: string): string => (placed ? `p.alpha * ${sum}` : sum);
   const lines: string[] = [];
@@ -302,7 +306,7 @@ export function subgroupGemmKernel(rowsPerGroup: number, colsPerLane: number, pl
   let c_base = ${placed ? 'p.c_offset + wid.z * p.rows * p.c_row' : 'wid.z * p.rows * p.cols'};
 ${lines.join('\n')}`,
   });
-}
+}, 256);
 
 /** What the output transform adds to each sum; compile-time, so the stores never branch on it. */
 export interface WinogradEpilogue {
@@ -315,7 +319,7 @@ export interface WinogradEpilogue {
  * y = act((Aᵀ M A) + bias) + residual for the m×m outputs of tile t in channel co; one
  * invocation per (co, t). Outputs past the edge of an odd-sized map are not stored.
  */
-export function winogradOutputKernel(m: WinogradTileSize, epilogue: WinogradEpilogue) {
+export const winogradOutputKernel = kernelFamily((m: WinogradTileSize, epilogue: WinogradEpilogue) => {
   const { AT } = MATRICES[m];
   const a = m + 2;
   const loads = range(a * a).map((xi) => `  let s${Math.floor(xi / a)}_${xi % a} = mt[${xi}u * count + i];`);
@@ -362,4 +366,4 @@ ${loads.join('\n')}
 ${sandwich('y', AT, AT, (k, j) => `s${k}_${j}`, a).join('\n')}
 ${stores.join('\n')}`,
   });
-}
+}, 256);
