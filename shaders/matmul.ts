@@ -76,6 +76,24 @@ export const MATMUL_FEW_ROWS = 8;
 /** Invocations per workgroup of matmulFewRowsKernel: output columns of one row. */
 export const MATMUL_FEW_ROWS_WORKGROUP = 64;
 
+/** What both matmul kernels take: sizes, strides and bases of A, B and C, and C's scale. */
+const MATMUL_UNIFORMS = [
+  ...(['M', 'N', 'K', 'stride_a', 'stride_b', 'stride_c', 'base_a', 'base_b', 'base_c'] as const).map((name) => ({
+    name,
+    type: 'u32' as const,
+  })),
+  { name: 'alpha', type: 'f32' },
+] as const;
+
+function matmulBindings(bias: boolean) {
+  return [
+    { name: 'a', type: 'f32', access: 'read' },
+    { name: 'b', type: 'f32', access: 'read' },
+    ...(bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []),
+    { name: 'c', type: 'f32', access: 'read_write' },
+  ] as const;
+}
+
 /**
  * C = alpha·A·B (+ bias, activation) for products of few rows (the UNet's FiLM projections
  * have one per batch item): one invocation per output element (column gid.x, row wid.y, batch
@@ -85,19 +103,8 @@ export const MATMUL_FEW_ROWS_WORKGROUP = 64;
 export const matmulFewRowsKernel = kernelFamily((options: MatmulShaderOptions) => {
   return defineKernel({
     name: 'matmulFewRows',
-    uniforms: [
-      ...(['M', 'N', 'K', 'stride_a', 'stride_b', 'stride_c', 'base_a', 'base_b', 'base_c'] as const).map((name) => ({
-        name,
-        type: 'u32' as const,
-      })),
-      { name: 'alpha', type: 'f32' },
-    ],
-    bindings: [
-      { name: 'a', type: 'f32', access: 'read' },
-      { name: 'b', type: 'f32', access: 'read' },
-      ...(options.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []),
-      { name: 'c', type: 'f32', access: 'read_write' },
-    ],
+    uniforms: MATMUL_UNIFORMS,
+    bindings: matmulBindings(options.bias),
     workgroupSize: MATMUL_FEW_ROWS_WORKGROUP,
     functions: operandFunctions(options),
     main: wgsl`
@@ -164,19 +171,8 @@ export const matmulKernel = kernelFamily((options: MatmulShaderOptions) => {
   );
   return defineKernel({
     name: 'matmul',
-    uniforms: [
-      ...(['M', 'N', 'K', 'stride_a', 'stride_b', 'stride_c', 'base_a', 'base_b', 'base_c'] as const).map((name) => ({
-        name,
-        type: 'u32' as const,
-      })),
-      { name: 'alpha', type: 'f32' },
-    ],
-    bindings: [
-      { name: 'a', type: 'f32', access: 'read' },
-      { name: 'b', type: 'f32', access: 'read' },
-      ...(options.bias ? [{ name: 'bias', type: 'f32', access: 'read' } as const] : []),
-      { name: 'c', type: 'f32', access: 'read_write' },
-    ],
+    uniforms: MATMUL_UNIFORMS,
+    bindings: matmulBindings(options.bias),
     workgroupSize: threads,
     functions: wgsl`
 var<workgroup> tile_a: array<vec4<f32>, ${tileK * vecM}>;
