@@ -2,9 +2,20 @@ import { ATTENTION_BLOCK_QUERIES, ATTENTION_MAX_HEAD_DIM, attentionColumns, atte
 import { subgroupGemmKernel } from '../../shaders/winograd.js';
 import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { Tensor } from '../tensor/tensor.js';
-import { assertFloat, assertSameShape, assertShape, bindWindow, dispatchKernel, planRuns, type Footprint, type Window } from './kernel.js';
+import {
+  assertFloat,
+  assertSameShape,
+  assertShape,
+  bindWindow,
+  dispatchKernel,
+  hasSubgroupsOf8,
+  planRuns,
+  prefersSubgroupKernels,
+  type Footprint,
+  type Window,
+} from './kernel.js';
 import { softmax } from './softmax.js';
-import { hasSubgroupsOf8, isCpuAdapter, winogradGemmTiling } from './winograd.js';
+import { winogradGemmTiling } from './winograd.js';
 
 /**
  * How attention runs: `streaming`, the flash-style kernel that never holds more than a block of
@@ -17,7 +28,7 @@ export type AttentionKernel = 'streaming' | 'products';
 
 /** The attention kernel for this device (see AttentionKernel). */
 export function defaultAttentionKernel(ctx: GpuContext): AttentionKernel {
-  return isCpuAdapter(ctx) && hasSubgroupsOf8(ctx) ? 'products' : 'streaming';
+  return prefersSubgroupKernels(ctx) ? 'products' : 'streaming';
 }
 
 /** The most a block of queries' scores and probabilities may take together. */

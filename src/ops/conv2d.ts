@@ -13,16 +13,18 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuLimitError } from '../gpu/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from './conv2d-geometry.js';
-import { assertFloat, bindWindow, dispatchKernel, fitsAtAnyOffset, flatWorkgroups, planRuns, type Footprint } from './kernel.js';
 import {
-  type Conv2dWinograd,
-  chooseWinogradTileSize,
+  assertFloat,
+  bindWindow,
+  dispatchKernel,
+  fitsAtAnyOffset,
+  flatWorkgroups,
   hasSubgroupsOf8,
   isCpuAdapter,
-  planWinograd,
-  runWinograd,
-  winogradApplies,
-} from './winograd.js';
+  planRuns,
+  type Footprint,
+} from './kernel.js';
+import { type Conv2dWinograd, chooseWinogradTileSize, planWinograd, runWinograd, winogradApplies } from './winograd.js';
 
 export type { Conv2dWinograd } from './winograd.js';
 

@@ -10,8 +10,7 @@ import {
 } from '../../shaders/groupnorm.js';
 import type { BufferRange } from '../gpu/context.js';
 import { shapeSize, Tensor } from '../tensor/tensor.js';
-import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, itemFootprints, planRuns } from './kernel.js';
-import { isCpuAdapter } from './winograd.js';
+import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, isCpuAdapter, itemFootprints, planRuns } from './kernel.js';
 
 export interface GroupNormOptions {
   /** Number of groups (default 32); must divide the channel count. */
@@ -99,20 +98,21 @@ export function groupNorm(x: Tensor, gamma: Tensor, beta: Tensor, options: Group
     const [xw, yw] = footprints(start, start + count).map(bindWindow);
     const skip = xw.skip / lanes;
     const statsWorkgroups = count * slices;
-    if (stats)
+    if (stats) {
       dispatchKernel(ctx, statsKernel, {
         op,
         uniforms: { row_len: rowVectors, slices, slice_len: sliceVectors, workgroups: statsWorkgroups, skip, eps: options.eps },
         bindings: { x: xw.binding, result: (moments ?? stats).binding() },
         workgroups: flatWorkgroups(ctx, statsWorkgroups * statsWorkgroup, statsWorkgroup),
       });
-    if (stats && moments) {
-      dispatchKernel(ctx, GROUPNORM_FINALIZE_KERNEL, {
-        op,
-        uniforms: { rows: count, slices, eps: options.eps },
-        bindings: { partial: moments.binding(), stats: stats.binding() },
-        workgroups: [Math.ceil(count / GROUPNORM_FINALIZE_WORKGROUP)],
-      });
+      if (moments) {
+        dispatchKernel(ctx, GROUPNORM_FINALIZE_KERNEL, {
+          op,
+          uniforms: { rows: count, slices, eps: options.eps },
+          bindings: { partial: moments.binding(), stats: stats.binding() },
+          workgroups: [Math.ceil(count / GROUPNORM_FINALIZE_WORKGROUP)],
+        });
+      }
     }
     // The kernel declares stats only when it normalizes, scale and shift only with FiLM.
     const statsBinding = (stats ? { stats: stats.binding() } : {}) as { stats: BufferRange };

@@ -141,3 +141,22 @@ export function assertFloat(op: string, ...tensors: Tensor[]): void {
     if (t.dtype !== 'f32') throw new Error(`${op}: expects f32 tensors, got ${t.dtype}`);
   }
 }
+
+/** Whether the device runs subgroups of at least 8 invocations (subgroupGemmKernel needs them). */
+export function hasSubgroupsOf8(ctx: GpuContext): boolean {
+  const subgroupMinSize = (ctx.device.adapterInfo as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
+  return ctx.features.subgroups && subgroupMinSize >= 8;
+}
+
+/**
+ * A software adapter (llvmpipe, SwiftShader) runs invocations as the SIMD lanes of CPU cores:
+ * there the kernels that count per-invocation loads (Winograd, subgroupGemmKernel) win.
+ */
+export function isCpuAdapter(ctx: GpuContext): boolean {
+  return ctx.adapter.isFallbackAdapter || ctx.adapter.architecture === 'software';
+}
+
+/** A CPU adapter with subgroups of 8: where the subgroup-broadcast kernels (GEMM products, shared keys) win. */
+export function prefersSubgroupKernels(ctx: GpuContext): boolean {
+  return isCpuAdapter(ctx) && hasSubgroupsOf8(ctx);
+}

@@ -7,8 +7,7 @@ import {
 } from '../../shaders/window-attention.js';
 import { Tensor } from '../tensor/tensor.js';
 import { headFootprints } from './attention.js';
-import { assertFloat, assertShape, bindWindow, dispatchKernel, planRuns } from './kernel.js';
-import { hasSubgroupsOf8, isCpuAdapter } from './winograd.js';
+import { assertFloat, assertShape, bindWindow, dispatchKernel, hasSubgroupsOf8, planRuns, prefersSubgroupKernels } from './kernel.js';
 
 export type { WindowAttentionKeys } from '../../shaders/window-attention.js';
 
@@ -70,7 +69,7 @@ export function windowAttention(qkv: Tensor, biasTable: Tensor, options: WindowA
     { tensor: qkv, offset: 2 * dim * plane, ...head },
     { tensor: out, offset: 0, ...head, itemStride: dim * plane },
   ]);
-  const keys = options.keys ?? (isCpuAdapter(qkv.ctx) && hasSubgroupsOf8(qkv.ctx) ? 'subgroup' : 'workgroup');
+  const keys = options.keys ?? (prefersSubgroupKernels(qkv.ctx) ? 'subgroup' : 'workgroup');
   if (keys === 'subgroup' && !hasSubgroupsOf8(qkv.ctx)) {
     throw new Error(`${op}: subgroup keys need a device with subgroups of at least 8 invocations (${describe})`);
   }

@@ -10,7 +10,7 @@ import {
 import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Conv2dGeometry } from './conv2d-geometry.js';
-import { bindWindow, dispatchKernel, fitsAtAnyOffset, type Footprint, planRuns } from './kernel.js';
+import { bindWindow, dispatchKernel, fitsAtAnyOffset, type Footprint, hasSubgroupsOf8, planRuns } from './kernel.js';
 
 export type { WinogradGemmTiling, WinogradTileSize } from '../../shaders/winograd.js';
 
@@ -61,20 +61,6 @@ export interface WinogradTensors {
   weight: Tensor;
   bias: Tensor | null;
   residual: Tensor | undefined;
-}
-
-/** Whether the device runs subgroups of at least 8 invocations (subgroupGemmKernel needs them). */
-export function hasSubgroupsOf8(ctx: GpuContext): boolean {
-  const subgroupMinSize = (ctx.device.adapterInfo as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
-  return ctx.features.subgroups && subgroupMinSize >= 8;
-}
-
-/**
- * A software adapter (llvmpipe, SwiftShader) runs invocations as the SIMD lanes of CPU cores:
- * there the kernels that count per-invocation loads (Winograd, subgroupGemmKernel) win.
- */
-export function isCpuAdapter(ctx: GpuContext): boolean {
-  return ctx.adapter.isFallbackAdapter || ctx.adapter.architecture === 'software';
 }
 
 /** Whether Winograd can run this problem at all: 3×3, stride 1, subgroups of at least 8. */

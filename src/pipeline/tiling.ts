@@ -57,8 +57,7 @@ export function resolveTiling(model: TilingModel, options: { tile?: number; over
   const aligned = model.tileIndependent && !reference;
   const defaultTile = aligned ? Math.ceil(Math.max(INDEPENDENT_TILE, model.imageSize) / multiple) * multiple : model.imageSize;
   const tile = options.tile ?? (reference ? REFERENCE_CHOP_SIZE : defaultTile);
-  const defaultOverlap = aligned ? Math.min(INDEPENDENT_OVERLAP, tile / 2) : Math.min(16, tile / 2);
-  const overlap = options.overlap ?? (reference ? REFERENCE_CHOP_OVERLAP : defaultOverlap);
+  const overlap = options.overlap ?? (reference ? REFERENCE_CHOP_OVERLAP : Math.min(aligned ? INDEPENDENT_OVERLAP : 16, tile / 2));
   if (!Number.isInteger(tile) || tile < 1 || tile % multiple !== 0) {
     const why = reference ? ' (the official script pads every pass to that multiple)' : '';
     throw new RangeError(`tile must be a multiple of ${multiple}${why}, got ${tile}`);

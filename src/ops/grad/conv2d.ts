@@ -15,9 +15,18 @@ import { GpuLimitError } from '../../gpu/errors.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { conv2d } from '../conv2d.js';
 import { conv2dGeometry, type Conv2dGeometry, type Conv2dPadding } from '../conv2d-geometry.js';
-import { assertFloat, bindWindow, dispatchKernel, flatWorkgroups, planRuns, type Footprint } from '../kernel.js';
+import {
+  assertFloat,
+  bindWindow,
+  dispatchKernel,
+  flatWorkgroups,
+  hasSubgroupsOf8,
+  planRuns,
+  prefersSubgroupKernels,
+  type Footprint,
+} from '../kernel.js';
 import { matmul } from '../matmul.js';
-import { hasSubgroupsOf8, isCpuAdapter, winogradGemmTiling } from '../winograd.js';
+import { winogradGemmTiling } from '../winograd.js';
 import { assertGradShape } from './chunks.js';
 
 export interface Conv2dBackwardOptions {
@@ -63,7 +72,7 @@ export function conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, options: C
   if (!fits) return conv2dBackwardDirect(x, weight, dy, options);
   const wantDx = options.inputGrad ?? true;
   const dx = !wantDx ? null : g.stride === 1 ? transposedConv(weight, dy, g) : directInputGrad(x, weight, dy, g);
-  const product = options.weightGradProduct ?? (isCpuAdapter(x.ctx) && hasSubgroupsOf8(x.ctx) ? 'subgroup' : 'matmul');
+  const product = options.weightGradProduct ?? (prefersSubgroupKernels(x.ctx) ? 'subgroup' : 'matmul');
   if (product === 'subgroup' && !hasSubgroupsOf8(x.ctx)) {
     throw new Error(`${op}: the subgroup weight-gradient product needs subgroups of at least 8 invocations`);
   }
