@@ -17,6 +17,7 @@ import type { GpuContext } from '../src/gpu/context.js';
 import type { RasterImage } from '../src/io/image.js';
 import { createNodeGpuContext } from '../src/gpu/node.js';
 import { defaultConv2dTiling } from '../src/ops/conv2d.js';
+import { machineCheck, machineLine } from './adapter-probe.js';
 import { fullKernelCases, quickKernelCases, type KernelCase } from './kernels.js';
 import { measure, type MeasurePlan, type Measurement, type TimedQueue } from './measure.js';
 import { createLiteBench, createModelBench, type LiteBench, type ModelBench, type ModelCase } from './models.js';
@@ -251,6 +252,7 @@ async function startPeers(): Promise<{ peers: Peers; unavailable: Record<keyof P
   };
 }
 
+const machineStart = await machineCheck(ctx);
 const { peers, unavailable } = await startPeers();
 const useTimestamps = !args['wall-clock'] && ctx.features.timestampQuery && (peers.tfjs === null || peers.tfjs.queue.timestamps);
 const clock = useTimestamps ? 'gpu-timestamp' : 'wall';
@@ -277,6 +279,7 @@ console.log(
   `load average ${loadStart.map((v) => v.toFixed(2)).join(' ')} on ${cpus().length} CPUs` +
     (loadStart[0] > cpus().length / 2 ? ' — a shared, busy machine: timings are noisy' : ''),
 );
+console.log(`machine check at the start: ${machineLine(machineStart)}`);
 console.log('');
 
 const bench = new Bench(ctx, peers, useTimestamps);
@@ -314,11 +317,13 @@ if (quick || args.models) {
 const rows = bench.rows;
 const targets = quick ? [] : judgeTargets(rows);
 const loadEnd = loadavg();
+const machineEnd = await machineCheck(ctx);
 console.log(`\n${markdownTable(rows)}\n`);
 if (targets.length) console.log(`targets:\n${targetLines(targets)}\n`);
 console.log(
   `load average at the end ${loadEnd.map((v) => v.toFixed(2)).join(' ')}; ${((performance.now() - started) / 1000).toFixed(0)} s in all`,
 );
+console.log(`machine check at the end: ${machineLine(machineEnd)}`);
 
 if (args.json) {
   const report: BenchReport = {
@@ -333,6 +338,8 @@ if (args.json) {
     cpus: cpus().length,
     loadavg_start: loadStart,
     loadavg_end: loadEnd,
+    machine_check_start: machineStart,
+    machine_check_end: machineEnd,
     duration_s: (performance.now() - started) / 1000,
     peers: {
       tfjs: peers.tfjs ? { name: peers.tfjs.name, adapter: peers.tfjs.adapter } : { unavailable: unavailable.tfjs },
