@@ -1,5 +1,6 @@
 import { flatIndexFn } from './common.js';
 import { defineKernel, kernelFamily } from './declare.js';
+import { GELU_WGSL } from './elementwise.js';
 
 export const CONV2D_DIRECT_WORKGROUP = 64;
 
@@ -27,6 +28,7 @@ export const CONV_FLAG_BIAS = 1;
 export const CONV_FLAG_ACCUMULATE = 2;
 export const CONV_FLAG_SILU = 4;
 export const CONV_FLAG_RESIDUAL = 8;
+export const CONV_FLAG_GELU = 16;
 
 /**
  * How the tiled kernel divides the work. A workgroup computes `outChannels` output channels
@@ -83,12 +85,13 @@ const CONV_BINDINGS = [
  * Applies the epilogue to one sum: `rel` is the output element's index relative to y_offset,
  * and the residual has the same layout.
  */
-const STORE_OUTPUT_WGSL = /* wgsl */ `
+const STORE_OUTPUT_WGSL = /* wgsl */ `${GELU_WGSL}
 fn store_output(sum: f32, co: u32, rel: u32) {
   var v = sum;
   if ((p.flags & ${CONV_FLAG_BIAS}u) != 0u) { v += bias[p.bias_offset + co]; }
   if ((p.flags & ${CONV_FLAG_ACCUMULATE}u) != 0u) { v += y[p.y_offset + rel]; }
   if ((p.flags & ${CONV_FLAG_SILU}u) != 0u) { v = v / (1.0 + exp(-v)); }
+  if ((p.flags & ${CONV_FLAG_GELU}u) != 0u) { v = gelu(v); }
   if ((p.flags & ${CONV_FLAG_RESIDUAL}u) != 0u) { v += residual[p.residual_offset + rel]; }
   y[p.y_offset + rel] = v;
 }`;

@@ -18,6 +18,12 @@ fn erf_approx(x: f32) -> f32 {
   return select(r - 1.0, 1.0 - r, x >= 0.0);
 }`;
 
+/** The exact GELU 0.5·v·(1 + erf(v/√2)), for kernels that fuse it into their stores. */
+export const GELU_WGSL = /* wgsl */ `${ERF_WGSL}
+fn gelu(v: f32) -> f32 {
+  return 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752));
+}`;
+
 /** y = fn(x) elementwise over `n` elements from element `skip` of each binding. */
 export const unaryKernel = kernelFamily((fn: UnaryFn) => {
   return defineKernel({
@@ -32,7 +38,7 @@ export const unaryKernel = kernelFamily((fn: UnaryFn) => {
       { name: 'y', type: 'f32', access: 'read_write' },
     ],
     workgroupSize: ELEMENTWISE_WORKGROUP,
-    functions: flatIndexFn(ELEMENTWISE_WORKGROUP) + ERF_WGSL,
+    functions: flatIndexFn(ELEMENTWISE_WORKGROUP) + GELU_WGSL,
     main: wgsl`
   let e = flat_index(gid, nwg);
   if (e >= p.n) { return; }
@@ -41,7 +47,7 @@ export const unaryKernel = kernelFamily((fn: UnaryFn) => {
 #if ${fn === 'silu'}
   y[i] = v / (1.0 + exp(-v));
 #elif ${fn === 'gelu'}
-  y[i] = 0.5 * v * (1.0 + erf_approx(v * 0.70710678118654752));
+  y[i] = gelu(v);
 #else
   y[i] = v * p.alpha;
 #endif`,

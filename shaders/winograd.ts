@@ -10,6 +10,8 @@
  * problem being run (batch items × tile rows × tile columns, row-major).
  */
 import { defineKernel, kernelFamily, type Kernel } from './declare.js';
+import { GELU_WGSL } from './elementwise.js';
+import type { Activation } from './matmul.js';
 
 export type WinogradTileSize = 2 | 4;
 
@@ -311,7 +313,7 @@ ${lines.join('\n')}`,
 /** What the output transform adds to each sum; compile-time, so the stores never branch on it. */
 export interface WinogradEpilogue {
   bias: boolean;
-  silu: boolean;
+  activation: Activation | null;
   residual: boolean;
 }
 
@@ -328,7 +330,8 @@ export const winogradOutputKernel = kernelFamily((m: WinogradTileSize, epilogue:
       const at = `out_plane + (oy0 + ${dy}u) * p.out_width + ox0 + ${dx}u`;
       const value = [
         `var v = y${dy}_${dx}${epilogue.bias ? ' + b' : ''};`,
-        epilogue.silu ? 'v = v / (1.0 + exp(-v));' : '',
+        epilogue.activation === 'silu' ? 'v = v / (1.0 + exp(-v));' : '',
+        epilogue.activation === 'gelu' ? 'v = gelu(v);' : '',
         epilogue.residual ? `v += residual[p.residual_offset + ${at}];` : '',
         `y[p.y_offset + ${at}] = v;`,
       ];
@@ -352,7 +355,7 @@ export const winogradOutputKernel = kernelFamily((m: WinogradTileSize, epilogue:
       { name: 'y', type: 'f32', access: 'read_write' },
     ],
     workgroupSize: WINOGRAD_WORKGROUP,
-    functions: DIVIDE_WGSL,
+    functions: DIVIDE_WGSL + (epilogue.activation === 'gelu' ? GELU_WGSL : ''),
     main: /* wgsl */ `
   let t = gid.x;
   let co = wid.y;

@@ -1,6 +1,5 @@
 import type { GpuContext } from '../gpu/context.js';
 import { conv2d } from '../ops/conv2d.js';
-import { gelu } from '../ops/elementwise.js';
 import { groupNorm } from '../ops/groupnorm.js';
 import { concatChannels } from '../ops/layout.js';
 import { upsampleNearest2x } from '../ops/resample.js';
@@ -30,13 +29,12 @@ export interface UNetOps {
   conv2d: typeof conv2d;
   groupNorm: typeof groupNorm;
   linear: typeof linear;
-  gelu: typeof gelu;
   windowAttention: typeof windowAttention;
   concatChannels: typeof concatChannels;
   upsampleNearest2x: typeof upsampleNearest2x;
 }
 
-export const INFERENCE_OPS: UNetOps = { conv2d, groupNorm, linear, gelu, windowAttention, concatChannels, upsampleNearest2x };
+export const INFERENCE_OPS: UNetOps = { conv2d, groupNorm, linear, windowAttention, concatChannels, upsampleNearest2x };
 
 /** Receives named intermediate results (the reference's sub-module names) for layer-by-layer checks. */
 export type ActivationHook = (name: string, tensor: Tensor) => void;
@@ -224,7 +222,7 @@ class SwinLayer implements Layer {
   }
 
   forward(ops: UNetOps, w: GpuWeights, x: Tensor, _emb: Tensor, hook?: ActivationHook): Tensor {
-    const { conv2d, groupNorm, gelu, windowAttention } = ops;
+    const { conv2d, groupNorm, windowAttention } = ops;
     // Each block is two steps (attention, MLP) so the block input is freed before the MLP runs.
     const steps = this.blocks.flatMap((b) => {
       const attentionStep = (z: Tensor) => {
@@ -238,7 +236,7 @@ class SwinLayer implements Layer {
       };
       const mlpStep = (afterAttention: Tensor) => {
         const activated = scope(() =>
-          gelu(scope(() => conv2d(groupNorm(afterAttention, ...w.affine(b.norm2), this.norm), ...w.affine(b.fc1)))),
+          conv2d(groupNorm(afterAttention, ...w.affine(b.norm2), this.norm), ...w.affine(b.fc1), { activation: 'gelu' }),
         );
         const z = conv2d(activated, ...w.affine(b.fc2), { residual: afterAttention });
         hook?.(b.name, z);

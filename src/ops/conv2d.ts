@@ -2,6 +2,7 @@ import {
   CONV2D_DIRECT_WORKGROUP,
   CONV_FLAG_ACCUMULATE,
   CONV_FLAG_BIAS,
+  CONV_FLAG_GELU,
   CONV_FLAG_RESIDUAL,
   CONV_FLAG_SILU,
   conv2dDirectKernel,
@@ -9,6 +10,7 @@ import {
   type Conv2dKernelShape,
   type Conv2dTiling as Conv2dKernelTiling,
 } from '../../shaders/conv2d.js';
+import type { Activation } from '../../shaders/matmul.js';
 import type { GpuContext } from '../gpu/context.js';
 import { GpuLimitError } from '../gpu/errors.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -42,8 +44,8 @@ export interface Conv2dOptions {
   stride?: 1 | 2;
   /** Zero padding, default (k − 1)/2; the autoencoder's downsample uses [0, 1, 1, 0] with stride 2. */
   padding?: Conv2dPadding;
-  /** Applied to conv + bias. */
-  activation?: 'silu' | null;
+  /** Applied to conv + bias; gelu is the exact (erf) form, as the gelu op computes it. */
+  activation?: Activation | null;
   /** Added last: out = act(conv(x) + bias) + residual; it has the output's shape. */
   residual?: Tensor;
 }
@@ -152,8 +154,11 @@ const fmt = (t: Tensor): string => `[${t.shape.join(', ')}]`;
 /** Validates, allocates the output, splits the problem to fit the binding limit and dispatches. */
 function runConv(kernel: ConvKernel, x: Tensor, weight: Tensor, bias: Tensor | null, options: Conv2dOptions): Tensor {
   const { op } = kernel;
-  const residual = options.residual;
+  const { residual, activation } = options;
   assertFloat(op, x, weight, ...(bias ? [bias] : []), ...(residual ? [residual] : []));
+  if (activation != null && activation !== 'silu' && activation !== 'gelu') {
+    throw new Error(`${op}: unknown activation ${JSON.stringify(activation)} (silu, gelu or none)`);
+  }
   const g = conv2dGeometry(op, x.shape, weight.shape, options);
   for (const t of [weight, bias, residual]) {
     if (t && t.ctx !== x.ctx) throw new Error(`${op}: tensors belong to different GPU contexts`);
@@ -175,7 +180,7 @@ function runConv(kernel: ConvKernel, x: Tensor, weight: Tensor, bias: Tensor | n
     const tensors = { x, weight, bias, residual };
     const chunks = planWinograd(ctx, g, tensors, tileSize);
     if (chunks) {
-      runWinograd(g, tensors, y, options.activation, kernel.winograd, tileSize, chunks);
+      runWinograd(g, tensors, y, activation ?? null, kernel.winograd, tileSize, chunks);
       return y;
     }
   }
@@ -190,7 +195,8 @@ function runConv(kernel: ConvKernel, x: Tensor, weight: Tensor, bias: Tensor | n
     const flags =
       (first && bias ? CONV_FLAG_BIAS : 0) |
       (first ? 0 : CONV_FLAG_ACCUMULATE) |
-      (last && options.activation === 'silu' ? CONV_FLAG_SILU : 0) |
+      (last && activation === 'silu' ? CONV_FLAG_SILU : 0) |
+      (last && activation === 'gelu' ? CONV_FLAG_GELU : 0) |
       (last && residual ? CONV_FLAG_RESIDUAL : 0);
     const [xw, ww, yw, rw, bw] = chunkFootprints(g, { x, weight, bias, residual, y }, chunk).map(bindWindow);
     dispatchKernel(ctx, declared, {

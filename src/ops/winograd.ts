@@ -7,6 +7,7 @@ import {
   winogradOutputKernel,
   winogradWeightKernel,
 } from '../../shaders/winograd.js';
+import type { Activation } from '../../shaders/matmul.js';
 import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Conv2dGeometry } from './conv2d-geometry.js';
@@ -166,7 +167,7 @@ export function runWinograd(
   g: Conv2dGeometry,
   t: WinogradTensors,
   y: Tensor,
-  activation: 'silu' | null | undefined,
+  activation: Activation | null,
   config: Conv2dWinograd,
   m: WinogradTileSize,
   chunks: readonly WinogradChunk[],
@@ -182,7 +183,7 @@ export function runWinograd(
     bindings: { w: w.binding, u: u.binding() },
     workgroups: [Math.ceil(g.outChannels / WINOGRAD_WORKGROUP), g.inChannels, 1],
   });
-  const outputKernel = winogradOutputKernel(m, { bias: t.bias !== null, silu: activation === 'silu', residual: t.residual !== undefined });
+  const outputKernel = winogradOutputKernel(m, { bias: t.bias !== null, activation, residual: t.residual !== undefined });
   const tilesW = Math.ceil(g.outWidth / m);
   const inItem = g.inChannels * g.inHeight * g.inWidth;
   for (const chunk of chunks) {

@@ -27,6 +27,7 @@ import { softmaxRef } from '../../src/ops/cpu/softmax.js';
 import { windowAttentionRef } from '../../src/ops/cpu/window-attention.js';
 import { add, gelu, mul, scale, silu } from '../../src/ops/elementwise.js';
 import { conv2dBackward } from '../../src/ops/grad/conv2d.js';
+import { GRADIENT_RULES } from '../../src/ops/grad/rules.js';
 import { geluBackward, siluBackward } from '../../src/ops/grad/elementwise.js';
 import { groupNormBackward } from '../../src/ops/grad/groupnorm.js';
 import { concatChannelsBackward, upsampleNearest2xBackward } from '../../src/ops/grad/layout.js';
@@ -505,6 +506,7 @@ export interface ConvProblem {
   padding?: Conv2dPadding;
   bias?: boolean;
   silu?: boolean;
+  gelu?: boolean;
   residual?: boolean;
 }
 
@@ -516,7 +518,7 @@ function convLargestBinding(c: ConvProblem): number {
 
 function describeConv(c: ConvProblem): string {
   const pad = c.padding === undefined ? '' : ` pad ${String(c.padding)}`;
-  const extras = [c.bias && 'bias', c.silu && 'silu', c.residual && 'residual'].filter(Boolean).join('+');
+  const extras = [c.bias && 'bias', c.silu && 'silu', c.gelu && 'gelu', c.residual && 'residual'].filter(Boolean).join('+');
   return `[${c.n},${c.cin},${c.h},${c.w}]→${c.cout} k${c.k} s${c.stride ?? 1}${pad} ${extras}`;
 }
 
@@ -537,7 +539,7 @@ function convCase(c: ConvProblem, implementation: (typeof CONV_IMPLEMENTATIONS)[
   const inputs: OpInput[] = [{ shape: xShape, lo: -2, hi: 2 }, { shape: wShape }];
   if (c.bias) inputs.push({ shape: [c.cout] });
   if (c.residual) inputs.push({ shape: outputShape });
-  const activation = c.silu ? 'silu' : null;
+  const activation = c.silu ? 'silu' : c.gelu ? 'gelu' : null;
   const split = (rest: Tensor[] | Float32Array[]) => ({
     bias: c.bias ? rest[0] : null,
     residual: c.residual ? rest[c.bias ? 1 : 0] : undefined,
@@ -572,38 +574,48 @@ interface ConvGradProblem {
   k: 1 | 3;
   stride?: 1 | 2;
   padding?: Conv2dPadding;
+  /** A fused activation: its gradient is the autograd rule's (conv2dBackward takes the pre-activation's). */
+  activation?: 'silu' | 'gelu';
 }
 
 /** Central differences: of the reference on small problems, of the GPU forward on one. */
 const FD_REFERENCE = { step: 1e-2, tolerance: 1e-3 };
 const FD_GPU = { step: 1e-2, tolerance: 1e-2, count: 6 };
 
-/** conv2d + bias with its backward: x in [−1, 1), w in [−0.5, 0.5), b in [−1, 1). */
+/** conv2d + bias (and activation) with its backward: x in [−1, 1), w in [−0.5, 0.5), b in [−1, 1). */
 function convGradCase(
-  { x: xShape, cout, k, stride, padding }: ConvGradProblem,
+  { x: xShape, cout, k, stride, padding, activation }: ConvGradProblem,
   seed: number,
   fd: Pick<OpGradient, 'referenceFd' | 'gpuFd'>,
 ): OpCase {
   const wShape = [cout, xShape[1], k, k];
   const options = { stride, padding };
   const g = conv2dGeometry('test', xShape, wShape, options);
+  // The fused activation's backward lives in the autograd rule, which returns [input, gradient] pairs.
+  const ruleGrads = (x: Tensor, w: Tensor, b: Tensor, dy: Tensor): Tensor[] => {
+    const pairs = new Map(GRADIENT_RULES.conv2d.backward(dy, [x], () => true, x, w, b, { ...options, activation }));
+    return [x, w, b].map((t) => pairs.get(t)!);
+  };
+  const activationBackwardRef = activation === 'silu' ? siluBackwardRef : geluBackwardRef;
   return {
-    name: `conv2d backward ${dims(xShape)}→${cout} k${k} s${stride ?? 1}${padding === undefined ? '' : ` pad ${String(padding)}`}`,
+    name: `conv2d backward ${dims(xShape)}→${cout} k${k} s${stride ?? 1}${padding === undefined ? '' : ` pad ${String(padding)}`}${activation ? ` ${activation}` : ''}`,
     inputs: [{ shape: xShape }, { shape: wShape, lo: -0.5, hi: 0.5 }, { shape: [cout] }],
     seed,
     outputShape: [xShape[0], cout, g.outHeight, g.outWidth],
-    run: ([x, w, b]) => conv2d(x, w, b, options),
-    reference: ([x, w, b]) => conv2dRef(x, xShape, w, wShape, b, options).data,
+    run: ([x, w, b]) => conv2d(x, w, b, { ...options, activation }),
+    reference: ([x, w, b]) => conv2dRef(x, xShape, w, wShape, b, { ...options, activation }).data,
     tolerance: 1e-5,
     // The direct backward kernels bind the whole weight.
     splitLimit: limitFor(4 * wShape.reduce((a, b) => a * b, 1)),
     gradient: {
-      run: ([x, w], dy) => {
+      run: ([x, w, b], dy) => {
+        if (activation) return ruleGrads(x, w, b, dy);
         const grads = conv2dBackward(x, w, dy, options);
         return [grads.dx!, grads.dw, grads.db!];
       },
-      reference: ([x, w], dy) => {
-        const grads = conv2dBackwardRef(x, xShape, w, wShape, dy, options);
+      reference: ([x, w, b], dy) => {
+        const dz = activation ? activationBackwardRef(conv2dRef(x, xShape, w, wShape, b, options).data, dy) : dy;
+        const grads = conv2dBackwardRef(x, xShape, w, wShape, dz, options);
         return [grads.dx, grads.dw, grads.db];
       },
       tolerance: 1e-5,
@@ -633,6 +645,13 @@ function convCases(): OpCase[] {
     { n: 2, cin: 12, h: 9, w: 10, cout: 20, k: 3, bias: true, silu: true, residual: true },
     { n: 1, cin: 10, h: 12, w: 12, cout: 12, k: 3, stride: 2, padding: [0, 1, 1, 0], bias: true },
     { n: 5, cin: 3, h: 6, w: 6, cout: 4, k: 1, bias: true, residual: true },
+    // GELU fused into the store: 3×3 (Winograd's output transform where it runs), shared rows,
+    // 1×1 with a residual, and input channels split over dispatches (GELU in the last only).
+    { n: 2, cin: 5, h: 3, w: 5, cout: 6, k: 3, bias: true, gelu: true },
+    { n: 2, cin: 5, h: 9, w: 8, cout: 40, k: 3, bias: true, gelu: true },
+    { n: 2, cin: 7, h: 1, w: 1, cout: 33, k: 1, bias: true, gelu: true, residual: true },
+    { n: 2, cin: 12, h: 9, w: 10, cout: 20, k: 3, bias: true, gelu: true, residual: true },
+    { n: 1, cin: 40, h: 5, w: 7, cout: 9, k: 1, gelu: true },
   ];
   const realistic: ConvProblem[] = [
     { n: 1, cin: 64, h: 32, w: 32, cout: 64, k: 3, bias: true, silu: true, residual: true },
@@ -641,6 +660,8 @@ function convCases(): OpCase[] {
     { n: 1, cin: 6, h: 24, w: 24, cout: 40, k: 3, bias: true },
     // The bundled model's training shape (batch 16 of 16² maps, 32 channels).
     { n: 16, cin: 32, h: 16, w: 16, cout: 32, k: 3, bias: true, silu: true, residual: true },
+    // A Swin block's MLP fc1 (the full-size UNet's is 192→768 at 64²).
+    { n: 1, cin: 96, h: 16, w: 16, cout: 384, k: 1, bias: true, gelu: true },
   ];
   const quick = QUICK_BENCH.conv2d.map(
     ({ cin, cout, size, k, stride, padding }): ConvProblem => ({ n: 1, cin, h: size, w: size, cout, k, stride, padding, bias: true }),
@@ -662,6 +683,9 @@ function convCases(): OpCase[] {
     convGradCase({ x: [2, 67, 4, 4], cout: 33, k: 3 }, 50, {}),
     // Batches larger than the binding limit run in accumulated runs.
     convGradCase({ x: [5, 6, 9, 10], cout: 7, k: 3 }, 5, {}),
+    convGradCase({ x: [2, 5, 6, 7], cout: 9, k: 1, activation: 'gelu' }, 60, { referenceFd: FD_REFERENCE, gpuFd: FD_GPU }),
+    convGradCase({ x: [1, 4, 6, 5], cout: 3, k: 3, padding: [1, 0, 2, 1], activation: 'gelu' }, 70, { referenceFd: FD_REFERENCE }),
+    convGradCase({ x: [2, 3, 5, 5], cout: 4, k: 3, stride: 2, padding: 1, activation: 'silu' }, 80, { referenceFd: FD_REFERENCE }),
   );
   return cases;
 }

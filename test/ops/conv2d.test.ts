@@ -69,6 +69,7 @@ test('conv2d rejects bad shapes with the op and the shapes in the message', asyn
     [() => conv2d(x, w, t(5)), /conv2d: bias \[5\] does not match weight \[4, 3, 3, 3\]/],
     [() => conv2d(x, w, null, { residual: t(1, 4, 2, 2) }), /conv2d: residual \[1, 4, 2, 2\] does not match the output \[1, 4, 4, 4\]/],
     [() => conv2d(x, w, null, { stride: 3 as 2 }), /conv2d: stride must be 1 or 2, got 3/],
+    [() => conv2d(x, w, null, { activation: 'relu' as 'gelu' }), /conv2d: unknown activation "relu" \(silu, gelu or none\)/],
     [() => conv2d(x, w, null, { padding: -1 }), /conv2d: padding must be non-negative integers/],
     [() => conv2d(t(1, 3, 1, 1), w, null, { padding: 0 }), /conv2d: input \[1, 3, 1, 1\] with padding 0 is smaller than the 3×3 kernel/],
     [() => conv2dTiled(x, w, null, {}, { ...defaultConv2dTiling(ctx), outChannels: 12 }), /conv2d: invalid tiling/],

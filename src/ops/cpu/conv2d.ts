@@ -1,8 +1,10 @@
 /** Plain CPU reference for conv2d. */
 import { conv2dGeometry, type Conv2dGeometryOptions } from '../conv2d-geometry.js';
+import { erf } from './elementwise.js';
 
 export interface Conv2dRefOptions extends Conv2dGeometryOptions {
-  activation?: 'silu' | null;
+  /** gelu is the exact (erf) form. */
+  activation?: 'silu' | 'gelu' | null;
   /** Added last, with the output's shape. */
   residual?: Float32Array;
 }
@@ -42,6 +44,7 @@ export function conv2dRef(
             }
           }
           if (options.activation === 'silu') sum = sum / (1 + Math.exp(-sum));
+          if (options.activation === 'gelu') sum = 0.5 * sum * (1 + erf(sum / Math.SQRT2));
           if (options.residual) sum += options.residual[o];
           out[o++] = sum;
         }

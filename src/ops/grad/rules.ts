@@ -7,7 +7,7 @@ import { upsampleNearest2x } from '../resample.js';
 import { windowAttention } from '../window-attention.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { conv2dBackward } from './conv2d.js';
-import { geluBackward } from './elementwise.js';
+import { geluBackward, siluBackward } from './elementwise.js';
 import { groupNormBackward } from './groupnorm.js';
 import { concatChannelsBackward, upsampleNearest2xBackward } from './layout.js';
 import { linearBackward } from './matmul.js';
@@ -45,11 +45,19 @@ const rule = <F extends DifferentiableOp>(r: GradientRule<F>): GradientRule<F> =
 export const GRADIENT_RULES = {
   conv2d: rule({
     forward: conv2d,
-    refuses: (_x, _weight, _bias, options = {}) => (options.activation ? 'a fused activation is not differentiable here' : undefined),
     inputs: (x, weight, bias, options = {}) => [x, weight, bias, options.residual],
     saves: (x) => [x],
     backward(dy, [input], needs, x, weight, bias, options = {}) {
-      const g = conv2dBackward(input, weight, dy, { ...options, bias: bias !== null, inputGrad: needs(x) });
+      // A fused activation is differentiated at the pre-activation, recomputed as linearBackward
+      // does: keeping it would hold one more map of the layer's output size from forward to backward.
+      let dz = dy;
+      if (options.activation) {
+        const pre = conv2d(input, weight, bias, { stride: options.stride, padding: options.padding });
+        dz = options.activation === 'silu' ? siluBackward(pre, dy) : geluBackward(pre, dy);
+        pre.dispose();
+      }
+      const g = conv2dBackward(input, weight, dz, { ...options, bias: bias !== null, inputGrad: needs(x) });
+      if (dz !== dy) dz.dispose();
       const out: [Tensor, Tensor][] = [[weight, g.dw]];
       if (g.dx) out.push([x, g.dx]);
       if (bias && g.db) out.push([bias, g.db]);
