@@ -1,6 +1,6 @@
 /** Plain CPU reference for conv2d. */
 import { conv2dGeometry, type Conv2dGeometryOptions } from '../conv2d-geometry.js';
-import { erf } from './elementwise.js';
+import { gelu, silu } from './elementwise.js';
 
 export interface Conv2dRefOptions extends Conv2dGeometryOptions {
   /** gelu is the exact (erf) form. */
@@ -43,8 +43,8 @@ export function conv2dRef(
               }
             }
           }
-          if (options.activation === 'silu') sum = sum / (1 + Math.exp(-sum));
-          if (options.activation === 'gelu') sum = 0.5 * sum * (1 + erf(sum / Math.SQRT2));
+          if (options.activation === 'silu') sum = silu(sum);
+          if (options.activation === 'gelu') sum = gelu(sum);
           if (options.residual) sum += options.residual[o];
           out[o++] = sum;
         }

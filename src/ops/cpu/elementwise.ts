@@ -31,7 +31,11 @@ export function erf(x: number): number {
   return x < 0 ? -result : result;
 }
 
-export const siluRef = (x: Float32Array): Float32Array => x.map((v) => v / (1 + Math.exp(-v)));
-export const geluRef = (x: Float32Array): Float32Array => x.map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
+/** SiLU and the exact (erf) GELU of one value: the references' activations. */
+export const silu = (v: number): number => v / (1 + Math.exp(-v));
+export const gelu = (v: number): number => 0.5 * v * (1 + erf(v / Math.SQRT2));
+
+export const siluRef = (x: Float32Array): Float32Array => x.map(silu);
+export const geluRef = (x: Float32Array): Float32Array => x.map(gelu);
 export const addRef = (a: Float32Array, b: Float32Array): Float32Array => a.map((v, i) => v + b[i]);
 export const mulRef = (a: Float32Array, b: Float32Array): Float32Array => a.map((v, i) => v * b[i]);

@@ -1,5 +1,5 @@
 /** Plain CPU references for matmul and linear, accumulating in float64. */
-import { erf } from './elementwise.js';
+import { gelu, silu } from './elementwise.js';
 
 export interface MatmulRefOptions {
   /** b is [B, N, K] (or [N, K]) instead of [B, K, N]. */
@@ -54,9 +54,6 @@ export interface LinearRefOptions {
   activation?: 'silu' | 'gelu' | null;
   inputActivation?: 'silu' | null;
 }
-
-const silu = (v: number): number => v / (1 + Math.exp(-v));
-const gelu = (v: number): number => 0.5 * v * (1 + erf(v / Math.SQRT2));
 
 /** PyTorch Linear: x [..., K] · weightᵀ ([Nout, K]) + bias, with optional activations. */
 export function linearRef(

@@ -23,8 +23,6 @@ export type NeedsGradient = (input: Tensor | null | undefined) => boolean;
 /** How one differentiable op is recorded and back-propagated; `args` are its forward's arguments. */
 export interface GradientRule<F extends DifferentiableOp> {
   forward: F;
-  /** Why these arguments cannot be differentiated (a tape refuses them before running), if so. */
-  refuses?(...args: Parameters<F>): string | undefined;
   /** The tensor inputs a gradient may flow into (absent optional ones as null or undefined). */
   inputs(...args: Parameters<F>): (Tensor | null | undefined)[];
   /** The activations backward reads: a tape keeps them past the forward's scopes. */
