@@ -41,6 +41,11 @@ const CASES: BenchCase[] = [
   { name: 'vq 3x3 128ch@256²', n: 1, cin: 128, size: 256, cout: 128, k: 3 },
   { name: 'lite 3x3 32ch@16² ×16', n: 16, cin: 32, size: 16, cout: 32, k: 3 },
   { name: 'lite 3x3 32ch@64²', n: 1, cin: 32, size: 64, cout: 32, k: 3 },
+  // The bundled model on the bench photo in one pass runs at 176×256 (≈ 208²).
+  { name: 'lite 3x3 32ch@208²', n: 1, cin: 32, size: 208, cout: 32, k: 3 },
+  { name: 'lite 3x3 96→32@208²', n: 1, cin: 96, size: 208, cout: 32, k: 3 },
+  { name: 'lite 1x1 32→96@208²', n: 1, cin: 32, size: 208, cout: 96, k: 1 },
+  { name: 'lite 1x1 96→32@208²', n: 1, cin: 96, size: 208, cout: 32, k: 1 },
 ];
 
 /** One timed run: returns what it made, to be disposed after the sync. */
