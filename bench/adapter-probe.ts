@@ -50,7 +50,7 @@ interface LoadKind {
   declaration: string;
   /** WGSL for element i (a u32 expression) of the source, as f32; `lane` is local_invocation_index. */
   load: (i: string) => string;
-  /** Elements one `load` reads. */
+  /** Values one `load` yields (32-bit elements, or f16 halves when packed). */
   elements: number;
   resource: 'storage' | 'uniform' | 'texture';
   /** WGSL at the top of main (workgroup memory filled before the loop). */
@@ -71,6 +71,16 @@ export const LOAD_KINDS: Record<string, LoadKind | null> = {
     declaration: 'var<storage, read> src: array<vec4<f32>>;',
     load: (i) => VEC4_SUM(`src[(${i} * 8u + lane) & ${ELEMENTS / 4 - 1}u]`),
     elements: 4,
+    resource: 'storage',
+  },
+  'storage vec4<u32> of 8 packed f16, per-invocation address': {
+    declaration:
+      'var<storage, read> src: array<vec4<u32>>;\n' +
+      'fn packed_sum(v: vec4<u32>) -> f32 {\n' +
+      '  let s = unpack2x16float(v.x) + unpack2x16float(v.y) + unpack2x16float(v.z) + unpack2x16float(v.w);\n' +
+      '  return s.x + s.y;\n}',
+    load: (i) => `packed_sum(src[(${i} * 8u + lane) & ${ELEMENTS / 4 - 1}u])`,
+    elements: 8,
     resource: 'storage',
   },
   'storage, one address for the workgroup': {
