@@ -8,11 +8,9 @@
  * figure holds even when other work shares the cores. It comes from one more run that is left
  * to finish during a sleep, because awaiting the GPU in Node polls a core.
  *
- * Usage: node dist/bench/conv2d.js [--variants tiled,f2,f4,f2h,f4h,default,reference] [--reps N] [name filter...]
+ * Usage: node dist/bench/conv2d.js [--variants tiled,f2,f4,default,reference] [--reps N] [name filter...]
  * `tiled` is the direct tiled kernel (the default before Winograd), `f2`/`f4` force Winograd
- * F(2×2, 3×3) / F(4×4, 3×3) where it applies, `f2h`/`f4h` the same with f16 storage of the
- * transformed weights and input (a precision mode, not a default), `default` is what conv2d()
- * runs on this adapter.
+ * F(2×2, 3×3) / F(4×4, 3×3) where it applies, `default` is what conv2d() runs on this adapter.
  * With --backward the rows time conv2dBackward (dx, dw and db; FLOP twice the forward's) and
  * the variants are its weight-gradient products, `matmul` and `subgroup`.
  */
@@ -70,8 +68,6 @@ const variants: Record<string, Conv> = {
   tiled: (x, w, b, o) => conv2dTiled(x, w, b, o, tiled),
   f2: (x, w, b, o) => conv2dTiled(x, w, b, o, { ...tiled, winograd: { tileSize: 2 } }),
   f4: (x, w, b, o) => conv2dTiled(x, w, b, o, { ...tiled, winograd: { tileSize: 4 } }),
-  f2h: (x, w, b, o) => conv2dTiled(x, w, b, o, { ...tiled, winograd: { tileSize: 2, storage: 'f16' } }),
-  f4h: (x, w, b, o) => conv2dTiled(x, w, b, o, { ...tiled, winograd: { tileSize: 4, storage: 'f16' } }),
   default: conv2d,
   reference: conv2dDirect,
 };

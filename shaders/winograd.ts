@@ -8,21 +8,12 @@
  *
  * Layouts: U [a², Cin, Cout], V [a², Cin, T], M [a², Cout, T], T the tiles of the chunk of the
  * problem being run (batch items × tile rows × tile columns, row-major).
- *
- * With f16 storage (WinogradStorage 'f16') U and V hold f16 pairs packed in u32
- * (pack2x16float), U as [a², Cin, Cout′/2] and V as [a², Cin, T′/2] with Cout′ and T′ padded
- * to multiples of 8 (padding zero): a `vec4<u32>` load reads 8 consecutive output channels or
- * tiles of one input channel, a third of the cost per value of a scalar f32 load on CPU
- * adapters. The GEMM (packedGemmKernel) sums in f32 and writes M in f32 as before.
  */
 import { defineKernel, kernelFamily, type Kernel } from './declare.js';
 import { GELU_WGSL } from './elementwise.js';
 import type { Activation } from './matmul.js';
 
 export type WinogradTileSize = 2 | 4;
-
-/** How U and V are stored: f32, or f16 pairs packed in u32 (summed in f32 either way). */
-export type WinogradStorage = 'f32' | 'f16';
 
 export const WINOGRAD_WORKGROUP = 64;
 
@@ -119,72 +110,24 @@ function sandwich(out: string, L: number[][], R: number[][], x: (i: number, j: n
   return lines;
 }
 
-/**
- * U[ξ][ci][co] = (G g Gᵀ)[ξ] for the 3×3 filter g = w[co][ci]; one invocation per (ci, co), or
- * with f16 storage per (ci, pair of output channels), the pair packed in one u32 (channels past
- * out_channels, the padding to a multiple of 8, zero).
- */
-export function winogradWeightKernel(m: WinogradTileSize, storage: 'f32'): Kernel<WeightUniform, 'w' | 'u'>;
-export function winogradWeightKernel(m: WinogradTileSize, storage: 'f16'): Kernel<WeightUniform | 'out_pairs', 'w' | 'u'>;
-export function winogradWeightKernel(m: WinogradTileSize, storage: WinogradStorage): Kernel<string, 'w' | 'u'> {
-  return weightFamily(m, storage);
-}
-
-type WeightUniform = 'in_channels' | 'out_channels' | 'w_offset';
-
-const weightFamily = kernelFamily((m: WinogradTileSize, storage: WinogradStorage): Kernel<string, 'w' | 'u'> => {
+/** U[ξ][ci][co] = (G g Gᵀ)[ξ] for the 3×3 filter g = w[co][ci]; one invocation per (ci, co). */
+export const winogradWeightKernel = kernelFamily((m: WinogradTileSize) => {
   const { G } = MATRICES[m];
   const a = m + 2;
-  const positions = range(a * a);
-  /** The transform of the filter at w[taps], its taps named ${g}0…8 and its entries ${out}i_j. */
-  const filter = (out: string, g: string, taps: string, keep?: string): string[] => [
-    ...range(9).map((t) => `  let ${g}${t} = ${keep ? `select(0.0, w[${taps} + ${t}u], ${keep})` : `w[${taps} + ${t}u]`};`),
-    ...sandwich(out, G, G, (k, j) => `${g}${k * 3 + j}`, 3),
-  ];
-  const uniforms = [
-    { name: 'in_channels', type: 'u32' },
-    { name: 'out_channels', type: 'u32' },
-    { name: 'w_offset', type: 'u32' },
-  ] as const;
-  // Grid: output channels (or pairs) along x, input channels along y (no integer division, a
-  // scalar loop over the lanes on CPU adapters).
-  if (storage === 'f16') {
-    const sides = [0, 1].map((h) => [
-      `  let co${h} = 2u * pair + ${h}u;`,
-      `  let taps${h} = p.w_offset + (min(co${h}, p.out_channels - 1u) * p.in_channels + ci) * 9u;`,
-      ...filter(`u${h}_`, `g${h}_`, `taps${h}`, `co${h} < p.out_channels`),
-    ]);
-    return defineKernel({
-      name: 'winogradWeightsF16',
-      uniforms: [...uniforms, { name: 'out_pairs', type: 'u32' }],
-      bindings: [
-        { name: 'w', type: 'f32', access: 'read' },
-        { name: 'u', type: 'u32', access: 'read_write' },
-      ],
-      workgroupSize: WINOGRAD_WORKGROUP,
-      main: /* wgsl */ `
-  let pair = gid.x;
-  let ci = wid.y;
-  if (pair >= p.out_pairs) { return; }
-  let count = p.in_channels * p.out_pairs;
-  let i = ci * p.out_pairs + pair;
-${sides.flat().join('\n')}
-${positions
-  .map((xi) => {
-    const entry = `${Math.floor(xi / a)}_${xi % a}`;
-    return `  u[${xi}u * count + i] = pack2x16float(vec2<f32>(u0_${entry}, u1_${entry}));`;
-  })
-  .join('\n')}`,
-    });
-  }
   return defineKernel({
     name: 'winogradWeights',
-    uniforms,
+    uniforms: [
+      { name: 'in_channels', type: 'u32' },
+      { name: 'out_channels', type: 'u32' },
+      { name: 'w_offset', type: 'u32' },
+    ],
     bindings: [
       { name: 'w', type: 'f32', access: 'read' },
       { name: 'u', type: 'f32', access: 'read_write' },
     ],
     workgroupSize: WINOGRAD_WORKGROUP,
+    // Grid: output channels along x, input channels along y (no integer division, a scalar
+    // loop over the lanes on CPU adapters).
     main: /* wgsl */ `
   let co = gid.x;
   let ci = wid.y;
@@ -192,8 +135,13 @@ ${positions
   let pairs = p.in_channels * p.out_channels;
   let i = ci * p.out_channels + co;
   let taps = p.w_offset + (co * p.in_channels + ci) * 9u;
-${filter('u', 'g', 'taps').join('\n')}
-${positions.map((xi) => `  u[${xi}u * pairs + i] = u${Math.floor(xi / a)}_${xi % a};`).join('\n')}`,
+${range(9)
+  .map((t) => `  let g${t} = w[taps + ${t}u];`)
+  .join('\n')}
+${sandwich('u', G, G, (k, j) => `g${k * 3 + j}`, 3).join('\n')}
+${range(a * a)
+  .map((xi) => `  u[${xi}u * pairs + i] = u${Math.floor(xi / a)}_${xi % a};`)
+  .join('\n')}`,
   });
 }, 256);
 
@@ -222,84 +170,31 @@ fn divide(n: u32, d: u32, inv: f32) -> u32 {
   return select(q, q + 1u, (q + 1u) * d <= n);
 }`;
 
-/**
- * WGSL: the tile `t` of the chunk as its item (relative to the bound window), output row and
- * column, named with `suffix` (the f16 input transform places two tiles).
- */
-const TILE_ORIGIN_WGSL = (m: number, t = 't', suffix = ''): string => /* wgsl */ `
-  let item${suffix} = divide(${t}, p.tile_rows * p.tiles_w, p.inv_item_tiles);
-  let in_item${suffix} = ${t} - item${suffix} * p.tile_rows * p.tiles_w;
-  let tile_row${suffix} = divide(in_item${suffix}, p.tiles_w, p.inv_tiles_w);
-  let oy0${suffix} = (p.tile_row0 + tile_row${suffix}) * ${m}u;
-  let ox0${suffix} = (in_item${suffix} - tile_row${suffix} * p.tiles_w) * ${m}u;`;
+/** WGSL: the tile `t` of the chunk as its item (relative to the bound window), output row and column. */
+const TILE_ORIGIN_WGSL = (m: number): string => /* wgsl */ `
+  let item = divide(t, p.tile_rows * p.tiles_w, p.inv_item_tiles);
+  let in_item = t - item * p.tile_rows * p.tiles_w;
+  let tile_row = divide(in_item, p.tiles_w, p.inv_tiles_w);
+  let oy0 = (p.tile_row0 + tile_row) * ${m}u;
+  let ox0 = (in_item - tile_row * p.tiles_w) * ${m}u;`;
 
-/**
- * V[ξ][ci][t] = (Bᵀ d B)[ξ] for the a×a input patch d of tile t; one invocation per (ci, t), or
- * with f16 storage per (ci, pair of tiles), the pair packed in one u32 (tiles past `tiles`, the
- * padding to a multiple of 8, zero).
- */
-export function winogradInputKernel(m: WinogradTileSize, storage: 'f32'): Kernel<InputUniform, 'x' | 'v'>;
-export function winogradInputKernel(m: WinogradTileSize, storage: 'f16'): Kernel<InputUniform | 'tile_pairs', 'x' | 'v'>;
-export function winogradInputKernel(m: WinogradTileSize, storage: WinogradStorage): Kernel<string, 'x' | 'v'> {
-  return inputFamily(m, storage);
-}
-
-type InputUniform = (typeof TILE_UNIFORMS)[number]['name'] | 'in_channels' | 'pad_top' | 'pad_left' | 'x_offset';
-
-const inputFamily = kernelFamily((m: WinogradTileSize, storage: WinogradStorage): Kernel<string, 'x' | 'v'> => {
+/** V[ξ][ci][t] = (Bᵀ d B)[ξ] for the a×a input patch d of tile t; one invocation per (ci, t). */
+export const winogradInputKernel = kernelFamily((m: WinogradTileSize) => {
   const { BT } = MATRICES[m];
   const a = m + 2;
-  const packed = storage === 'f16';
-  /** The transform of tile `t`, its entries named v${suffix}${i}_${j}. */
-  const transform = (t: string, suffix: string): string[] => [
-    TILE_ORIGIN_WGSL(m, t, suffix),
-    `  let plane${suffix} = p.x_offset + (item${suffix} * p.in_channels + ci) * p.in_height * p.in_width;`,
-    `  let iy0${suffix} = i32(oy0${suffix}) - p.pad_top;`,
-    `  let ix0${suffix} = i32(ox0${suffix}) - p.pad_left;`,
-    ...range(a).flatMap((dy) =>
-      range(a).map((dx) => `  let d${suffix}${dy}_${dx} = load_x(plane${suffix}, iy0${suffix} + ${dy}, ix0${suffix} + ${dx});`),
-    ),
-    ...sandwich(`v${suffix}`, BT, BT, (k, j) => `d${suffix}${k}_${j}`, a),
-  ];
-  const entry = (xi: number): string => `${Math.floor(xi / a)}_${xi % a}`;
-  const body = packed
-    ? [
-        '  let pair = gid.x;',
-        '  let ci = wid.y;',
-        '  if (pair >= p.tile_pairs) { return; }',
-        '  let count = p.in_channels * p.tile_pairs;',
-        '  let i = ci * p.tile_pairs + pair;',
-        ...['_a', '_b'].flatMap((suffix, h) => [
-          `  let t${suffix} = 2u * pair + ${h}u;`,
-          ...transform(`min(t${suffix}, p.tiles - 1u)`, suffix),
-        ]),
-        ...range(a * a).map(
-          (xi) =>
-            `  v[${xi}u * count + i] = pack2x16float(select(vec2<f32>(), vec2<f32>(v_a${entry(xi)}, v_b${entry(xi)}), vec2<bool>(t_a < p.tiles, t_b < p.tiles)));`,
-        ),
-      ]
-    : [
-        '  let t = gid.x;',
-        '  let ci = wid.y;',
-        '  if (t >= p.tiles) { return; }',
-        '  let count = p.in_channels * p.tiles;',
-        '  let i = ci * p.tiles + t;',
-        ...transform('t', ''),
-        ...range(a * a).map((xi) => `  v[${xi}u * count + i] = v${entry(xi)};`),
-      ];
+  const loads = range(a).flatMap((dy) => range(a).map((dx) => `  let d${dy}_${dx} = load_x(plane, iy0 + ${dy}, ix0 + ${dx});`));
   return defineKernel({
-    name: packed ? 'winogradInputF16' : 'winogradInput',
+    name: 'winogradInput',
     uniforms: [
       ...TILE_UNIFORMS,
       { name: 'in_channels', type: 'u32' },
       { name: 'pad_top', type: 'i32' },
       { name: 'pad_left', type: 'i32' },
       { name: 'x_offset', type: 'u32' },
-      ...(packed ? [{ name: 'tile_pairs', type: 'u32' } as const] : []),
     ],
     bindings: [
       { name: 'x', type: 'f32', access: 'read' },
-      { name: 'v', type: packed ? 'u32' : 'f32', access: 'read_write' },
+      { name: 'v', type: 'f32', access: 'read_write' },
     ],
     workgroupSize: WINOGRAD_WORKGROUP,
     // Padding reads a clamped address masked to zero, so the load never branches.
@@ -308,7 +203,21 @@ fn load_x(plane: u32, iy: i32, ix: i32) -> f32 {
   let inside = iy >= 0 && iy < i32(p.in_height) && ix >= 0 && ix < i32(p.in_width);
   return select(0.0, x[plane + u32(select(0, iy * i32(p.in_width) + ix, inside))], inside);
 }`,
-    main: `\n${body.join('\n')}`,
+    main: /* wgsl */ `
+  let t = gid.x;
+  let ci = wid.y;
+  if (t >= p.tiles) { return; }
+  let count = p.in_channels * p.tiles;
+  let i = ci * p.tiles + t;
+${TILE_ORIGIN_WGSL(m)}
+  let plane = p.x_offset + (item * p.in_channels + ci) * p.in_height * p.in_width;
+  let iy0 = i32(oy0) - p.pad_top;
+  let ix0 = i32(ox0) - p.pad_left;
+${loads.join('\n')}
+${sandwich('v', BT, BT, (k, j) => `d${k}_${j}`, a).join('\n')}
+${range(a * a)
+  .map((xi) => `  v[${xi}u * count + i] = v${Math.floor(xi / a)}_${xi % a};`)
+  .join('\n')}`,
   });
 }, 256);
 
@@ -397,73 +306,6 @@ const subgroupGemmFamily = kernelFamily((rowsPerGroup: number, colsPerLane: numb
   let a_base = ${placed ? 'p.a_offset + ' : ''}wid.z * p.a_batch;
   let b_base = ${placed ? 'p.b_offset + ' : ''}wid.z * p.b_batch;
   let c_base = ${placed ? 'p.c_offset + wid.z * p.rows * p.c_row' : 'wid.z * p.rows * p.cols'};
-${lines.join('\n')}`,
-  });
-}, 256);
-
-/**
- * Winograd's M[ξ] = U[ξ]ᵀ V[ξ] from f16 storage (winogradWeightKernel and winogradInputKernel
- * with 'f16'): M[ξ][r][c] = Σ_k U[ξ][k][r] · V[ξ][k][c] summed in f32, M row-major [rows, cols]
- * per ξ = wid.z as subgroupGemmKernel writes it. A workgroup of one 8-lane subgroup computes
- * 8·`rowGroups` rows × 8·`colsPerLane` columns. Per step of k, lane l loads the 8 rows of row
- * group l (one `vec4<u32>`, handed to the other lanes by subgroupBroadcast) and its own
- * colsPerLane consecutive columns (one `vec4<u32>` for 8, `vec2<u32>` for 4, `u32` for 2): two
- * loads for 8·rowGroups·colsPerLane multiply-adds. `u_groups` and `v_vecs` are the lengths of
- * one k's row of U (in groups of 8 rows) and of V (in loads); the padding past rows and cols
- * computes on clamped addresses and is not stored.
- */
-export const packedGemmKernel = kernelFamily((rowGroups: number, colsPerLane: 2 | 4 | 8) => {
-  if (!Number.isInteger(rowGroups) || rowGroups < 1 || rowGroups > 8 || ![2, 4, 8].includes(colsPerLane)) {
-    throw new Error(`packedGemmKernel: ${rowGroups} row groups (1 to 8) × ${colsPerLane} columns per lane (2, 4 or 8)`);
-  }
-  const rows = 8 * rowGroups;
-  const words = colsPerLane / 2;
-  const component = (value: string, w: number, count: number): string => (count === 1 ? value : `${value}.${'xyzw'[w]}`);
-  const lines: string[] = [];
-  for (const r of range(rows)) for (const j of range(colsPerLane)) lines.push(`  var acc${r}_${j} = 0.0;`);
-  lines.push('  for (var k = 0u; k < p.depth; k++) {');
-  lines.push('    let ul = u[u_at + k * p.u_groups];');
-  lines.push('    let vl = v[v_at + k * p.v_vecs];');
-  for (const w of range(words)) lines.push(`    let x${w} = unpack2x16float(${component('vl', w, words)});`);
-  // Unpacked before the broadcast: a lane unpacks its own 8 rows rather than all of them.
-  for (const e of range(4)) lines.push(`    let ue${e} = unpack2x16float(ul.${'xyzw'[e]});`);
-  for (const g of range(rowGroups)) {
-    for (const e of range(4)) {
-      lines.push(`    let w${g}_${e} = subgroupBroadcast(ue${e}, ${g}u);`);
-      for (const half of [0, 1]) {
-        const r = 8 * g + 2 * e + half;
-        const fmas = range(colsPerLane).map(
-          (j) => `acc${r}_${j} = fma(w${g}_${e}.${'xy'[half]}, x${j >> 1}.${'xy'[j & 1]}, acc${r}_${j});`,
-        );
-        lines.push(`    ${fmas.join(' ')}`);
-      }
-    }
-  }
-  lines.push('  }');
-  // Stores written out with constant indices so that the sums stay in registers.
-  for (const r of range(rows)) {
-    for (const j of range(colsPerLane)) {
-      lines.push(`  if (r0 + ${r}u < p.rows && c0 + ${j}u < p.cols) { c[c_base + (r0 + ${r}u) * p.cols + c0 + ${j}u] = acc${r}_${j}; }`);
-    }
-  }
-  return defineKernel({
-    name: 'packedGemm',
-    uniforms: (['rows', 'cols', 'depth', 'u_groups', 'v_vecs'] as const).map((name) => ({ name, type: 'u32' as const })),
-    bindings: [
-      { name: 'u', type: 'vec4<u32>', access: 'read' },
-      { name: 'v', type: words === 1 ? 'u32' : `vec${words as 2 | 4}<u32>`, access: 'read' },
-      { name: 'c', type: 'f32', access: 'read_write' },
-    ],
-    workgroupSize: 8,
-    extensions: ['subgroups'],
-    extraBuiltins: ['@builtin(subgroup_invocation_id) lane: u32'],
-    main: /* wgsl */ `
-  let r0 = wid.y * ${rows}u;
-  let load = wid.x * 8u + lane;
-  let c0 = load * ${colsPerLane}u;
-  let u_at = wid.z * p.depth * p.u_groups + min(wid.y * ${rowGroups}u + min(lane, ${rowGroups - 1}u), p.u_groups - 1u);
-  let v_at = wid.z * p.depth * p.v_vecs + min(load, p.v_vecs - 1u);
-  let c_base = wid.z * p.rows * p.cols;
 ${lines.join('\n')}`,
   });
 }, 256);

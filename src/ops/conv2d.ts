@@ -107,13 +107,9 @@ export function conv2dTiled(x: Tensor, weight: Tensor, bias: Tensor | null, opti
     winograd &&
     ((winograd.tileSize !== undefined && ![2, 4].includes(winograd.tileSize)) ||
       (winograd.outChannels !== undefined && (winograd.outChannels < 8 || winograd.outChannels % 8 !== 0)) ||
-      (winograd.tilesPerLane !== undefined && winograd.tilesPerLane < 1) ||
-      (winograd.storage !== undefined && !['f32', 'f16'].includes(winograd.storage)) ||
-      (winograd.storage === 'f16' && ((winograd.outChannels ?? 8) > 64 || ![undefined, 2, 4, 8].includes(winograd.tilesPerLane))))
+      (winograd.tilesPerLane !== undefined && winograd.tilesPerLane < 1))
   ) {
-    throw new Error(
-      `conv2d: invalid Winograd configuration ${JSON.stringify(winograd)} (tileSize 2 or 4, outChannels a multiple of 8, storage f32 or f16; with f16 outChannels at most 64 and tilesPerLane 2, 4 or 8)`,
-    );
+    throw new Error(`conv2d: invalid Winograd configuration ${JSON.stringify(winograd)} (tileSize 2 or 4, outChannels a multiple of 8)`);
   }
   return runConv(
     {
@@ -182,7 +178,7 @@ function runConv(kernel: ConvKernel, x: Tensor, weight: Tensor, bias: Tensor | n
   const tileSize = kernel.winograd && winogradApplies(ctx, g) ? chooseWinogradTileSize(g, kernel.winograd, residual !== undefined) : null;
   if (kernel.winograd && tileSize) {
     const tensors = { x, weight, bias, residual };
-    const chunks = planWinograd(ctx, g, tensors, tileSize, kernel.winograd.storage);
+    const chunks = planWinograd(ctx, g, tensors, tileSize);
     if (chunks) {
       runWinograd(g, tensors, y, activation ?? null, kernel.winograd, tileSize, chunks);
       return y;

@@ -1,9 +1,7 @@
 import {
   type WinogradGemmTiling,
-  type WinogradStorage,
   type WinogradTileSize,
   WINOGRAD_WORKGROUP,
-  packedGemmKernel,
   subgroupGemmKernel,
   winogradInputKernel,
   winogradOutputKernel,
@@ -15,40 +13,32 @@ import { Tensor } from '../tensor/tensor.js';
 import type { Conv2dGeometry } from './conv2d-geometry.js';
 import { bindWindow, dispatchKernel, fitsAtAnyOffset, type Footprint, hasSubgroupsOf8, planRuns } from './kernel.js';
 
-export type { WinogradGemmTiling, WinogradStorage, WinogradTileSize } from '../../shaders/winograd.js';
+export type { WinogradGemmTiling, WinogradTileSize } from '../../shaders/winograd.js';
 
 /**
- * Winograd F(m×m, 3×3): the output tile size m, how its GEMM divides the work and how the
- * transformed weights and input are stored; what is left out is chosen per problem
- * (chooseWinogradTileSize, winogradGemmTiling) or f32. With 'f16' storage (packedGemmKernel)
- * the GEMM's channel block is at most 64 and its tiles per lane 2, 4 or 8.
+ * Winograd F(m×m, 3×3): the output tile size m and how its GEMM divides the work; what is left
+ * out is chosen per problem (chooseWinogradTileSize, winogradGemmTiling).
  */
 export interface Conv2dWinograd extends Partial<WinogradGemmTiling> {
   tileSize?: WinogradTileSize;
-  storage?: WinogradStorage;
 }
 
-/** Output channels per GEMM workgroup that the per-problem choice picks from (f32 storage). */
+/** Output channels per GEMM workgroup that the per-problem choice picks from. */
 const GEMM_CHANNEL_BLOCKS = [32, 40, 48, 56, 64, 72, 80];
-/** The same for f16 storage: packedGemmKernel shares one row group of 8 per lane. */
-const PACKED_GEMM_CHANNEL_BLOCKS = [32, 40, 48, 56, 64];
 
 /**
  * The GEMM tiling for a problem: the channel block that pads the output channels least (the
  * largest among equals, so the transformed input is read fewer times), and 4 tiles per lane,
- * fewer when the problem has fewer tiles than 4 per lane (deep levels, small tiles); with f16
- * storage 8, 4 or 2 tiles per lane (one load of 8, 4 or 2 halves).
+ * fewer when the problem has fewer tiles than 4 per lane (deep levels, small tiles).
  */
 export function winogradGemmTiling(outChannels: number, tiles: number, config: Conv2dWinograd): WinogradGemmTiling {
-  const packed = config.storage === 'f16';
   const padded = (block: number): number => Math.ceil(outChannels / block) * block;
-  const best = (packed ? PACKED_GEMM_CHANNEL_BLOCKS : GEMM_CHANNEL_BLOCKS).reduce((a, b) => (padded(b) <= padded(a) ? b : a));
-  const tilesPerLane = packed ? ([8, 4].find((c) => tiles >= 8 * c) ?? 2) : Math.min(4, Math.ceil(tiles / 8));
-  return { outChannels: config.outChannels ?? best, tilesPerLane: config.tilesPerLane ?? tilesPerLane };
+  const best = GEMM_CHANNEL_BLOCKS.reduce((a, b) => (padded(b) <= padded(a) ? b : a));
+  return {
+    outChannels: config.outChannels ?? best,
+    tilesPerLane: config.tilesPerLane ?? Math.min(4, Math.ceil(tiles / 8)),
+  };
 }
-
-/** The GEMM operands' padding with f16 storage: output channels and tiles to multiples of 8. */
-const padTo8 = (n: number): number => Math.ceil(n / 8) * 8;
 
 /**
  * The most a chunk's transformed input or GEMM output may take: larger problems run in
@@ -135,19 +125,10 @@ export function chooseWinogradTileSize(g: Conv2dGeometry, config: Conv2dWinograd
  * temporaries larger than the cap); the caller then uses the direct kernel, which splits by
  * channels.
  */
-export function planWinograd(
-  ctx: GpuContext,
-  g: Conv2dGeometry,
-  t: WinogradTensors,
-  m: WinogradTileSize,
-  storage: WinogradStorage = 'f32',
-): WinogradChunk[] | null {
+export function planWinograd(ctx: GpuContext, g: Conv2dGeometry, t: WinogradTensors, m: WinogradTileSize): WinogradChunk[] | null {
   const limit = ctx.limits.maxStorageBufferBindingSize;
   const positions = (m + 2) ** 2;
-  const packed = storage === 'f16';
-  // U and V take 2 bytes a value with f16 storage, M always 4.
-  const stored = packed ? 2 : 4;
-  if (positions * g.inChannels * (packed ? padTo8(g.outChannels) : g.outChannels) * stored > limit) return null;
+  if (positions * g.inChannels * g.outChannels * 4 > limit) return null;
   // The transforms' grids have a row of workgroups per channel.
   if (Math.max(g.inChannels, g.outChannels) > ctx.limits.maxComputeWorkgroupsPerDimension) return null;
   const inItem = g.inChannels * g.inHeight * g.inWidth;
@@ -160,10 +141,7 @@ export function planWinograd(
   if (!footprints(0, 1).every(fitsAtAnyOffset)) return null;
   const tilesW = Math.ceil(g.outWidth / m);
   const tilesH = Math.ceil(g.outHeight / m);
-  const tileBytes = positions * Math.max(stored * g.inChannels, 4 * g.outChannels);
-  const fitting = Math.floor(Math.min(limit, WINOGRAD_TEMP_BYTES) / tileBytes);
-  // With f16 storage a chunk's tiles are padded to a multiple of 8: the padded count must fit.
-  const maxTiles = packed ? fitting - (fitting % 8) : fitting;
+  const maxTiles = Math.floor(Math.min(limit, WINOGRAD_TEMP_BYTES) / (4 * positions * Math.max(g.inChannels, g.outChannels)));
   if (maxTiles < tilesW) return null;
   const itemTiles = tilesW * tilesH;
   if (itemTiles <= maxTiles) {
@@ -197,30 +175,14 @@ export function runWinograd(
   const ctx = y.ctx;
   const positions = (m + 2) ** 2;
   const op = 'conv2d';
-  const storage = config.storage ?? 'f32';
+  const u = Tensor.empty(ctx, [positions, g.inChannels, g.outChannels], 'f32', 'winograd weights');
   const w = bindWindow({ tensor: t.weight, start: 0, end: t.weight.size });
-  const weightUniforms = { in_channels: g.inChannels, out_channels: g.outChannels, w_offset: w.skip };
-  // f16 storage: pairs of output channels in u32, padded to whole row groups of 8.
-  const outPairs = padTo8(g.outChannels) / 2;
-  const u =
-    storage === 'f16'
-      ? Tensor.empty(ctx, [positions, g.inChannels, outPairs], 'u32', 'winograd weights')
-      : Tensor.empty(ctx, [positions, g.inChannels, g.outChannels], 'f32', 'winograd weights');
-  if (storage === 'f16') {
-    dispatchKernel(ctx, winogradWeightKernel(m, 'f16'), {
-      op,
-      uniforms: { ...weightUniforms, out_pairs: outPairs },
-      bindings: { w: w.binding, u: u.binding() },
-      workgroups: [Math.ceil(outPairs / WINOGRAD_WORKGROUP), g.inChannels, 1],
-    });
-  } else {
-    dispatchKernel(ctx, winogradWeightKernel(m, 'f32'), {
-      op,
-      uniforms: weightUniforms,
-      bindings: { w: w.binding, u: u.binding() },
-      workgroups: [Math.ceil(g.outChannels / WINOGRAD_WORKGROUP), g.inChannels, 1],
-    });
-  }
+  dispatchKernel(ctx, winogradWeightKernel(m), {
+    op,
+    uniforms: { in_channels: g.inChannels, out_channels: g.outChannels, w_offset: w.skip },
+    bindings: { w: w.binding, u: u.binding() },
+    workgroups: [Math.ceil(g.outChannels / WINOGRAD_WORKGROUP), g.inChannels, 1],
+  });
   const outputKernel = winogradOutputKernel(m, { bias: t.bias !== null, activation, residual: t.residual !== undefined });
   const tilesW = Math.ceil(g.outWidth / m);
   const inItem = g.inChannels * g.inHeight * g.inWidth;
@@ -239,59 +201,33 @@ export function runWinograd(
       inv_tiles_w: 1 / tilesW,
     };
     const xw = bindWindow({ tensor: t.x, start: chunk.n0 * inItem, end: (chunk.n0 + chunk.items) * inItem });
-    const inputUniforms = { ...placement, in_channels: g.inChannels, pad_top: g.padTop, pad_left: g.padLeft, x_offset: xw.skip };
+    const v = Tensor.empty(ctx, [positions, g.inChannels, tiles], 'f32', 'winograd input');
+    dispatchKernel(ctx, winogradInputKernel(m), {
+      op,
+      uniforms: { ...placement, in_channels: g.inChannels, pad_top: g.padTop, pad_left: g.padLeft, x_offset: xw.skip },
+      bindings: { x: xw.binding, v: v.binding() },
+      workgroups: [Math.ceil(tiles / WINOGRAD_WORKGROUP), g.inChannels, 1],
+    });
     const products = Tensor.empty(ctx, [positions, g.outChannels, tiles], 'f32', 'winograd products');
     const gemm = winogradGemmTiling(g.outChannels, tiles, config);
     // M[ξ][co][t] = Σ_ci U[ξ][ci][co] · V[ξ][ci][t].
-    if (storage === 'f16') {
-      // Pairs of tiles in u32, padded to a multiple of 8 tiles.
-      const tilePairs = padTo8(tiles) / 2;
-      const v = Tensor.empty(ctx, [positions, g.inChannels, tilePairs], 'u32', 'winograd input');
-      dispatchKernel(ctx, winogradInputKernel(m, 'f16'), {
-        op,
-        uniforms: { ...inputUniforms, tile_pairs: tilePairs },
-        bindings: { x: xw.binding, v: v.binding() },
-        workgroups: [Math.ceil(tilePairs / WINOGRAD_WORKGROUP), g.inChannels, 1],
-      });
-      dispatchKernel(ctx, packedGemmKernel(gemm.outChannels / 8, gemm.tilesPerLane as 2 | 4 | 8), {
-        op,
-        uniforms: {
-          rows: g.outChannels,
-          cols: tiles,
-          depth: g.inChannels,
-          u_groups: outPairs / 4,
-          v_vecs: (2 * tilePairs) / gemm.tilesPerLane,
-        },
-        bindings: { u: u.binding(), v: v.binding(), c: products.binding() },
-        workgroups: [Math.ceil((2 * tilePairs) / (8 * gemm.tilesPerLane)), Math.ceil(g.outChannels / gemm.outChannels), positions],
-      });
-      v.dispose();
-    } else {
-      const v = Tensor.empty(ctx, [positions, g.inChannels, tiles], 'f32', 'winograd input');
-      dispatchKernel(ctx, winogradInputKernel(m, 'f32'), {
-        op,
-        uniforms: inputUniforms,
-        bindings: { x: xw.binding, v: v.binding() },
-        workgroups: [Math.ceil(tiles / WINOGRAD_WORKGROUP), g.inChannels, 1],
-      });
-      dispatchKernel(ctx, subgroupGemmKernel(gemm.outChannels, gemm.tilesPerLane), {
-        op,
-        uniforms: {
-          rows: g.outChannels,
-          cols: tiles,
-          depth: g.inChannels,
-          a_row: 1,
-          a_k: g.outChannels,
-          a_batch: g.inChannels * g.outChannels,
-          b_col: 1,
-          b_k: tiles,
-          b_batch: g.inChannels * tiles,
-        },
-        bindings: { a: u.binding(), b: v.binding(), c: products.binding() },
-        workgroups: [Math.ceil(tiles / (8 * gemm.tilesPerLane)), Math.ceil(g.outChannels / gemm.outChannels), positions],
-      });
-      v.dispose();
-    }
+    dispatchKernel(ctx, subgroupGemmKernel(gemm.outChannels, gemm.tilesPerLane), {
+      op,
+      uniforms: {
+        rows: g.outChannels,
+        cols: tiles,
+        depth: g.inChannels,
+        a_row: 1,
+        a_k: g.outChannels,
+        a_batch: g.inChannels * g.outChannels,
+        b_col: 1,
+        b_k: tiles,
+        b_batch: g.inChannels * tiles,
+      },
+      bindings: { a: u.binding(), b: v.binding(), c: products.binding() },
+      workgroups: [Math.ceil(tiles / (8 * gemm.tilesPerLane)), Math.ceil(g.outChannels / gemm.outChannels), positions],
+    });
+    v.dispose();
     const yw = bindWindow(outputFootprint(g, y, chunk.n0, chunk.n0 + chunk.items));
     const rw = t.residual && bindWindow(outputFootprint(g, t.residual, chunk.n0, chunk.n0 + chunk.items));
     const bw = t.bias && bindWindow({ tensor: t.bias, start: 0, end: g.outChannels });
