@@ -8,6 +8,27 @@ import { assertClose, gpu, randomArray } from '../helpers/gpu.js';
 
 const SIZES = [1, 7, 300, 1030];
 
+/** The CPU reference's state for parameters starting at `init`: zero moments, EMA = the parameters. */
+function referenceStates(init: Float32Array[]): AdamWRefState[] {
+  return init.map((p) => ({
+    param: Float32Array.from(p),
+    m: new Float32Array(p.length),
+    v: new Float32Array(p.length),
+    ema: Float32Array.from(p),
+  }));
+}
+
+/** Every parameter and its m, v and EMA against the reference's, to 1e-5. */
+async function assertMatchesReference(opt: AdamW, params: Map<string, Tensor>, ref: AdamWRefState[]): Promise<void> {
+  for (const [i, name] of [...params.keys()].entries()) {
+    const s = opt.state.get(name)!;
+    assertClose(await params.get(name)!.readFloat(), ref[i].param, 1e-5, `${name} param`);
+    assertClose(await s.m.readFloat(), ref[i].m, 1e-5, `${name} m`);
+    assertClose(await s.v.readFloat(), ref[i].v, 1e-5, `${name} v`);
+    assertClose(await s.ema!.readFloat(), ref[i].ema, 1e-5, `${name} ema`);
+  }
+}
+
 for (const maxGradNorm of [0.5, 0]) {
   test(`AdamW with ${maxGradNorm ? 'clipping' : 'no clipping'} and EMA matches the CPU reference for 5 steps`, async () => {
     const ctx = await gpu();
@@ -16,12 +37,7 @@ for (const maxGradNorm of [0.5, 0]) {
     const init = SIZES.map((n, i) => randomArray(n, i));
     const params = new Map(SIZES.map((n, i) => [`p${i}`, Tensor.from(ctx, init[i], [n])]));
     const opt = new AdamW(ctx, params, config);
-    const ref: AdamWRefState[] = init.map((p) => ({
-      param: Float32Array.from(p),
-      m: new Float32Array(p.length),
-      v: new Float32Array(p.length),
-      ema: Float32Array.from(p),
-    }));
+    const ref = referenceStates(init);
     for (let step = 0; step < 5; step++) {
       const grads = SIZES.map((n, i) => randomArray(n, 100 * step + i, -3, 3));
       const gpuGrads = new Map(grads.map((g, i) => [`p${i}`, Tensor.from(ctx, g, [g.length])]));
@@ -32,13 +48,7 @@ for (const maxGradNorm of [0.5, 0]) {
       assert.ok(Math.abs(Math.sqrt(normSquared) - norm) <= 1e-5 * norm, `gradient norm at step ${step}`);
       for (const g of gpuGrads.values()) g.dispose();
     }
-    for (const [i, name] of [...params.keys()].entries()) {
-      const s = opt.state.get(name)!;
-      assertClose(await params.get(name)!.readFloat(), ref[i].param, 1e-5, `${name} param`);
-      assertClose(await s.m.readFloat(), ref[i].m, 1e-5, `${name} m`);
-      assertClose(await s.v.readFloat(), ref[i].v, 1e-5, `${name} v`);
-      assertClose(await s.ema!.readFloat(), ref[i].ema, 1e-5, `${name} ema`);
-    }
+    await assertMatchesReference(opt, params, ref);
     opt.dispose();
     for (const p of params.values()) p.dispose();
   });
@@ -52,12 +62,7 @@ test('AdamW over more gradients than one norm dispatch binds matches the referen
   const params = new Map(sizes.map((n, i) => [`p${i}`, Tensor.from(ctx, init[i], [n])]));
   const grads = new Map(sizes.map((n, i) => [`p${i}`, Tensor.empty(ctx, [n])]));
   const opt = new AdamW(ctx, params, config);
-  const ref: AdamWRefState[] = init.map((p) => ({
-    param: Float32Array.from(p),
-    m: new Float32Array(p.length),
-    v: new Float32Array(p.length),
-    ema: Float32Array.from(p),
-  }));
+  const ref = referenceStates(init);
   const engine = () => ({
     dispatches: ctx.dispatchCount,
     bindGroups: ctx.counters.bindGroupsCreated,
@@ -85,13 +90,7 @@ test('AdamW over more gradients than one norm dispatch binds matches the referen
     }
     warm = now;
   }
-  for (const [i, name] of [...params.keys()].entries()) {
-    const s = opt.state.get(name)!;
-    assertClose(await params.get(name)!.readFloat(), ref[i].param, 1e-5, `${name} param`);
-    assertClose(await s.m.readFloat(), ref[i].m, 1e-5, `${name} m`);
-    assertClose(await s.v.readFloat(), ref[i].v, 1e-5, `${name} v`);
-    assertClose(await s.ema!.readFloat(), ref[i].ema, 1e-5, `${name} ema`);
-  }
+  await assertMatchesReference(opt, params, ref);
   opt.dispose();
   for (const t of [...params.values(), ...grads.values()]) t.dispose();
 });
