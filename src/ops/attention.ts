@@ -1,5 +1,4 @@
 import { ATTENTION_BLOCK_QUERIES, ATTENTION_MAX_HEAD_DIM, attentionColumns, attentionKernel } from '../../shaders/attention.js';
-import { subgroupGemmKernel } from '../../shaders/winograd.js';
 import type { BufferRange, GpuContext } from '../gpu/context.js';
 import { Tensor } from '../tensor/tensor.js';
 import {
@@ -8,14 +7,14 @@ import {
   assertShape,
   bindWindow,
   dispatchKernel,
-  hasSubgroupsOf8,
+  assertSubgroupsOf8,
   planRuns,
   prefersSubgroupKernels,
   type Footprint,
   type Window,
 } from './kernel.js';
 import { softmax } from './softmax.js';
-import { winogradGemmTiling } from './winograd.js';
+import { dispatchSubgroupGemm } from './winograd.js';
 
 /**
  * How attention runs: `streaming`, the flash-style kernel that never holds more than a block of
@@ -95,9 +94,7 @@ export function attention(
     Math.floor(Math.min(ATTENTION_SCORES_BYTES / 2, q.ctx.limits.maxStorageBufferBindingSize) / (4 * tokens)),
   );
   const byProducts = (options.kernel ?? defaultAttentionKernel(q.ctx)) === 'products' && blockQueries > 0;
-  if (options.kernel === 'products' && !hasSubgroupsOf8(q.ctx)) {
-    throw new Error(`${op}: the products kernel needs a device with subgroups of at least 8 invocations`);
-  }
+  if (options.kernel === 'products') assertSubgroupsOf8(q.ctx, op, 'the products kernel');
   for (const { start, count } of planRuns(q.ctx, op, batch * heads, footprints, { item: 'head of one batch item' })) {
     const [qw, kw, vw, ow] = footprints(start, start + count).map(bindWindow);
     if (byProducts) {
@@ -147,30 +144,14 @@ function attentionProducts(
     b: { binding: BufferRange; offset: number; col: number; k: number },
     c: { binding: BufferRange; offset: number; row: number },
     alpha: number,
-  ): void => {
-    const tiling = winogradGemmTiling(rows, cols, {});
-    dispatchKernel(ctx, subgroupGemmKernel(tiling.outChannels, tiling.tilesPerLane, true), {
-      op: 'attention',
-      uniforms: {
-        rows,
-        cols,
-        depth,
-        a_row: a.row,
-        a_k: a.k,
-        a_batch: 0,
-        b_col: b.col,
-        b_k: b.k,
-        b_batch: 0,
-        a_offset: a.offset,
-        b_offset: b.offset,
-        c_offset: c.offset,
-        c_row: c.row,
-        alpha,
-      },
-      bindings: { a: a.binding, b: b.binding, c: c.binding },
-      workgroups: [Math.ceil(cols / (8 * tiling.tilesPerLane)), Math.ceil(rows / tiling.outChannels), 1],
-    });
-  };
+  ): void =>
+    dispatchSubgroupGemm(
+      ctx,
+      'attention',
+      { rows, cols, depth, a_row: a.row, a_k: a.k, a_batch: 0, b_col: b.col, b_k: b.k, b_batch: 0 },
+      { a: a.binding, b: b.binding, c: c.binding },
+      { a_offset: a.offset, b_offset: b.offset, c_offset: c.offset, c_row: c.row, alpha },
+    );
   for (let q0 = 0; q0 < tokens; q0 += blockQueries) {
     const queries = Math.min(blockQueries, tokens - q0);
     const scores = Tensor.empty(ctx, [queries, tokens], 'f32', 'attention scores');

@@ -148,6 +148,11 @@ export function hasSubgroupsOf8(ctx: GpuContext): boolean {
   return ctx.features.subgroups && subgroupMinSize >= 8;
 }
 
+/** Refuses, naming the op and the variant asked for, a subgroup variant on a device without subgroups of 8. */
+export function assertSubgroupsOf8(ctx: GpuContext, op: string, variant: string): void {
+  if (!hasSubgroupsOf8(ctx)) throw new Error(`${op}: ${variant} needs a device with subgroups of at least 8 invocations`);
+}
+
 /**
  * A software adapter (llvmpipe, SwiftShader) runs invocations as the SIMD lanes of CPU cores:
  * there the kernels that count per-invocation loads (Winograd, subgroupGemmKernel) win.

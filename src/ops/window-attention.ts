@@ -7,7 +7,7 @@ import {
 } from '../../shaders/window-attention.js';
 import { Tensor } from '../tensor/tensor.js';
 import { headFootprints } from './attention.js';
-import { assertFloat, assertShape, bindWindow, dispatchKernel, hasSubgroupsOf8, planRuns, prefersSubgroupKernels } from './kernel.js';
+import { assertFloat, assertShape, assertSubgroupsOf8, bindWindow, dispatchKernel, planRuns, prefersSubgroupKernels } from './kernel.js';
 
 export type { WindowAttentionKeys } from '../../shaders/window-attention.js';
 
@@ -70,9 +70,7 @@ export function windowAttention(qkv: Tensor, biasTable: Tensor, options: WindowA
     { tensor: out, offset: 0, ...head, itemStride: dim * plane },
   ]);
   const keys = options.keys ?? (prefersSubgroupKernels(qkv.ctx) ? 'subgroup' : 'workgroup');
-  if (keys === 'subgroup' && !hasSubgroupsOf8(qkv.ctx)) {
-    throw new Error(`${op}: subgroup keys need a device with subgroups of at least 8 invocations (${describe})`);
-  }
+  if (keys === 'subgroup') assertSubgroupsOf8(qkv.ctx, op, 'the subgroup-keys kernel');
   const kernel = windowAttentionKernel(windowAttentionHeadVecs(headDim), keys);
   const windowsX = width / ws;
   const windows = (height / ws) * windowsX;

@@ -41,6 +41,60 @@ export function winogradGemmTiling(outChannels: number, tiles: number, config: C
 }
 
 /**
+ * One product C[z] = Σ_k A[z](k, r) · B[z](k, c) by subgroupGemmKernel, for z < `batch`, its
+ * operands read through the strides below (elements; see subgroupGemmKernel).
+ */
+export interface SubgroupGemmProblem {
+  rows: number;
+  cols: number;
+  depth: number;
+  batch?: number;
+  a_row: number;
+  a_k: number;
+  a_batch: number;
+  b_col: number;
+  b_k: number;
+  b_batch: number;
+}
+
+/** Where the placed variant reads and writes inside larger bindings, and its scale (alpha). */
+export interface SubgroupGemmPlacement {
+  a_offset: number;
+  b_offset: number;
+  c_offset: number;
+  c_row: number;
+  alpha: number;
+}
+
+/**
+ * Records a subgroup GEMM tiled by winogradGemmTiling (rows as its output channels, columns as
+ * its tiles): the one place its grid is derived from the tiling. With a placement, the placed
+ * variant (C's rows c_row apart, sums scaled by alpha).
+ */
+export function dispatchSubgroupGemm(
+  ctx: GpuContext,
+  op: string,
+  problem: SubgroupGemmProblem,
+  bindings: Record<'a' | 'b' | 'c', BufferRange>,
+  placement?: SubgroupGemmPlacement,
+  config: Conv2dWinograd = {},
+): void {
+  const { batch = 1, ...strides } = problem;
+  const tiling = winogradGemmTiling(problem.rows, problem.cols, config);
+  const workgroups = [Math.ceil(problem.cols / (8 * tiling.tilesPerLane)), Math.ceil(problem.rows / tiling.outChannels), batch] as const;
+  if (placement) {
+    dispatchKernel(ctx, subgroupGemmKernel(tiling.outChannels, tiling.tilesPerLane, true), {
+      op,
+      uniforms: { ...strides, ...placement },
+      bindings,
+      workgroups,
+    });
+  } else {
+    dispatchKernel(ctx, subgroupGemmKernel(tiling.outChannels, tiling.tilesPerLane), { op, uniforms: strides, bindings, workgroups });
+  }
+}
+
+/**
  * The most a chunk's transformed input or GEMM output may take: larger problems run in
  * chunks of batch items or tile rows, so the temporaries stay bounded whatever the image size.
  */
@@ -209,14 +263,15 @@ export function runWinograd(
       workgroups: [Math.ceil(tiles / WINOGRAD_WORKGROUP), g.inChannels, 1],
     });
     const products = Tensor.empty(ctx, [positions, g.outChannels, tiles], 'f32', 'winograd products');
-    const gemm = winogradGemmTiling(g.outChannels, tiles, config);
     // M[ξ][co][t] = Σ_ci U[ξ][ci][co] · V[ξ][ci][t].
-    dispatchKernel(ctx, subgroupGemmKernel(gemm.outChannels, gemm.tilesPerLane), {
+    dispatchSubgroupGemm(
+      ctx,
       op,
-      uniforms: {
+      {
         rows: g.outChannels,
         cols: tiles,
         depth: g.inChannels,
+        batch: positions,
         a_row: 1,
         a_k: g.outChannels,
         a_batch: g.inChannels * g.outChannels,
@@ -224,9 +279,10 @@ export function runWinograd(
         b_k: tiles,
         b_batch: g.inChannels * tiles,
       },
-      bindings: { a: u.binding(), b: v.binding(), c: products.binding() },
-      workgroups: [Math.ceil(tiles / (8 * gemm.tilesPerLane)), Math.ceil(g.outChannels / gemm.outChannels), positions],
-    });
+      { a: u.binding(), b: v.binding(), c: products.binding() },
+      undefined,
+      config,
+    );
     v.dispose();
     const yw = bindWindow(outputFootprint(g, y, chunk.n0, chunk.n0 + chunk.items));
     const rw = t.residual && bindWindow(outputFootprint(g, t.residual, chunk.n0, chunk.n0 + chunk.items));

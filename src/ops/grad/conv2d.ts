@@ -9,7 +9,6 @@ import {
   im2colKernel,
   REDUCE_BATCH_KERNEL,
 } from '../../../shaders/grad-conv2d.js';
-import { subgroupGemmKernel } from '../../../shaders/winograd.js';
 import type { BufferRange } from '../../gpu/context.js';
 import { GpuLimitError } from '../../gpu/errors.js';
 import { Tensor } from '../../tensor/tensor.js';
@@ -20,13 +19,13 @@ import {
   bindWindow,
   dispatchKernel,
   flatWorkgroups,
-  hasSubgroupsOf8,
+  assertSubgroupsOf8,
   planRuns,
   prefersSubgroupKernels,
   type Footprint,
 } from '../kernel.js';
 import { matmul } from '../matmul.js';
-import { winogradGemmTiling } from '../winograd.js';
+import { dispatchSubgroupGemm } from '../winograd.js';
 import { assertGradShape } from './chunks.js';
 
 export interface Conv2dBackwardOptions {
@@ -73,9 +72,7 @@ export function conv2dBackward(x: Tensor, weight: Tensor, dy: Tensor, options: C
   const wantDx = options.inputGrad ?? true;
   const dx = !wantDx ? null : g.stride === 1 ? transposedConv(weight, dy, g) : directInputGrad(x, weight, dy, g);
   const product = options.weightGradProduct ?? (prefersSubgroupKernels(x.ctx) ? 'subgroup' : 'matmul');
-  if (product === 'subgroup' && !hasSubgroupsOf8(x.ctx)) {
-    throw new Error(`${op}: the subgroup weight-gradient product needs subgroups of at least 8 invocations`);
-  }
+  if (product === 'subgroup') assertSubgroupsOf8(x.ctx, op, 'the subgroup weight-gradient product');
   const { dw, db } = weightGradByMatmul(x, dy, g, options.bias ?? true, product);
   return { dx, dw, db };
 }
@@ -161,13 +158,12 @@ function weightGradByMatmul(
 function subgroupProduct(a: Tensor, b: Tensor, out: Tensor): void {
   const [rows, depth] = a.shape;
   const cols = b.shape[0];
-  const { outChannels: rowsPerGroup, tilesPerLane: colsPerLane } = winogradGemmTiling(rows, cols, {});
-  dispatchKernel(a.ctx, subgroupGemmKernel(rowsPerGroup, colsPerLane), {
-    op: 'conv2dBackward',
-    uniforms: { rows, cols, depth, a_row: depth, a_k: 1, a_batch: 0, b_col: depth, b_k: 1, b_batch: 0 },
-    bindings: { a: a.binding(), b: b.binding(), c: out.binding() },
-    workgroups: [Math.ceil(cols / (8 * colsPerLane)), Math.ceil(rows / rowsPerGroup), 1],
-  });
+  dispatchSubgroupGemm(
+    a.ctx,
+    'conv2dBackward',
+    { rows, cols, depth, a_row: depth, a_k: 1, a_batch: 0, b_col: depth, b_k: 1, b_batch: 0 },
+    { a: a.binding(), b: b.binding(), c: out.binding() },
+  );
 }
 
 /** out[r] = Σ_n Σ_inner x[n, r, inner]. */
